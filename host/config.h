@@ -1,0 +1,80 @@
+/*
+ * config.h - the task configuration as the rest of the host sees it.
+ *
+ * config.c is the only file that knows JSON: it reads a config file,
+ * validates every key strictly, applies process_manage's defaults and
+ * hands out plain structs.  A config with any error yields no tasks.
+ */
+#ifndef PMHOST_CONFIG_H
+#define PMHOST_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_BYTES	(1024 * 1024)	/* larger files are refused */
+#define CONFIG_MAX_WORKERS	4096
+#define CONFIG_MAX_TITLE	64		/* baseTitle, titlePrefix */
+
+enum schedule {
+	SCHEDULE_DELAY,		/* sleep executeUSleep after each call */
+	SCHEDULE_RATE		/* start a call every executeUSleep */
+};
+
+/* One task: one master, one identity (base_title). */
+struct task_config {
+	char		*config_path;	/* absolute path of the config file */
+	char		*plugin;	/* absolute path of the .so */
+	char		*title_prefix;	/* "process_m" */
+	char		*base_title;	/* "process" */
+	long long	 check_interval;/* s; <= 0: run once, no respawn */
+	int		 max_workers;	/* >= 1 */
+	uint64_t	 execute_times;	/* 0: unlimited */
+	uint64_t	 execute_usleep;/* us */
+	uint64_t	 limit_seconds;	/* 0: no lifetime limit */
+	char		*params;	/* compact JSON text, "null" if absent */
+	unsigned	 stop_timeout;	/* s, default 5 */
+	unsigned	 work_timeout;	/* s, 0: off */
+	unsigned	 max_rss_mb;	/* 0: off */
+	enum schedule	 schedule;
+	char		*user;		/* NULL: do not change */
+	char		*group;		/* NULL: user's primary group */
+	char		*run_dir;	/* absolute; NULL: the default */
+	char		*log_file;	/* absolute; NULL: stderr / run dir */
+	int		 log_level;	/* PM_LOG_*; -1: not set (info) */
+};
+
+struct config {
+	size_t			 ntasks;
+	struct task_config	*tasks;
+};
+
+/* Every problem found, one message each, in the order found. */
+struct config_errors {
+	size_t	  count;
+	char	**msgs;
+};
+
+/*
+ * Reads and validates the file at path.  0 and *cfg filled, or -1 with
+ * every problem appended to errs as "PATH: KEY: what is wrong" (or
+ * "PATH:LINE:COLUMN: ..." for syntax errors).
+ */
+int	config_load(const char *path, struct config *cfg,
+	    struct config_errors *errs);
+
+/*
+ * As config_load, for text already in memory; path names it in messages
+ * and is the base for relative paths (it need not exist).
+ */
+int	config_parse(const char *text, size_t len, const char *path,
+	    struct config *cfg, struct config_errors *errs);
+
+void	config_free(struct config *cfg);
+void	config_errors_free(struct config_errors *errs);
+
+/* Copies one task into fresh storage (for a master outliving its config). */
+int	task_config_copy(struct task_config *dst,
+	    const struct task_config *src);
+void	task_config_free(struct task_config *tc);
+
+#endif

@@ -1,0 +1,101 @@
+/*
+ * master.h - the master process of one task: its state, shared by the
+ * files that make up the master (master.c: the event loop and lifecycle;
+ * slots.c: the slot table and respawns; control.c: the control socket).
+ * All of it runs in one thread, inside one epoll_wait().
+ */
+#ifndef PMHOST_MASTER_H
+#define PMHOST_MASTER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "privs.h"
+#include "rundir.h"
+#include "scoreboard.h"
+#include "title.h"
+
+#define EXIT_TEXT_MAX	192
+
+/* A live worker process; its index is its scoreboard cell. */
+struct proc {
+	pid_t		 pid;		/* 0: the cell is free */
+	int		 slot;
+	unsigned	 gen;		/* config generation it runs */
+	int64_t		 started;	/* mono ns */
+	int64_t		 started_real;	/* wall ns, for status */
+	int		 retiring;	/* asked to exit; not respawned */
+	int		 held;		/* replacement waiting for its slot */
+	int64_t		 kill_at;	/* mono ns to SIGKILL it; 0: none */
+	int		 stop_killed;	/* SIGKILLed at the stop deadline */
+	int		 timed_out;	/* ended for workTimeout */
+	int64_t		 timeout_call_ns;
+	uint64_t	 watch_calls;	/* workTimeout: calls when last seen */
+	int64_t		 watch_since;	/* mono ns that count was first seen */
+};
+
+/* A worker position: its index is what pm_worker_slot() returns. */
+struct slot {
+	int		 cur;		/* proc running it, -1: none */
+	int		 next;		/* its replacement in a rollout, -1 */
+	int64_t		 respawn_at;	/* mono ns of a pending respawn; 0 */
+	unsigned	 failures;	/* failed exits in a row */
+	uint64_t	 restarts;	/* respawns so far */
+	int64_t		 next_due;	/* carried to the next worker's cell */
+	char		 last_exit[EXIT_TEXT_MAX];
+	int		 last_failed;	/* last_exit was a failure */
+};
+
+enum master_state {
+	MASTER_RUNNING,
+	MASTER_STOPPING
+};
+
+struct master {
+	struct task_config	 cfg;
+	struct creds		 creds;
+	unsigned		 gen;
+	char			 run_dir[RUNDIR_PATH_MAX];
+	char			 title[PROC_TITLE_MAX];
+	int			 pid_fd;
+	int			 epfd;
+	int			 sigfd;
+	int			 ready_fd;	/* run -d: tell the caller; -1 */
+	struct scoreboard	*sb;
+	struct proc		*procs;		/* SB_CELLS of them */
+	int			*free_cells;	/* stack of free proc indexes */
+	int			 nfree;
+	int			 nlive;		/* procs with a pid */
+	struct slot		*slots;		/* slots_cap of them */
+	int			 slots_cap;
+	int			 nslots;	/* slots in use (>= target) */
+	int			 target;	/* workers wanted */
+	enum master_state	 state;
+	int			 run_once;	/* checkWorkerInterval <= 0 */
+	int			 any_failed;	/* run once: exit status 1 */
+	int64_t			 stop_deadline;
+	int64_t			 tick_at;	/* next checkWorkerInterval */
+	int64_t			 started_real;
+};
+
+/*
+ * Runs a master for cfg until it stops; the exit status for the process.
+ * The caller holds the pid file (pid_fd) in run_dir; ready_fd (or -1)
+ * receives "ok" once the first workers are up.
+ */
+int	master_run(const struct task_config *cfg, const struct creds *creds,
+	    const char *run_dir, int pid_fd, int ready_fd);
+
+/* slots.c */
+int	slots_init(struct master *m);
+void	slots_free(struct master *m);
+int	slots_spawn(struct master *m, int slot, int hold);
+void	slots_reap(struct master *m);
+void	slots_respawn_due(struct master *m, int64_t now, int skip_backoff);
+int	slots_resize(struct master *m, int target);
+void	slots_request_exit(struct master *m, int idx);
+void	slots_kill_overdue(struct master *m, int64_t now);
+int64_t	slots_next_deadline(const struct master *m);
+
+#endif

@@ -1,0 +1,61 @@
+/*
+ * policy.h - what the master decides when a worker exits: how to describe
+ * the exit, whether it was orderly, and how long its slot waits before the
+ * respawn.  Pure functions of their inputs, unit-tested without forking.
+ */
+#ifndef PMHOST_POLICY_H
+#define PMHOST_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+#define BACKOFF_BASE_NS		(100 * NS_PER_MS)
+#define BACKOFF_CAP_NS		(30 * NS_PER_SEC)
+/* A run this long counts as healthy even if it never finished a call. */
+#define HEALTHY_RUN_NS		(10 * NS_PER_SEC)
+
+enum exit_class {
+	EXIT_ORDERLY,		/* ended normally: replace at once */
+	EXIT_FAILED		/* crashed, killed, init failed: back off */
+};
+
+/* What the master knows of a worker when it reaps it. */
+struct exit_facts {
+	int		wstatus;	/* from waitpid() */
+	unsigned	why;		/* enum exit_why from its cell */
+	uint64_t	calls;		/* work() calls it completed */
+	int64_t		lived_ns;	/* fork to reap */
+	uint64_t	rss_kb;		/* at its last check (memory limit) */
+	int		timed_out;	/* the master killed it for workTimeout */
+	int64_t		call_ns;	/* duration of the call it was killed in */
+	int		stop_killed;	/* SIGKILLed after stopTimeout */
+};
+
+/*
+ * Classifies an exit and writes its reason ("reached executeTimes after 1
+ * calls", "killed by SIGSEGV (core dumped)", ...) into text.
+ */
+enum exit_class	policy_classify(const struct exit_facts *f, char *text,
+		    size_t size);
+
+/* Did the run that ended deserve to reset the slot's failure streak? */
+int		policy_healthy(uint64_t calls, int64_t lived_ns);
+
+/*
+ * Updates a slot's run of consecutive failures after an exit and returns
+ * the delay (ns) before its respawn: 0 for orderly exits and for the first
+ * failure after a healthy run, then BACKOFF_BASE_NS doubling per further
+ * failure up to BACKOFF_CAP_NS.
+ */
+int64_t		policy_after_exit(unsigned *failures, enum exit_class cls,
+		    int healthy);
+
+/* The delay for a slot that has failed n times in a row. */
+int64_t		policy_backoff(unsigned n);
+
+/* "SIGSEGV", or "signal 77" for a number with no name. */
+const char	*policy_signal_name(int sig, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,133 @@
+/*
+ * privs.c - resolving and dropping to a task's user and group.  The drop
+ * sets supplementary groups first and uid last, then verifies that root
+ * cannot be regained, as a privilege drop that half-worked must not run
+ * plugin code.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "privs.h"
+#include "util.h"
+
+/* A numeric id in s, or -1. */
+static long
+numeric_id(const char *s)
+{
+	long v;
+
+	if (parse_long(s, 0, INT_MAX - 1, &v) < 0)
+		return -1;
+	return v;
+}
+
+int
+creds_resolve(const char *user, const char *group, struct creds *c,
+    char *err, size_t errlen)
+{
+	struct passwd *pw;
+	struct group *gr;
+	long id;
+	int n;
+
+	memset(c, 0, sizeof(*c));
+	if (user == NULL && group == NULL)
+		return 0;
+	if (geteuid() != 0) {
+		snprintf(err, errlen, "%s: can only be set when pmhost runs "
+		    "as root", user != NULL ? "user" : "group");
+		return -1;
+	}
+	c->uid = geteuid();
+	c->gid = getegid();
+	if (user != NULL) {
+		errno = 0;
+		if ((id = numeric_id(user)) >= 0)
+			pw = getpwuid((uid_t)id);
+		else
+			pw = getpwnam(user);
+		if (pw == NULL && id < 0) {
+			snprintf(err, errlen, "user: unknown user \"%s\"", user);
+			return -1;
+		}
+		c->uid = pw != NULL ? pw->pw_uid : (uid_t)id;
+		c->gid = pw != NULL ? pw->pw_gid : (gid_t)id;
+		if (pw != NULL) {
+			copy_str(c->home, pw->pw_dir, sizeof(c->home));
+			copy_str(c->name, pw->pw_name, sizeof(c->name));
+		}
+	}
+	if (group != NULL) {
+		if ((id = numeric_id(group)) >= 0)
+			gr = getgrgid((gid_t)id);
+		else
+			gr = getgrnam(group);
+		if (gr == NULL && id < 0) {
+			snprintf(err, errlen, "group: unknown group \"%s\"",
+			    group);
+			return -1;
+		}
+		c->gid = gr != NULL ? gr->gr_gid : (gid_t)id;
+	}
+	/* The user's supplementary groups, as login would set them. */
+	if (c->name[0] != '\0') {
+		n = 0;
+		getgrouplist(c->name, c->gid, NULL, &n);
+		if (n < 1)
+			n = 1;
+		if ((c->groups = calloc((size_t)n, sizeof(gid_t))) == NULL) {
+			snprintf(err, errlen, "user: out of memory");
+			return -1;
+		}
+		if (getgrouplist(c->name, c->gid, c->groups, &n) < 0) {
+			snprintf(err, errlen, "user: cannot list groups of "
+			    "\"%s\"", c->name);
+			creds_free(c);
+			return -1;
+		}
+		c->ngroups = n;
+	} else {
+		if ((c->groups = calloc(1, sizeof(gid_t))) == NULL) {
+			snprintf(err, errlen, "group: out of memory");
+			return -1;
+		}
+		c->groups[0] = c->gid;
+		c->ngroups = 1;
+	}
+	c->set = 1;
+	return 0;
+}
+
+int
+creds_apply(const struct creds *c, char *err, size_t errlen)
+{
+	if (!c->set)
+		return 0;
+	if (setgroups((size_t)c->ngroups, c->groups) < 0 ||
+	    setresgid(c->gid, c->gid, c->gid) < 0 ||
+	    setresuid(c->uid, c->uid, c->uid) < 0) {
+		snprintf(err, errlen, "cannot switch to uid %ld gid %ld: %s",
+		    (long)c->uid, (long)c->gid, strerror(errno));
+		return -1;
+	}
+	if (c->uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
+		snprintf(err, errlen, "privilege drop to uid %ld did not "
+		    "hold", (long)c->uid);
+		return -1;
+	}
+	return 0;
+}
+
+void
+creds_free(struct creds *c)
+{
+	free(c->groups);
+	c->groups = NULL;
+	c->ngroups = 0;
+}

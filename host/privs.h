@@ -1,0 +1,35 @@
+/*
+ * privs.h - the user and group a task's workers run as.  Names are
+ * resolved once in the master (config errors if unknown); workers and
+ * plugin probes apply them after fork, before any plugin code runs.
+ */
+#ifndef PMHOST_PRIVS_H
+#define PMHOST_PRIVS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct creds {
+	int	 set;		/* 0: keep the master's identity */
+	uid_t	 uid;
+	gid_t	 gid;
+	int	 ngroups;
+	gid_t	*groups;	/* supplementary groups */
+	char	 home[256];	/* for HOME in the worker's environment */
+	char	 name[64];
+};
+
+/*
+ * Resolves user (name or number) and group (name or number; NULL: the
+ * user's primary group).  Both NULL: c->set = 0.  Refuses when we are not
+ * root.  0, or -1 with "user: ..." / "group: ..." in err.
+ */
+int	creds_resolve(const char *user, const char *group, struct creds *c,
+	    char *err, size_t errlen);
+
+/* setgroups, setgid, setuid, in that order, then checks root is gone. */
+int	creds_apply(const struct creds *c, char *err, size_t errlen);
+
+void	creds_free(struct creds *c);
+
+#endif

@@ -1,0 +1,299 @@
+/*
+ * run.c - the commands that start masters (run, in the foreground or
+ * detached) and the one that only checks (check).  Everything that can be
+ * refused is refused here, before a master exists: config errors, the run
+ * dir, the user, a plugin that does not load (probed in a throwaway
+ * child), a title that is already running.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "config.h"
+#include "log.h"
+#include "master.h"
+#include "plugin.h"
+#include "privs.h"
+#include "rundir.h"
+#include "util.h"
+
+/* What a task needs before a master can be started for it. */
+struct prepared {
+	const struct task_config *task;
+	char		 run_dir[RUNDIR_PATH_MAX];
+	char		 log_path[PATH_MAX];	/* "": stderr */
+	int		 log_level;
+	struct creds	 creds;
+};
+
+int
+load_config(const char *path, struct config *cfg)
+{
+	struct config_errors errs = { 0, NULL };
+
+	if (config_load(path, cfg, &errs) == 0)
+		return 0;
+	for (size_t i = 0; i < errs.count; i++)
+		errmsg("%s", errs.msgs[i]);
+	config_errors_free(&errs);
+	return -1;
+}
+
+/* An absolute version of a command-line path (relative to the cwd). */
+static int
+absolute_path(const char *path, char *buf, size_t size)
+{
+	char cwd[PATH_MAX];
+	int n;
+
+	if (path[0] == '/')
+		n = snprintf(buf, size, "%s", path);
+	else if (getcwd(cwd, sizeof(cwd)) == NULL)
+		return -1;
+	else
+		n = snprintf(buf, size, "%s/%s", cwd, path);
+	return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+/*
+ * Checks a task can start: run dir, user, plugin.  0, or an exit status
+ * after printing why.
+ */
+static int
+prepare_task(const struct cli *cli, const struct task_config *t,
+    struct prepared *p)
+{
+	char err[PLUGIN_ERR_MAX];
+
+	memset(p, 0, sizeof(*p));
+	p->task = t;
+	p->log_level = cli != NULL && cli->log_level >= 0 ? cli->log_level :
+	    t->log_level >= 0 ? t->log_level : PM_LOG_INFO;
+	if (rundir_resolve(t->run_dir, p->run_dir, sizeof(p->run_dir), err,
+	    sizeof(err)) < 0 || rundir_prepare(p->run_dir, err,
+	    sizeof(err)) < 0) {
+		errmsg("%s: %s", t->base_title, err);
+		return EXIT_RUNTIME;
+	}
+	if (cli != NULL && cli->log_file != NULL) {
+		if (absolute_path(cli->log_file, p->log_path,
+		    sizeof(p->log_path)) < 0) {
+			errmsg("--log-file %s: path too long", cli->log_file);
+			return EXIT_USAGE;
+		}
+	} else if (t->log_file != NULL) {
+		copy_str(p->log_path, t->log_file, sizeof(p->log_path));
+	}
+	if (creds_resolve(t->user, t->group, &p->creds, err, sizeof(err)) < 0) {
+		errmsg("%s: %s", t->config_path, err);
+		return EXIT_USAGE;
+	}
+	if (plugin_probe(t->plugin, &p->creds, err, sizeof(err)) < 0) {
+		errmsg("%s: plugin: %s", t->config_path, err);
+		creds_free(&p->creds);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* Takes the task's pid file; 0, or an exit status after printing why. */
+static int
+take_pidfile(const struct prepared *p, int *fd, char *msg, size_t size)
+{
+	char err[512];
+	pid_t holder = 0;
+	int r;
+
+	r = pidfile_acquire(p->run_dir, p->task->base_title, fd, &holder, err,
+	    sizeof(err));
+	if (r == 1) {
+		if (holder > 0)
+			snprintf(msg, size, "%s: already running (pid %ld)",
+			    p->task->base_title, (long)holder);
+		else
+			snprintf(msg, size, "%s: already running",
+			    p->task->base_title);
+		return EXIT_RUNTIME;
+	}
+	if (r < 0) {
+		snprintf(msg, size, "%s: %s", p->task->base_title, err);
+		return EXIT_RUNTIME;
+	}
+	return 0;
+}
+
+/* The foreground master for one task: logs to stderr unless told not to. */
+static int
+run_foreground(struct prepared *p)
+{
+	char msg[600];
+	int fd, r;
+
+	if ((r = take_pidfile(p, &fd, msg, sizeof(msg))) != 0) {
+		errmsg("%s", msg);
+		return r;
+	}
+	log_setup(p->log_level, "pmhost");
+	if (p->log_path[0] != '\0' && log_open(p->log_path, 0) < 0) {
+		errmsg("%s: log file %s: %s", p->task->base_title, p->log_path,
+		    strerror(errno));
+		pidfile_release(p->run_dir, p->task->base_title, fd);
+		return EXIT_RUNTIME;
+	}
+	return master_run(p->task, &p->creds, p->run_dir, fd, -1);
+}
+
+/*
+ * The detached master's side: after the second fork, take the pid file,
+ * move logging and stdio to the log file, run.  Reports failures through
+ * fd as "CODE message" before it exits; the master itself writes "ok".
+ */
+static _Noreturn void
+daemon_child(struct prepared *p, int fd)
+{
+	char msg[PATH_MAX + 800];
+	int pidfd, nullfd, r;
+
+	if (chdir("/") < 0) {
+		/* Nothing relies on the cwd: every config path is absolute. */
+	}
+	if ((r = take_pidfile(p, &pidfd, msg + 2, sizeof(msg) - 2)) != 0) {
+		msg[0] = (char)('0' + r);
+		msg[1] = ' ';
+		(void)write_all(fd, msg, strlen(msg));
+		_exit(r);
+	}
+	if (p->log_path[0] == '\0' && rundir_path(p->log_path,
+	    sizeof(p->log_path), p->run_dir, p->task->base_title, ".log") < 0)
+		copy_str(p->log_path, "/dev/null", sizeof(p->log_path));
+	log_setup(p->log_level, "pmhost");
+	if (log_open(p->log_path, 1) < 0) {
+		snprintf(msg, sizeof(msg), "1 %s: log file %s: %s",
+		    p->task->base_title, p->log_path, strerror(errno));
+		(void)write_all(fd, msg, strlen(msg));
+		pidfile_release(p->run_dir, p->task->base_title, pidfd);
+		_exit(EXIT_RUNTIME);
+	}
+	if ((nullfd = open("/dev/null", O_RDONLY | O_NOCTTY)) >= 0) {
+		dup2(nullfd, 0);
+		if (nullfd != 0)
+			close(nullfd);
+	}
+	_exit(master_run(p->task, &p->creds, p->run_dir, pidfd, fd));
+}
+
+/*
+ * run -d: detaches a master (setsid, second fork) and waits until it says
+ * it is ready or fails.  Returns the exit status for the caller.
+ */
+static int
+run_detached(struct prepared *p)
+{
+	char buf[800];
+	int pfd[2], wstatus;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		errmsg("%s: pipe: %s", p->task->base_title, strerror(errno));
+		return EXIT_RUNTIME;
+	}
+	fflush(NULL);
+	if ((pid = fork()) < 0) {
+		errmsg("%s: fork: %s", p->task->base_title, strerror(errno));
+		return EXIT_RUNTIME;
+	}
+	if (pid == 0) {
+		close(pfd[0]);
+		setsid();
+		/* Not a session leader: it can never regain a terminal. */
+		if ((pid = fork()) != 0)
+			_exit(pid < 0 ? EXIT_RUNTIME : 0);
+		daemon_child(p, pfd[1]);
+	}
+	close(pfd[1]);
+	n = read_full(pfd[0], buf, sizeof(buf) - 1);
+	close(pfd[0]);
+	while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
+		;
+	buf[n > 0 ? n : 0] = '\0';
+	if (strcmp(buf, "ok") == 0)
+		return EXIT_OK;
+	if (n > 2 && buf[0] >= '1' && buf[0] <= '2' && buf[1] == ' ') {
+		errmsg("%s", buf + 2);
+		return buf[0] - '0';
+	}
+	errmsg("%s: master exited during startup (see %s)",
+	    p->task->base_title, p->log_path[0] != '\0' ? p->log_path :
+	    "its log in the run dir");
+	return EXIT_RUNTIME;
+}
+
+int
+cmd_run(const struct cli *cli)
+{
+	struct config cfg;
+	struct prepared p;
+	int r;
+
+	if (load_config(cli->config, &cfg) < 0)
+		return EXIT_USAGE;
+	if (cfg.ntasks != 1) {
+		errmsg("%s: tasks: running several tasks from one file is "
+		    "not supported yet", cli->config);
+		config_free(&cfg);
+		return EXIT_USAGE;
+	}
+	if ((r = prepare_task(cli, &cfg.tasks[0], &p)) == 0) {
+		r = cli->daemon ? run_detached(&p) : run_foreground(&p);
+		creds_free(&p.creds);
+	}
+	config_free(&cfg);
+	return r;
+}
+
+int
+cmd_check(const struct cli *cli)
+{
+	char err[PLUGIN_ERR_MAX];
+	struct config cfg;
+	int bad = 0;
+
+	if (load_config(cli->config, &cfg) < 0)
+		return EXIT_USAGE;
+	for (size_t i = 0; i < cfg.ntasks; i++) {
+		const struct task_config *t = &cfg.tasks[i];
+		struct creds creds;
+
+		if (creds_resolve(t->user, t->group, &creds, err,
+		    sizeof(err)) < 0) {
+			errmsg("%s: %s%s: %s", t->config_path,
+			    cfg.ntasks > 1 ? "task " : "", cfg.ntasks > 1 ?
+			    t->base_title : "", err);
+			bad = 1;
+			continue;
+		}
+		if (plugin_probe(t->plugin, &creds, err, sizeof(err)) < 0) {
+			if (cfg.ntasks > 1)
+				errmsg("%s: task %s: plugin: %s",
+				    t->config_path, t->base_title, err);
+			else
+				errmsg("%s: plugin: %s", t->config_path, err);
+			bad = 1;
+		}
+		creds_free(&creds);
+	}
+	config_free(&cfg);
+	if (bad)
+		return EXIT_USAGE;
+	puts("ok");
+	return EXIT_OK;
+}

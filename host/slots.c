@@ -1,0 +1,341 @@
+/*
+ * slots.c - the slot table: forking a worker into a slot, reaping it, and
+ * applying the respawn policy (policy.c) to what it says about its exit.
+ * A slot keeps its index across respawns; its cadence (next_due) is copied
+ * from each worker's cell into the next one's.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "master.h"
+#include "policy.h"
+#include "util.h"
+#include "worker.h"
+
+int
+slots_init(struct master *m)
+{
+	m->procs = calloc(SB_CELLS, sizeof(*m->procs));
+	m->free_cells = calloc(SB_CELLS, sizeof(*m->free_cells));
+	if (m->procs == NULL || m->free_cells == NULL)
+		return -1;
+	/* Pop low cells first: the scoreboard pages they touch stay few. */
+	for (int i = 0; i < SB_CELLS; i++)
+		m->free_cells[i] = SB_CELLS - 1 - i;
+	m->nfree = SB_CELLS;
+	return slots_resize(m, m->cfg.max_workers);
+}
+
+void
+slots_free(struct master *m)
+{
+	free(m->procs);
+	free(m->free_cells);
+	free(m->slots);
+	m->procs = NULL;
+	m->free_cells = NULL;
+	m->slots = NULL;
+}
+
+/* Grows the slot array to hold n slots; new slots start empty. */
+static int
+ensure_slots(struct master *m, int n)
+{
+	struct slot *s;
+
+	if (n <= m->slots_cap)
+		return 0;
+	if ((s = realloc(m->slots, (size_t)n * sizeof(*s))) == NULL)
+		return -1;
+	memset(s + m->slots_cap, 0, (size_t)(n - m->slots_cap) * sizeof(*s));
+	for (int i = m->slots_cap; i < n; i++)
+		s[i].cur = s[i].next = -1;
+	m->slots = s;
+	m->slots_cap = n;
+	return 0;
+}
+
+void
+slots_request_exit(struct master *m, int idx)
+{
+	struct proc *p = &m->procs[idx];
+	struct sb_cell *c = &m->sb->cells[idx];
+
+	p->retiring = 1;
+	atomic_store(&c->cmd, CELL_EXIT);
+	scoreboard_ring(c);
+}
+
+int
+slots_resize(struct master *m, int target)
+{
+	if (ensure_slots(m, target) < 0)
+		return -1;
+	/* Surplus slots: their workers finish gracefully, highest first. */
+	for (int i = m->nslots - 1; i >= target; i--) {
+		struct slot *s = &m->slots[i];
+
+		s->respawn_at = 0;
+		if (s->next >= 0)
+			slots_request_exit(m, s->next);
+		if (s->cur >= 0 && !m->procs[s->cur].retiring)
+			slots_request_exit(m, s->cur);
+	}
+	for (int i = m->nslots; i < target; i++) {
+		struct slot *s = &m->slots[i];
+
+		/* A slot coming back keeps its history but not a backoff. */
+		if (s->cur < 0 && s->next < 0)
+			s->respawn_at = 1;
+	}
+	if (target > m->nslots)
+		m->nslots = target;
+	m->target = target;
+	return 0;
+}
+
+int
+slots_spawn(struct master *m, int slot, int hold)
+{
+	struct worker_args wa;
+	struct sb_cell *c;
+	struct proc *p;
+	int idx;
+	pid_t pid;
+
+	if (m->nfree == 0) {
+		logmsg(PM_LOG_ERROR, "slot %d: no free scoreboard cell", slot);
+		return -1;
+	}
+	idx = m->free_cells[--m->nfree];
+	c = &m->sb->cells[idx];
+	atomic_store(&c->cmd, hold ? CELL_HOLD : CELL_RUN);
+	atomic_store(&c->doorbell, 0);
+	atomic_store(&c->phase, PHASE_STARTING);
+	atomic_store(&c->why, WHY_NONE);
+	atomic_store(&c->calls, 0);
+	atomic_store(&c->errors, 0);
+	atomic_store(&c->call_started, 0);
+	atomic_store(&c->next_due, m->slots[slot].next_due);
+	atomic_store(&c->rss_kb, 0);
+
+	wa.cfg = &m->cfg;
+	wa.creds = &m->creds;
+	wa.cell = c;
+	wa.sb = m->sb;
+	wa.slot = slot;
+	wa.master = getpid();
+	wa.keep_fd = -1;
+
+	if ((pid = fork()) < 0) {
+		logmsg(PM_LOG_ERROR, "slot %d: fork: %s", slot,
+		    strerror(errno));
+		m->free_cells[m->nfree++] = idx;
+		m->slots[slot].respawn_at = mono_ns() + BACKOFF_BASE_NS;
+		return -1;
+	}
+	if (pid == 0)
+		worker_main(&wa);
+	/* Both sides set the group, so neither can act before it exists. */
+	setpgid(pid, pid);
+
+	p = &m->procs[idx];
+	memset(p, 0, sizeof(*p));
+	p->pid = pid;
+	p->slot = slot;
+	p->gen = m->gen;
+	p->held = hold;
+	p->started = mono_ns();
+	p->started_real = real_ns();
+	m->nlive++;
+	if (hold)
+		m->slots[slot].next = idx;
+	else
+		m->slots[slot].cur = idx;
+	m->slots[slot].respawn_at = 0;
+	logmsg(PM_LOG_DEBUG, "slot %d: worker pid %ld started", slot,
+	    (long)pid);
+	return 0;
+}
+
+/* The proc index of a worker pid, or -1. */
+static int
+find_proc(const struct master *m, pid_t pid)
+{
+	for (int i = 0; i < SB_CELLS; i++)
+		if (m->procs[i].pid == pid)
+			return i;
+	return -1;
+}
+
+/* Does slot i still want a worker after its worker ended? */
+static int
+slot_wanted(const struct master *m, int i)
+{
+	return m->state == MASTER_RUNNING && !m->run_once && i < m->target;
+}
+
+/* Frees a reaped worker's cell, logs its exit, plans its slot's future. */
+static void
+worker_exited(struct master *m, int idx, int wstatus)
+{
+	struct proc *p = &m->procs[idx];
+	struct sb_cell *c = &m->sb->cells[idx];
+	struct slot *s = &m->slots[p->slot];
+	struct exit_facts f;
+	char text[EXIT_TEXT_MAX], plan[96];
+	enum exit_class cls;
+	int64_t now = mono_ns(), delay = 0;
+	int level;
+
+	memset(&f, 0, sizeof(f));
+	f.wstatus = wstatus;
+	f.why = atomic_load(&c->why);
+	f.calls = atomic_load(&c->calls);
+	f.lived_ns = now - p->started;
+	f.rss_kb = atomic_load(&c->rss_kb);
+	f.timed_out = p->timed_out;
+	f.call_ns = p->timeout_call_ns;
+	f.stop_killed = p->stop_killed;
+	cls = policy_classify(&f, text, sizeof(text));
+
+	if (s->cur == idx) {
+		s->cur = -1;
+		s->next_due = atomic_load(&c->next_due);
+	} else if (s->next == idx) {
+		s->next = -1;
+	}
+	if (cls == EXIT_FAILED && m->state == MASTER_RUNNING)
+		m->any_failed = 1;
+
+	if (s->cur < 0 && s->next >= 0) {
+		/* A rollout's replacement was waiting for this exit: go. */
+		int n = s->next;
+
+		s->cur = n;
+		s->next = -1;
+		m->procs[n].held = 0;
+		atomic_store(&m->sb->cells[n].next_due, s->next_due);
+		atomic_store(&m->sb->cells[n].cmd, CELL_RUN);
+		scoreboard_ring(&m->sb->cells[n]);
+		copy_str(plan, "replaced", sizeof(plan));
+	} else if (s->cur >= 0 || !slot_wanted(m, p->slot) || p->retiring) {
+		copy_str(plan, "not respawned", sizeof(plan));
+	} else {
+		delay = policy_after_exit(&s->failures, cls,
+		    policy_healthy(f.calls, f.lived_ns));
+		s->respawn_at = now + delay;
+		if (delay == 0)
+			copy_str(plan, "respawning now", sizeof(plan));
+		else
+			snprintf(plan, sizeof(plan), "respawning in %.1f s "
+			    "(%u failures in a row)", (double)delay / NS_PER_SEC,
+			    s->failures);
+	}
+	copy_str(s->last_exit, text, sizeof(s->last_exit));
+	s->last_failed = cls == EXIT_FAILED;
+
+	level = cls == EXIT_FAILED && m->state == MASTER_RUNNING ?
+	    PM_LOG_WARNING : PM_LOG_INFO;
+	logmsg(level, "worker %d (pid %ld) exited: %s; %s", p->slot,
+	    (long)p->pid, text, plan);
+
+	memset(p, 0, sizeof(*p));
+	m->free_cells[m->nfree++] = idx;
+	m->nlive--;
+	/* Slots beyond a lowered target disappear once their workers have. */
+	while (m->nslots > m->target && m->slots[m->nslots - 1].cur < 0 &&
+	    m->slots[m->nslots - 1].next < 0)
+		m->nslots--;
+}
+
+void
+slots_reap(struct master *m)
+{
+	for (;;) {
+		siginfo_t si;
+		int wstatus, idx;
+		pid_t pid;
+
+		/* Peek first: the group is killed while its id cannot be reused. */
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 ||
+		    si.si_pid == 0)
+			return;
+		pid = si.si_pid;
+		idx = find_proc(m, pid);
+		if (idx >= 0)
+			kill(-pid, SIGKILL);
+		while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
+			;
+		if (idx >= 0)
+			worker_exited(m, idx, wstatus);
+		else
+			logmsg(PM_LOG_DEBUG, "reaped pid %ld (not a worker)",
+			    (long)pid);
+	}
+}
+
+void
+slots_respawn_due(struct master *m, int64_t now, int skip_backoff)
+{
+	if (m->state != MASTER_RUNNING || m->run_once)
+		return;
+	for (int i = 0; i < m->target; i++) {
+		struct slot *s = &m->slots[i];
+
+		if (s->cur >= 0 || s->next >= 0)
+			continue;
+		if (skip_backoff || (s->respawn_at != 0 && s->respawn_at <= now)) {
+			if (slots_spawn(m, i, 0) == 0)
+				s->restarts++;
+		}
+	}
+}
+
+void
+slots_kill_overdue(struct master *m, int64_t now)
+{
+	for (int i = 0; i < SB_CELLS; i++) {
+		struct proc *p = &m->procs[i];
+
+		if (p->pid == 0 || p->kill_at == 0 || p->kill_at > now)
+			continue;
+		p->kill_at = 0;
+		p->stop_killed = m->state == MASTER_STOPPING;
+		logmsg(PM_LOG_WARNING, "worker %d (pid %ld) still running "
+		    "after %s; killing its process group", p->slot,
+		    (long)p->pid, p->stop_killed ? "stopTimeout" :
+		    "the grace period");
+		kill(-p->pid, SIGKILL);
+		kill(p->pid, SIGKILL);
+	}
+}
+
+int64_t
+slots_next_deadline(const struct master *m)
+{
+	int64_t next = 0;
+
+	for (int i = 0; i < m->nslots; i++) {
+		int64_t t = m->slots[i].respawn_at;
+
+		if (t != 0 && m->state == MASTER_RUNNING && !m->run_once &&
+		    (next == 0 || t < next))
+			next = t;
+	}
+	for (int i = 0; i < SB_CELLS; i++) {
+		const struct proc *p = &m->procs[i];
+
+		if (p->pid != 0 && p->kill_at != 0 &&
+		    (next == 0 || p->kill_at < next))
+			next = p->kill_at;
+	}
+	return next;
+}

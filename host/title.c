@@ -1,0 +1,76 @@
+/*
+ * title.c - sets the process title by overwriting the argv area, which the
+ * kernel reports as /proc/PID/cmdline.  The environment strings that follow
+ * argv are moved to the heap first so the title may use their space too.
+ * The area is the kernel's, hence the file-level state.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "title.h"
+
+extern char **environ;
+
+static char	*area;		/* argv[0] */
+static size_t	 area_len;	/* argv and environ strings, contiguous */
+static size_t	 arg_len;	/* argv strings alone */
+
+int
+title_compose(char *buf, size_t size, const char *prefix,
+    enum title_role role, const char *base)
+{
+	return snprintf(buf, size, "%s:%s:%s", prefix,
+	    role == TITLE_MASTER ? "Master" : "Worker", base);
+}
+
+void
+title_init(int argc, char **argv)
+{
+	char *end, **env;
+	size_t n = 0;
+
+	if (argc < 1 || argv[0] == NULL)
+		return;
+	end = argv[0] + strlen(argv[0]) + 1;
+	for (int i = 1; i < argc; i++)
+		if (argv[i] == end)
+			end += strlen(argv[i]) + 1;
+	arg_len = (size_t)(end - argv[0]);
+
+	for (n = 0; environ[n] != NULL; n++)
+		;
+	if ((env = calloc(n + 1, sizeof(*env))) == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (environ[i] == end)
+			end += strlen(environ[i]) + 1;
+		if ((env[i] = strdup(environ[i])) == NULL)
+			return;	/* keep the old environment and argv-only area */
+	}
+	environ = env;
+	area = argv[0];
+	area_len = (size_t)(end - argv[0]);
+}
+
+void
+title_set(const char *title)
+{
+	size_t n;
+
+	if (area == NULL || area_len < 2)
+		return;
+	n = strlen(title);
+	if (n > area_len - 1)
+		n = area_len - 1;
+	memset(area, 0, area_len);
+	memcpy(area, title, n);
+	/*
+	 * The kernel shows the whole argv range when its last byte is NUL,
+	 * and the string up to the first NUL when it is not; the second reads
+	 * as one clean argument, so mark that byte when the title is shorter.
+	 */
+	if (n + 1 < arg_len)
+		area[arg_len - 1] = '.';
+}

@@ -1,0 +1,463 @@
+/*
+ * worker.c - a worker's whole life: detach from the master's resources,
+ * load the plugin, work_init once, then work() on the configured cadence
+ * until a limit, PM_DONE or a stop, work_fini, _exit.  The cadence lives in
+ * the slot's cell (next_due) so that it holds across respawns.
+ *
+ * The hot loop (executeUSleep 0) makes no system call per call: it reads
+ * the stop flags, calls work(), and publishes the call count; clocks and
+ * memory are checked on an adaptive stride of calls, about once per ms.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "plugin.h"
+#include "policy.h"
+#include "title.h"
+#include "util.h"
+#include "worker.h"
+
+#define CHECK_EVERY_NS	NS_PER_MS	/* clock/limit checks in the hot loop */
+#define STRIDE_MAX	(1u << 16)
+#define ERROR_LOG_NS	NS_PER_SEC	/* at most one error line per second */
+
+struct worker {
+	struct pm_worker	 pub;		/* what the plugin sees; first */
+	const struct worker_args *a;
+	struct sb_cell		*cell;
+	struct plugin		 plugin;
+	void			*state;
+	int			 initialised;
+	uint32_t		 log_gen;
+	char			 title[PROC_TITLE_MAX];
+	int			 statm_fd;	/* /proc/self/statm, maxRssMb */
+	uint64_t		 rss_limit_kb;
+	int64_t			 last_error_log;
+	uint64_t		 errors_unlogged;
+};
+
+/* Written by signal handlers, read by the loop. */
+static volatile sig_atomic_t	 stop_signalled;
+static struct sb_cell		*signal_cell;
+static pid_t			 master_pid;
+
+/* TERM/INT: finish the current call and leave; wake the sleep at once. */
+static void
+on_stop_signal(int sig)
+{
+	(void)sig;
+	stop_signalled = 1;
+	if (signal_cell != NULL)
+		atomic_fetch_add(&signal_cell->doorbell, 1);
+}
+
+/*
+ * The master is gone (PR_SET_PDEATHSIG): take the whole process group down
+ * now, grandchildren included, so nothing of the task outlives its master.
+ */
+static void
+on_orphaned(int sig)
+{
+	(void)sig;
+	if (getppid() != master_pid)
+		kill(0, SIGKILL);
+}
+
+static int
+api_slot(const pm_worker *w)
+{
+	return ((const struct worker *)w)->a->slot;
+}
+
+static const char *
+api_title(const pm_worker *w)
+{
+	return ((const struct worker *)w)->title;
+}
+
+static uint64_t
+api_calls(const pm_worker *w)
+{
+	return atomic_load_explicit(&((const struct worker *)w)->cell->calls,
+	    memory_order_relaxed);
+}
+
+static const char *
+api_params(const pm_worker *w)
+{
+	return ((const struct worker *)w)->a->cfg->params;
+}
+
+/* Has anyone asked this worker to end? */
+static int
+stop_requested(const struct worker *wk)
+{
+	return stop_signalled ||
+	    atomic_load_explicit(&wk->cell->cmd, memory_order_relaxed) ==
+	    CELL_EXIT;
+}
+
+static int
+api_stopping(const pm_worker *w)
+{
+	return stop_requested((const struct worker *)w);
+}
+
+/* pm_log(): one line in the task's log under the worker's title. */
+static void
+api_vlog(pm_worker *w, int level, const char *fmt, va_list ap)
+{
+	struct worker *wk = (struct worker *)w;
+	uint32_t gen = atomic_load(&wk->a->sb->log_generation);
+
+	/* The master reopened the log (logrotate): follow it. */
+	if (gen != wk->log_gen) {
+		wk->log_gen = gen;
+		log_reopen();
+	}
+	if (level < PM_LOG_DEBUG)
+		level = PM_LOG_DEBUG;
+	if (level > PM_LOG_ERROR)
+		level = PM_LOG_ERROR;
+	vlogmsg_as(wk->title, level, fmt, ap);
+}
+
+static const struct pm_host_api host_api = {
+	.size = sizeof(struct pm_host_api),
+	.slot = api_slot,
+	.title = api_title,
+	.calls = api_calls,
+	.params = api_params,
+	.stopping = api_stopping,
+	.vlog = api_vlog,
+};
+
+/* Records why, runs work_fini if work_init succeeded, and exits. */
+static _Noreturn void
+finish(struct worker *wk, enum exit_why why)
+{
+	struct sb_cell *c = wk->cell;
+	int code = (why == WHY_LOAD || why == WHY_INIT || why == WHY_SETUP) ?
+	    WORKER_EXIT_FAILED : 0;
+
+	atomic_store(&c->phase, PHASE_EXITING);
+	if (wk->initialised && wk->plugin.fini != NULL)
+		wk->plugin.fini(&wk->pub, wk->state);
+	atomic_store(&c->why, why);
+	/* The plugin's buffered stdio output is part of its work. */
+	fflush(NULL);
+	_exit(code);
+}
+
+/* Leaves the master's signal set-up for the worker's own. */
+static int
+setup_signals(struct worker *wk)
+{
+	struct sigaction sa;
+	sigset_t none;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	/* SA_RESTART: a stop request must not break the plugin's I/O. */
+	sa.sa_flags = SA_RESTART;
+	sa.sa_handler = on_stop_signal;
+	signal_cell = wk->cell;
+	master_pid = wk->a->master;
+	if (sigaction(SIGTERM, &sa, NULL) < 0 ||
+	    sigaction(SIGINT, &sa, NULL) < 0)
+		return -1;
+	sa.sa_handler = on_orphaned;
+	if (sigaction(WORKER_ORPHAN_SIGNAL, &sa, NULL) < 0)
+		return -1;
+	/* The master ignores SIGPIPE for its clients; plugins get the default. */
+	signal(SIGPIPE, SIG_DFL);
+	if (prctl(PR_SET_PDEATHSIG, WORKER_ORPHAN_SIGNAL) < 0)
+		return -1;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* The master may have died before PR_SET_PDEATHSIG took hold. */
+	if (getppid() != master_pid)
+		kill(0, SIGKILL);
+	return 0;
+}
+
+/* Closes every descriptor of the master's but the log; stdin is null. */
+static void
+setup_fds(const struct worker_args *a)
+{
+	int keep[2] = { log_fd(), a->keep_fd }, lo = 3, fd;
+
+	if (keep[1] >= 0 && keep[1] < keep[0]) {
+		keep[1] = keep[0];
+		keep[0] = a->keep_fd;
+	}
+	for (int i = 0; i < 2; i++) {
+		if (keep[i] < lo)
+			continue;
+		if (keep[i] > lo)
+			close_range((unsigned)lo, (unsigned)keep[i] - 1, 0);
+		lo = keep[i] + 1;
+	}
+	close_range((unsigned)lo, ~0U, 0);
+	if ((fd = open("/dev/null", O_RDONLY | O_NOCTTY)) >= 0) {
+		if (fd != 0) {
+			dup2(fd, 0);
+			close(fd);
+		}
+	}
+}
+
+/* Current RSS in KiB from /proc/self/statm; 0 if unknown. */
+static uint64_t
+current_rss_kb(struct worker *wk)
+{
+	char buf[128];
+	unsigned long long size, resident;
+	ssize_t n;
+
+	if (wk->statm_fd < 0)
+		return 0;
+	n = pread(wk->statm_fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
+		return 0;
+	return resident * (uint64_t)(sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Is the worker above maxRssMb?  Publishes the RSS it read. */
+static int
+over_memory_limit(struct worker *wk)
+{
+	uint64_t kb;
+
+	if (wk->rss_limit_kb == 0)
+		return 0;
+	kb = current_rss_kb(wk);
+	atomic_store_explicit(&wk->cell->rss_kb, kb, memory_order_relaxed);
+	return kb > wk->rss_limit_kb;
+}
+
+/* Logs a negative return from work(), at most once a second. */
+static void
+note_error(struct worker *wk, int rc)
+{
+	int64_t now = mono_ns();
+
+	atomic_fetch_add_explicit(&wk->cell->errors, 1, memory_order_relaxed);
+	wk->errors_unlogged++;
+	if (now - wk->last_error_log < ERROR_LOG_NS && wk->last_error_log != 0)
+		return;
+	logmsg(PM_LOG_WARNING, "work() returned %d (call %llu; %llu errors "
+	    "since the last report)", rc,
+	    (unsigned long long)atomic_load(&wk->cell->calls),
+	    (unsigned long long)wk->errors_unlogged);
+	wk->errors_unlogged = 0;
+	wk->last_error_log = now;
+}
+
+/* Loads the plugin and runs work_init(); exits on failure. */
+static void
+start_plugin(struct worker *wk)
+{
+	const struct task_config *cfg = wk->a->cfg;
+	char err[PLUGIN_ERR_MAX];
+	uint64_t kb;
+
+	if (plugin_open(cfg->plugin, &wk->plugin, err, sizeof(err)) < 0) {
+		logmsg(PM_LOG_ERROR, "slot %d: cannot load plugin: %s",
+		    wk->a->slot, err);
+		finish(wk, WHY_LOAD);
+	}
+	atomic_store(&wk->cell->phase, PHASE_INIT);
+	if (wk->plugin.init != NULL) {
+		int rc = wk->plugin.init(&wk->pub, &wk->state);
+
+		if (rc != 0) {
+			logmsg(PM_LOG_ERROR, "slot %d: work_init() returned %d",
+			    wk->a->slot, rc);
+			finish(wk, WHY_INIT);
+		}
+	}
+	wk->initialised = 1;
+	/*
+	 * Over the limit before the first call: recycling could never help,
+	 * so let the worker run, and say so once per master (a latch: the
+	 * first worker to find it set logs).
+	 */
+	if (wk->rss_limit_kb != 0 && (kb = current_rss_kb(wk)) >
+	    wk->rss_limit_kb) {
+		atomic_store(&wk->cell->rss_kb, kb);
+		if (atomic_exchange(&wk->a->sb->rss_warned, 1) == 0)
+			logmsg(PM_LOG_WARNING, "slot %d: RSS %llu MiB right "
+			    "after work_init() is already above maxRssMb %u; "
+			    "workers are not recycled for memory they hold "
+			    "before their first call", wk->a->slot,
+			    (unsigned long long)(kb / 1024), cfg->max_rss_mb);
+		wk->rss_limit_kb = 0;
+	}
+}
+
+/* Waits, without spinning, while the master holds this worker back. */
+static void
+wait_for_go(struct worker *wk)
+{
+	struct sb_cell *c = wk->cell;
+
+	while (atomic_load(&c->cmd) == CELL_HOLD && !stop_signalled) {
+		uint32_t seen = atomic_load(&c->doorbell);
+
+		atomic_store(&c->phase, PHASE_HELD);
+		if (atomic_load(&c->cmd) != CELL_HOLD || stop_signalled)
+			break;
+		scoreboard_wait(c, seen, 0);
+	}
+}
+
+/* The next call's start on the rate grid, never in the past. */
+static int64_t
+next_on_grid(int64_t due, int64_t period, int64_t now)
+{
+	/* More than a period late: skip missed ticks, keep the phase. */
+	if (now - due >= period)
+		due = now - (now - due) % period;
+	return due + period;
+}
+
+/* The call loop.  Returns why the worker ends. */
+static enum exit_why
+run_calls(struct worker *wk)
+{
+	const struct task_config *cfg = wk->a->cfg;
+	struct sb_cell *c = wk->cell;
+	int (*work_fn)(pm_worker *, void *) = wk->plugin.work;
+	const int64_t period = (int64_t)cfg->execute_usleep * NS_PER_US;
+	const int rate = cfg->schedule == SCHEDULE_RATE;
+	const uint64_t times = cfg->execute_times;
+	int64_t life_end = 0, due = atomic_load(&c->next_due), last_check = 0;
+	uint64_t calls = 0;
+	uint32_t countdown = 1, stride = 1;
+
+	if (cfg->limit_seconds > 0)
+		life_end = mono_ns() + (int64_t)cfg->limit_seconds * NS_PER_SEC;
+	atomic_store(&c->phase, PHASE_IDLE);
+	for (;;) {
+		if (stop_requested(wk))
+			return WHY_STOP;
+		if (--countdown == 0) {
+			uint32_t seen = atomic_load(&c->doorbell);
+			int64_t now = mono_ns();
+
+			if (life_end != 0 && now >= life_end)
+				return WHY_LIFETIME;
+			if (now < due) {
+				/* Sleep to the due time (or the lifetime). */
+				atomic_store(&c->phase, PHASE_IDLE);
+				if (!stop_requested(wk))
+					scoreboard_wait(c, seen, life_end != 0 &&
+					    life_end < due ? life_end : due);
+				countdown = 1;
+				continue;
+			}
+			if (period > 0) {
+				atomic_store_explicit(&c->call_started, now,
+				    memory_order_relaxed);
+				due = rate ? next_on_grid(due > 0 ? due : now,
+				    period, now) : now + period;
+				atomic_store(&c->next_due, due);
+				countdown = 1;
+			} else {
+				/* Aim for one check per CHECK_EVERY_NS. */
+				if (now - last_check < CHECK_EVERY_NS &&
+				    stride < STRIDE_MAX)
+					stride *= 2;
+				else if (now - last_check > 4 * CHECK_EVERY_NS &&
+				    stride > 1)
+					stride /= 2;
+				last_check = now;
+				countdown = stride;
+				atomic_store_explicit(&c->call_started, now,
+				    memory_order_relaxed);
+				if (over_memory_limit(wk))
+					return WHY_RSS;
+			}
+			atomic_store_explicit(&c->phase, PHASE_BUSY,
+			    memory_order_relaxed);
+		}
+		int rc = work_fn(&wk->pub, wk->state);
+
+		atomic_store_explicit(&c->calls, ++calls, memory_order_release);
+		if (rc != PM_CONTINUE) {
+			if (rc > 0)
+				return WHY_DONE;
+			note_error(wk, rc);
+		}
+		if (times != 0 && calls >= times)
+			return WHY_CALLS;
+		if (period > 0) {
+			if (!rate) {
+				due = mono_ns() + period;
+				atomic_store(&c->next_due, due);
+			}
+			atomic_store_explicit(&c->phase, PHASE_IDLE,
+			    memory_order_relaxed);
+			if (over_memory_limit(wk))
+				return WHY_RSS;
+		}
+	}
+}
+
+_Noreturn void
+worker_main(const struct worker_args *a)
+{
+	static struct worker wk;
+	char err[256];
+
+	wk.pub.api = &host_api;
+	wk.a = a;
+	wk.cell = a->cell;
+	wk.statm_fd = -1;
+	wk.log_gen = atomic_load(&a->sb->log_generation);
+	title_compose(wk.title, sizeof(wk.title), a->cfg->title_prefix,
+	    TITLE_WORKER, a->cfg->base_title);
+
+	setpgid(0, 0);
+	if (setup_signals(&wk) < 0) {
+		logmsg(PM_LOG_ERROR, "slot %d: signal setup: %s", a->slot,
+		    strerror(errno));
+		finish(&wk, WHY_SETUP);
+	}
+	setup_fds(a);
+	title_set(wk.title);
+	log_set_identity(wk.title);
+	if (a->cfg->schedule == SCHEDULE_RATE)
+		prctl(PR_SET_TIMERSLACK, 1UL);
+	if (a->creds != NULL && a->creds->set) {
+		if (creds_apply(a->creds, err, sizeof(err)) < 0) {
+			logmsg(PM_LOG_ERROR, "slot %d: %s", a->slot, err);
+			finish(&wk, WHY_SETUP);
+		}
+		if (a->creds->home[0] != '\0')
+			setenv("HOME", a->creds->home, 1);
+		if (a->creds->name[0] != '\0') {
+			setenv("USER", a->creds->name, 1);
+			setenv("LOGNAME", a->creds->name, 1);
+		}
+	}
+	if (a->cfg->max_rss_mb > 0) {
+		wk.rss_limit_kb = (uint64_t)a->cfg->max_rss_mb * 1024;
+		wk.statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+	}
+
+	start_plugin(&wk);
+	wait_for_go(&wk);
+	finish(&wk, run_calls(&wk));
+}

@@ -1,0 +1,34 @@
+/*
+ * worker.h - the worker process: the child side of every fork the master
+ * makes for a slot.  worker_main() loads the plugin, runs it on the
+ * configured cadence and ends in _exit(); it never returns to the master's
+ * stack.
+ */
+#ifndef PMHOST_WORKER_H
+#define PMHOST_WORKER_H
+
+#include <sys/types.h>
+
+#include "config.h"
+#include "privs.h"
+#include "scoreboard.h"
+
+/* Exit codes a worker uses for failures it reports itself. */
+#define WORKER_EXIT_FAILED	70
+
+/* Sent by the kernel when the master dies (PR_SET_PDEATHSIG). */
+#define WORKER_ORPHAN_SIGNAL	SIGRTMAX
+
+struct worker_args {
+	const struct task_config *cfg;
+	const struct creds	*creds;
+	struct sb_cell		*cell;
+	struct scoreboard	*sb;
+	int			 slot;
+	pid_t			 master;
+	int			 keep_fd;	/* besides the log: -1 or an fd */
+};
+
+_Noreturn void	worker_main(const struct worker_args *a);
+
+#endif

@@ -1,0 +1,168 @@
+/*
+ * pmhost.h - the whole plugin ABI of pmhost.
+ *
+ * A task plugin is a shared object that includes this header, states
+ * PMHOST_PLUGIN; once, defines work() (and optionally work_init() and
+ * work_fini()), and links against nothing of pmhost's:
+ *
+ *     cc -shared -fPIC $(pkg-config --cflags pmhost) -o task.so task.c
+ *
+ * The host reaches the plugin through those three symbols and the
+ * PMHOST_PLUGIN mark; the plugin reaches the host through the function
+ * table behind its pm_worker pointer, wrapped by the pm_worker_* and pm_log
+ * inline functions below.  The mark records PMHOST_ABI_VERSION; a plugin
+ * built for another ABI is refused before any of its code runs.
+ */
+#ifndef PMHOST_H
+#define PMHOST_H
+
+#include <stdarg.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PMHOST_VERSION		"0.1.0"
+
+/* Bumped whenever struct pm_plugin_magic or struct pm_host_api change. */
+#define PMHOST_ABI_VERSION	1
+
+/* Return values of work(); any negative value is an error. */
+#define PM_CONTINUE		0	/* call me again */
+#define PM_DONE			1	/* end this worker normally; it is respawned */
+
+/* Levels for pm_log(), as in the logLevel config key. */
+#define PM_LOG_DEBUG		0
+#define PM_LOG_INFO		1
+#define PM_LOG_NOTICE		2
+#define PM_LOG_WARNING		3
+#define PM_LOG_ERROR		4
+
+#if defined(__GNUC__)
+#define PMHOST_EXPORT		__attribute__((visibility("default")))
+#define PMHOST_PRINTF(f, a)	__attribute__((format(printf, f, a)))
+#else
+#define PMHOST_EXPORT
+#define PMHOST_PRINTF(f, a)
+#endif
+
+typedef struct pm_worker pm_worker;
+
+/*
+ * What the host offers a plugin.  Plugins call these through the inline
+ * wrappers below, never directly; the table only grows at its end, and a
+ * change to an existing entry bumps PMHOST_ABI_VERSION.
+ */
+struct pm_host_api {
+	uint32_t	size;		/* sizeof(struct pm_host_api) of the host */
+	int		(*slot)(const pm_worker *w);
+	const char *	(*title)(const pm_worker *w);
+	uint64_t	(*calls)(const pm_worker *w);
+	const char *	(*params)(const pm_worker *w);
+	int		(*stopping)(const pm_worker *w);
+	void		(*vlog)(pm_worker *w, int level, const char *fmt,
+			    va_list ap);
+};
+
+/* The host's worker handle; its first member is all a plugin may touch. */
+struct pm_worker {
+	const struct pm_host_api *api;
+};
+
+/*
+ * The compatibility mark PMHOST_PLUGIN defines.  The host compares it field
+ * by field with its own and names the first mismatch when it refuses one.
+ */
+#define PMHOST_MAGIC		0x706d6831u	/* "pmh1" */
+
+struct pm_plugin_magic {
+	uint32_t	magic;		/* PMHOST_MAGIC */
+	uint32_t	abi_version;	/* PMHOST_ABI_VERSION */
+	uint32_t	magic_size;	/* sizeof(struct pm_plugin_magic) */
+	uint32_t	pointer_size;	/* sizeof(void *) */
+	const char	*host_version;	/* PMHOST_VERSION of the header used */
+};
+
+#define PMHOST_MAGIC_SYMBOL	"pmhost_plugin_magic"
+
+/* State this once, at file scope, in one source file of the plugin. */
+#define PMHOST_PLUGIN							\
+	PMHOST_EXPORT extern const struct pm_plugin_magic		\
+	    pmhost_plugin_magic;					\
+	const struct pm_plugin_magic pmhost_plugin_magic = {		\
+		PMHOST_MAGIC, PMHOST_ABI_VERSION,			\
+		(uint32_t)sizeof(struct pm_plugin_magic),		\
+		(uint32_t)sizeof(void *), PMHOST_VERSION		\
+	}
+
+#ifndef PMHOST_HOST
+/*
+ * The plugin's entry points.  work() is required; work_init() and
+ * work_fini() are optional.
+ *
+ * work_init: called once per worker before the first work(); whatever it
+ *   stores in *state is handed to work() and work_fini().  Non-zero means
+ *   the worker cannot run: it exits and its slot is respawned with backoff.
+ * work: PM_CONTINUE to be called again, PM_DONE to end this worker
+ *   normally, a negative value for an error (logged, counted, the worker
+ *   goes on).
+ * work_fini: called on every orderly exit of a worker whose work_init
+ *   succeeded (call limit, lifetime limit, PM_DONE, memory limit, stop).
+ */
+PMHOST_EXPORT int	work_init(pm_worker *w, void **state);
+PMHOST_EXPORT int	work(pm_worker *w, void *state);
+PMHOST_EXPORT void	work_fini(pm_worker *w, void *state);
+#endif
+
+/* 0..maxWorkerNum-1; a respawned worker keeps its slot. */
+static inline int
+pm_worker_slot(const pm_worker *w)
+{
+	return w->api->slot(w);
+}
+
+/* The worker's process title, e.g. "process_m:Worker:test". */
+static inline const char *
+pm_worker_title(const pm_worker *w)
+{
+	return w->api->title(w);
+}
+
+/* work() calls this worker has completed so far. */
+static inline uint64_t
+pm_worker_calls(const pm_worker *w)
+{
+	return w->api->calls(w);
+}
+
+/* The config's "params" as compact JSON text; "null" when absent. */
+static inline const char *
+pm_worker_params(const pm_worker *w)
+{
+	return w->api->params(w);
+}
+
+/* Non-zero once the worker has been asked to stop: return soon. */
+static inline int
+pm_worker_stopping(const pm_worker *w)
+{
+	return w->api->stopping(w);
+}
+
+/* Writes one line to the task's log, tagged with the worker's title. */
+static inline PMHOST_PRINTF(3, 4) void
+pm_log(pm_worker *w, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	w->api->vlog(w, level, fmt, ap);
+	va_end(ap);
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PMHOST_H */

@@ -1,0 +1,214 @@
+/*
+ * recorder.c - the test suites' configurable plugin.  It appends one line
+ * per event to params.record ("EVENT SLOT PID CALLS MONO_NS [EXTRA]"), and
+ * misbehaves on request so that each failure path of the host can be
+ * driven from a config:
+ *
+ *   record	 path of the event file (events: init, call, fini, child)
+ *   tag	 string written as EXTRA on init lines (e.g. a version)
+ *   init_fail	 1: work_init returns -1
+ *   init_sleep_ms, fini_sleep_ms, sleep_ms: sleep in init / fini / each call
+ *   crash_at	 N: SIGSEGV in call N of each worker (1 = every first call)
+ *   hang_at	 N: call N never returns (ignores stop requests)
+ *   done_at	 N: call N returns PM_DONE
+ *   error_at	 N: call N returns -1
+ *   exit_at	 N: call N calls exit(params.exit_code)
+ *   fork_child	 1: work_init forks a grandchild that sleeps forever
+ *   leak_kb	 N: each call allocates and touches N KiB, never freed
+ *   poll_stop	 1: while sleeping in a call, return early once stopping
+ *   log	 1: each call also writes a pm_log line
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <pmhost.h>
+
+PMHOST_PLUGIN;
+
+struct rec {
+	int	fd;
+	long	init_fail, init_sleep_ms, fini_sleep_ms, sleep_ms, crash_at,
+		hang_at, done_at, error_at, exit_at, exit_code, fork_child,
+		leak_kb, poll_stop, log;
+	char	tag[128];
+};
+
+/* The number after "key": in compact JSON, or def. */
+static long
+num_param(const char *json, const char *key, long def)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	if ((p = strstr(json, pat)) == NULL)
+		return def;
+	return strtol(p + strlen(pat), NULL, 10);
+}
+
+/* The string after "key": in compact JSON (no escapes), or "". */
+static void
+str_param(const char *json, const char *key, char *buf, size_t size)
+{
+	char pat[64];
+	const char *p;
+	size_t n;
+
+	buf[0] = '\0';
+	snprintf(pat, sizeof(pat), "\"%s\":\"", key);
+	if ((p = strstr(json, pat)) == NULL)
+		return;
+	p += strlen(pat);
+	n = strcspn(p, "\"");
+	if (n >= size)
+		n = size - 1;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+}
+
+static long long
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Sleeps ms, resuming after signals; with poll_stop, ends when stopping. */
+static void
+sleep_ms(pm_worker *w, struct rec *r, long ms)
+{
+	long long end = mono_ns() + ms * 1000000LL;
+
+	for (;;) {
+		long long left = end - mono_ns();
+		struct timespec ts;
+
+		if (left <= 0 || (r != NULL && r->poll_stop &&
+		    pm_worker_stopping(w)))
+			return;
+		if (left > 10000000LL && r != NULL && r->poll_stop)
+			left = 10000000LL;
+		ts.tv_sec = left / 1000000000LL;
+		ts.tv_nsec = left % 1000000000LL;
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void
+record(pm_worker *w, struct rec *r, const char *event, const char *extra)
+{
+	char line[512];
+	int n;
+
+	if (r->fd < 0)
+		return;
+	n = snprintf(line, sizeof(line), "%s %d %ld %llu %lld%s%s\n", event,
+	    pm_worker_slot(w), (long)getpid(),
+	    (unsigned long long)pm_worker_calls(w), mono_ns(),
+	    extra[0] != '\0' ? " " : "", extra);
+	/* One write per line: O_APPEND keeps lines from workers whole. */
+	if (write(r->fd, line, (size_t)n) != n)
+		abort();
+}
+
+int
+work_init(pm_worker *w, void **state)
+{
+	const char *j = pm_worker_params(w);
+	struct rec *r = calloc(1, sizeof(*r));
+	char path[4096];
+
+	if (r == NULL)
+		return -1;
+	str_param(j, "record", path, sizeof(path));
+	r->fd = path[0] != '\0' ? open(path, O_WRONLY | O_APPEND | O_CREAT |
+	    O_CLOEXEC, 0644) : -1;
+	r->init_fail = num_param(j, "init_fail", 0);
+	r->init_sleep_ms = num_param(j, "init_sleep_ms", 0);
+	r->fini_sleep_ms = num_param(j, "fini_sleep_ms", 0);
+	r->sleep_ms = num_param(j, "sleep_ms", 0);
+	r->crash_at = num_param(j, "crash_at", 0);
+	r->hang_at = num_param(j, "hang_at", 0);
+	r->done_at = num_param(j, "done_at", 0);
+	r->error_at = num_param(j, "error_at", 0);
+	r->exit_at = num_param(j, "exit_at", 0);
+	r->exit_code = num_param(j, "exit_code", 0);
+	r->fork_child = num_param(j, "fork_child", 0);
+	r->leak_kb = num_param(j, "leak_kb", 0);
+	r->poll_stop = num_param(j, "poll_stop", 0);
+	r->log = num_param(j, "log", 0);
+	str_param(j, "tag", r->tag, sizeof(r->tag));
+	*state = r;
+
+	if (r->init_sleep_ms > 0)
+		sleep_ms(w, NULL, r->init_sleep_ms);
+	if (r->fork_child) {
+		pid_t pid = fork();
+		char extra[32];
+
+		if (pid == 0) {
+			for (;;)
+				pause();
+		}
+		snprintf(extra, sizeof(extra), "%ld", (long)pid);
+		record(w, r, "child", extra);
+	}
+	record(w, r, "init", r->tag);
+	if (r->init_fail) {
+		pm_log(w, PM_LOG_ERROR, "recorder: init_fail requested");
+		return -1;
+	}
+	return 0;
+}
+
+int
+work(pm_worker *w, void *state)
+{
+	struct rec *r = state;
+	long call = (long)pm_worker_calls(w) + 1;
+
+	record(w, r, "call", "");
+	if (r->log)
+		pm_log(w, PM_LOG_INFO, "recorder call %ld in slot %d", call,
+		    pm_worker_slot(w));
+	if (call == r->crash_at)
+		raise(SIGSEGV);
+	if (call == r->hang_at)
+		for (;;)
+			pause();
+	if (call == r->exit_at)
+		exit((int)r->exit_code);
+	if (r->leak_kb > 0) {
+		char *p = malloc((size_t)r->leak_kb * 1024);
+
+		if (p != NULL)
+			memset(p, 0x5a, (size_t)r->leak_kb * 1024);
+	}
+	if (r->sleep_ms > 0)
+		sleep_ms(w, r, r->sleep_ms);
+	if (call == r->done_at)
+		return PM_DONE;
+	if (call == r->error_at)
+		return -1;
+	return PM_CONTINUE;
+}
+
+void
+work_fini(pm_worker *w, void *state)
+{
+	struct rec *r = state;
+
+	if (r->fini_sleep_ms > 0)
+		sleep_ms(w, NULL, r->fini_sleep_ms);
+	record(w, r, "fini", "");
+	if (r->fd >= 0)
+		close(r->fd);
+	free(r);
+}
