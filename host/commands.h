@@ -21,9 +21,13 @@ int	cmd_wakeup(const struct cli *cli);
 int	cmd_scale(const struct cli *cli);
 
 struct config;
+struct task_config;
 
 /* Loads a config file, printing every problem; 0 or -1. */
 int	load_config(const char *path, struct config *cfg);
+
+/* Checks and starts one task detached, as "run -d" does; an exit status. */
+int	start_detached(const struct task_config *t);
 
 /* Prints "pmhost: " and the message to stderr. */
 void	errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -48,14 +49,14 @@ setup_signals(void)
 	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 
-/* Asks every worker to finish its call and exit; arms the kill deadline. */
-static void
-begin_stop(struct master *m, const char *why)
+void
+master_begin_stop(struct master *m, const char *why)
 {
 	int64_t now = mono_ns();
 
 	if (m->state == MASTER_STOPPING)
 		return;
+	reload_cancel(m, "the task is stopping");
 	m->state = MASTER_STOPPING;
 	m->stop_deadline = now + (int64_t)m->cfg.stop_timeout * NS_PER_SEC;
 	logmsg(PM_LOG_INFO, "stopping (%s): %d workers to finish", why,
@@ -73,21 +74,45 @@ begin_stop(struct master *m, const char *why)
 		slots_kill_overdue(m, now);
 }
 
-/* Changes the live worker count (scale, TTIN, TTOU). */
-static void
-scale_to(struct master *m, int target, const char *why)
+int
+master_scale(struct master *m, int target, const char *why, char *msg,
+    size_t size)
 {
+	int from = m->target;
+
 	if (target < 1 || target > CONFIG_MAX_WORKERS) {
-		logmsg(PM_LOG_NOTICE, "%s: worker count stays %d (allowed 1 "
-		    "to %d)", why, m->target, CONFIG_MAX_WORKERS);
-		return;
+		snprintf(msg, size, "worker count stays %d (allowed: 1 to %d)",
+		    m->target, CONFIG_MAX_WORKERS);
+		logmsg(PM_LOG_NOTICE, "%s: %s", why, msg);
+		return -1;
 	}
-	if (m->state != MASTER_RUNNING || target == m->target)
-		return;
-	logmsg(PM_LOG_INFO, "%s: workers %d -> %d", why, m->target, target);
-	if (slots_resize(m, target) < 0)
-		logmsg(PM_LOG_ERROR, "%s: out of memory", why);
+	if (m->state != MASTER_RUNNING) {
+		snprintf(msg, size, "the task is stopping");
+		return -1;
+	}
+	if (m->ro.phase != RO_IDLE) {
+		snprintf(msg, size, "a restart is in progress");
+		return -1;
+	}
+	if (slots_resize(m, target) < 0) {
+		snprintf(msg, size, "out of memory");
+		return -1;
+	}
+	snprintf(msg, size, "workers %d -> %d", from, target);
+	logmsg(PM_LOG_INFO, "%s: %s", why, msg);
 	slots_respawn_due(m, mono_ns(), 0);
+	return 0;
+}
+
+int
+master_wakeup(struct master *m, const char *why)
+{
+	int before = m->nlive;
+
+	slots_respawn_due(m, mono_ns(), 1);
+	logmsg(PM_LOG_INFO, "%s: checked workers, respawned %d", why,
+	    m->nlive - before);
+	return m->nlive - before;
 }
 
 /* Reads every pending signal and acts on it. */
@@ -95,7 +120,7 @@ static void
 handle_signals(struct master *m)
 {
 	struct signalfd_siginfo si;
-	char name[32];
+	char name[32], msg[128];
 
 	while (read(m->sigfd, &si, sizeof(si)) == sizeof(si)) {
 		switch (si.ssi_signo) {
@@ -104,8 +129,8 @@ handle_signals(struct master *m)
 			break;
 		case SIGTERM:
 		case SIGINT:
-			begin_stop(m, policy_signal_name((int)si.ssi_signo,
-			    name, sizeof(name)));
+			master_begin_stop(m, policy_signal_name(
+			    (int)si.ssi_signo, name, sizeof(name)));
 			break;
 		case SIGUSR1:
 			if (log_reopen() < 0)
@@ -115,19 +140,18 @@ handle_signals(struct master *m)
 			logmsg(PM_LOG_INFO, "log reopened (SIGUSR1)");
 			break;
 		case SIGTTIN:
-			scale_to(m, m->target + 1, "SIGTTIN");
+			master_scale(m, m->target + 1, "SIGTTIN", msg,
+			    sizeof(msg));
 			break;
 		case SIGTTOU:
-			scale_to(m, m->target - 1, "SIGTTOU");
+			master_scale(m, m->target - 1, "SIGTTOU", msg,
+			    sizeof(msg));
 			break;
 		case SIGALRM:
-			logmsg(PM_LOG_INFO, "wakeup (SIGALRM): checking "
-			    "workers now");
-			slots_respawn_due(m, mono_ns(), 1);
+			master_wakeup(m, "SIGALRM");
 			break;
 		case SIGHUP:
-			logmsg(PM_LOG_NOTICE, "SIGHUP: reload is not "
-			    "available in this build");
+			reload_begin(m, -1, "SIGHUP");
 			break;
 		}
 	}
@@ -139,10 +163,13 @@ handle_signals(struct master *m)
 static int
 wait_ms(struct master *m, int64_t now)
 {
-	int64_t next = slots_next_deadline(m), left;
+	int64_t d[] = { slots_next_deadline(m), m->tick_at,
+	    control_next_deadline(m), reload_next_deadline(m) };
+	int64_t next = 0, left;
 
-	if (m->tick_at != 0 && (next == 0 || m->tick_at < next))
-		next = m->tick_at;
+	for (size_t i = 0; i < nitems(d); i++)
+		if (d[i] != 0 && (next == 0 || d[i] < next))
+			next = d[i];
 	if (next == 0)
 		return -1;
 	left = next - now;
@@ -157,7 +184,9 @@ wait_ms(struct master *m, int64_t now)
 static void
 run_timers(struct master *m, int64_t now)
 {
+	control_expire(m, now);
 	slots_kill_overdue(m, now);
+	reload_step(m, now);
 	slots_respawn_due(m, now, 0);
 	if (m->tick_at != 0 && m->tick_at <= now) {
 		/* The reconcile tick: a slot without a worker gets one. */
@@ -170,6 +199,32 @@ run_timers(struct master *m, int64_t now)
 		}
 		slots_respawn_due(m, now, 0);
 		m->tick_at = now + m->cfg.check_interval * NS_PER_SEC;
+	}
+}
+
+/* Routes one epoll event to its handler. */
+static void
+dispatch(struct master *m, uint64_t data, uint32_t events)
+{
+	int idx = (int)(uint32_t)data;
+	uint64_t count;
+
+	switch ((enum ev_tag)(data >> 32)) {
+	case EV_SIGNAL:
+		handle_signals(m);
+		break;
+	case EV_LISTEN:
+		control_accept(m);
+		break;
+	case EV_CLIENT:
+		control_event(m, idx, events);
+		break;
+	case EV_HELD:
+		/* A held worker finished work_init. */
+		while (read(m->held_fd, &count, sizeof(count)) > 0)
+			;
+		reload_held(m);
+		break;
 	}
 }
 
@@ -207,11 +262,22 @@ master_setup(struct master *m)
 	}
 	memset(&ev, 0, sizeof(ev));
 	ev.events = EPOLLIN;
-	ev.data.ptr = NULL;
+	ev.data.u64 = EV_DATA(EV_SIGNAL, 0);
 	if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->sigfd, &ev) < 0) {
 		logmsg(PM_LOG_ERROR, "epoll_ctl: %s", strerror(errno));
 		return -1;
 	}
+	if ((m->held_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+		logmsg(PM_LOG_ERROR, "eventfd: %s", strerror(errno));
+		return -1;
+	}
+	ev.data.u64 = EV_DATA(EV_HELD, 0);
+	if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->held_fd, &ev) < 0) {
+		logmsg(PM_LOG_ERROR, "epoll_ctl: %s", strerror(errno));
+		return -1;
+	}
+	if (control_open(m) < 0)
+		return -1;
 	if ((m->sb = scoreboard_create()) == NULL) {
 		logmsg(PM_LOG_ERROR, "scoreboard: %s", strerror(errno));
 		return -1;
@@ -231,6 +297,10 @@ master_setup(struct master *m)
 static void
 master_teardown(struct master *m)
 {
+	reload_cancel(m, "the master is exiting");
+	control_close(m);
+	if (m->held_fd >= 0)
+		close(m->held_fd);
 	pidfile_release(m->run_dir, m->cfg.base_title, m->pid_fd);
 	if (m->epfd >= 0)
 		close(m->epfd);
@@ -252,7 +322,9 @@ master_run(const struct task_config *cfg, const struct creds *creds,
 	int status;
 
 	memset(&m, 0, sizeof(m));
-	m.epfd = m.sigfd = -1;
+	m.epfd = m.sigfd = m.listen_fd = m.held_fd = -1;
+	m.ro.client = m.ro.canary = -1;
+	m.gen = 1;
 	m.pid_fd = pid_fd;
 	m.ready_fd = ready_fd;
 	m.creds = *creds;
@@ -265,7 +337,7 @@ master_run(const struct task_config *cfg, const struct creds *creds,
 	logmsg(PM_LOG_INFO, "started: %d workers of %s", m.target,
 	    m.cfg.plugin);
 	for (int i = 0; i < m.target; i++)
-		slots_spawn(&m, i, 0);
+		slots_spawn(&m, i, &m.cfg, &m.creds, m.gen, 0);
 	report_ready(&m);
 
 	for (;;) {
@@ -279,12 +351,11 @@ master_run(const struct task_config *cfg, const struct creds *creds,
 		    wait_ms(&m, now));
 		if (n < 0 && errno != EINTR) {
 			logmsg(PM_LOG_ERROR, "epoll_wait: %s", strerror(errno));
-			begin_stop(&m, "internal error");
+			master_begin_stop(&m, "internal error");
 			continue;
 		}
 		for (int i = 0; i < n; i++)
-			if (evs[i].data.ptr == NULL)
-				handle_signals(&m);
+			dispatch(&m, evs[i].data.u64, evs[i].events);
 	}
 
 	if (m.run_once && m.state == MASTER_RUNNING) {

@@ -12,11 +12,25 @@
 
 #include "config.h"
 #include "privs.h"
+#include "proto.h"
 #include "rundir.h"
 #include "scoreboard.h"
 #include "title.h"
+#include "util.h"
 
 #define EXIT_TEXT_MAX	192
+#define CTL_MAX_CLIENTS	64
+#define CTL_CLIENT_NS	(10 * NS_PER_SEC)	/* a request's whole budget */
+#define INIT_TIMEOUT_NS	(60 * NS_PER_SEC)	/* a held worker's work_init */
+
+/* What an epoll event is about: tag in the high half, index in the low. */
+enum ev_tag {
+	EV_SIGNAL,
+	EV_LISTEN,
+	EV_CLIENT,
+	EV_HELD
+};
+#define EV_DATA(tag, i)	(((uint64_t)(tag) << 32) | (uint32_t)(i))
 
 /* A live worker process; its index is its scoreboard cell. */
 struct proc {
@@ -45,6 +59,39 @@ struct slot {
 	int64_t		 next_due;	/* carried to the next worker's cell */
 	char		 last_exit[EXIT_TEXT_MAX];
 	int		 last_failed;	/* last_exit was a failure */
+	unsigned	 tried_gen;	/* rollout: replacement spawned for */
+};
+
+/* A control socket connection. */
+struct client {
+	int		 fd;		/* -1: free */
+	char		 in[PROTO_REQUEST_MAX];
+	size_t		 inlen;
+	struct buf	 out;
+	size_t		 outoff;
+	int64_t		 deadline;	/* mono ns; 0 while a reload runs */
+	int		 replying;	/* request taken; out is the answer */
+};
+
+enum rollout_phase {
+	RO_IDLE,
+	RO_PROBE,		/* the new plugin loads in a throwaway child */
+	RO_CANARY,		/* one new worker runs work_init */
+	RO_REPLACE		/* committed: old workers make way */
+};
+
+/* A restart in progress (restart command or SIGHUP). */
+struct rollout {
+	enum rollout_phase	 phase;
+	int			 client;	/* waiting client, -1 */
+	struct task_config	 cfg;		/* the new config */
+	struct creds		 creds;
+	unsigned		 gen;
+	pid_t			 probe_pid;
+	int			 probe_fd;
+	int64_t			 probe_deadline;
+	int			 canary;	/* proc index */
+	int64_t			 started;
 };
 
 enum master_state {
@@ -77,6 +124,11 @@ struct master {
 	int64_t			 stop_deadline;
 	int64_t			 tick_at;	/* next checkWorkerInterval */
 	int64_t			 started_real;
+	int			 listen_fd;	/* NAME.sock */
+	char			 sock_path[RUNDIR_PATH_MAX];
+	struct client		 clients[CTL_MAX_CLIENTS];
+	int			 held_fd;	/* eventfd held workers ring */
+	struct rollout		 ro;
 };
 
 /*
@@ -87,15 +139,43 @@ struct master {
 int	master_run(const struct task_config *cfg, const struct creds *creds,
 	    const char *run_dir, int pid_fd, int ready_fd);
 
+/* master.c */
+void	master_begin_stop(struct master *m, const char *why);
+int	master_scale(struct master *m, int target, const char *why,
+	    char *msg, size_t size);
+int	master_wakeup(struct master *m, const char *why);
+
 /* slots.c */
 int	slots_init(struct master *m);
 void	slots_free(struct master *m);
-int	slots_spawn(struct master *m, int slot, int hold);
+int	slots_spawn(struct master *m, int slot, const struct task_config *cfg,
+	    const struct creds *creds, unsigned gen, int hold);
+void	slots_promote(struct master *m, int slot);
+void	slots_retire(struct master *m, int idx, int64_t now);
 void	slots_reap(struct master *m);
 void	slots_respawn_due(struct master *m, int64_t now, int skip_backoff);
 int	slots_resize(struct master *m, int target);
 void	slots_request_exit(struct master *m, int idx);
 void	slots_kill_overdue(struct master *m, int64_t now);
 int64_t	slots_next_deadline(const struct master *m);
+
+/* control.c */
+int	control_open(struct master *m);
+void	control_close(struct master *m);
+void	control_accept(struct master *m);
+void	control_event(struct master *m, int i, uint32_t events);
+void	control_expire(struct master *m, int64_t now);
+int64_t	control_next_deadline(const struct master *m);
+void	control_reply(struct master *m, int i, int ok, const char *fmt, ...)
+	    __attribute__((format(printf, 4, 5)));
+
+/* reload.c */
+void	reload_begin(struct master *m, int client, const char *why);
+void	reload_cancel(struct master *m, const char *why);
+void	reload_held(struct master *m);
+void	reload_probe_exited(struct master *m, int wstatus);
+void	reload_worker_exited(struct master *m, int idx, const char *text);
+void	reload_step(struct master *m, int64_t now);
+int64_t	reload_next_deadline(const struct master *m);
 
 #endif

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -238,24 +239,149 @@ run_detached(struct prepared *p)
 }
 
 int
-cmd_run(const struct cli *cli)
+start_detached(const struct task_config *t)
 {
-	struct config cfg;
 	struct prepared p;
 	int r;
 
+	if ((r = prepare_task(NULL, t, &p)) != 0)
+		return r;
+	r = run_detached(&p);
+	creds_free(&p.creds);
+	return r;
+}
+
+/* The signals a group of foreground masters hears through its parent. */
+static const int group_signals[] = {
+	SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGTTIN, SIGTTOU, SIGALRM, SIGCHLD
+};
+
+/*
+ * Several tasks in the foreground: one master per task, each a child of
+ * this process, which relays signals to them and exits when all have,
+ * with the worst of their statuses.
+ */
+static int
+run_group(struct prepared *ps, size_t n)
+{
+	pid_t *pids = calloc(n, sizeof(*pids));
+	size_t live = 0;
+	sigset_t set;
+	int status = EXIT_OK;
+
+	if (pids == NULL) {
+		errmsg("out of memory");
+		return EXIT_RUNTIME;
+	}
+	sigemptyset(&set);
+	for (size_t i = 0; i < nitems(group_signals); i++)
+		sigaddset(&set, group_signals[i]);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	for (size_t i = 0; i < n; i++) {
+		fflush(NULL);
+		if ((pids[i] = fork()) < 0) {
+			errmsg("%s: fork: %s", ps[i].task->base_title,
+			    strerror(errno));
+			status = EXIT_RUNTIME;
+			continue;
+		}
+		if (pids[i] == 0) {
+			/* A master ends with the command that runs it. */
+			prctl(PR_SET_PDEATHSIG, SIGTERM);
+			if (getppid() == 1)
+				_exit(EXIT_RUNTIME);
+			_exit(run_foreground(&ps[i]));
+		}
+		live++;
+	}
+	while (live > 0) {
+		siginfo_t si;
+		int wstatus;
+		pid_t pid;
+
+		if (sigwaitinfo(&set, &si) < 0)
+			continue;
+		if (si.si_signo != SIGCHLD) {
+			for (size_t i = 0; i < n; i++)
+				if (pids[i] > 0)
+					kill(pids[i], si.si_signo);
+			continue;
+		}
+		while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0) {
+			int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) :
+			    EXIT_RUNTIME;
+
+			for (size_t i = 0; i < n; i++)
+				if (pids[i] == pid) {
+					pids[i] = 0;
+					live--;
+				}
+			if (code > status)
+				status = code;
+		}
+	}
+	free(pids);
+	return status;
+}
+
+/* Refuses to start when any task of the file already runs. */
+static int
+none_running(struct prepared *ps, size_t n)
+{
+	char err[512];
+	int r = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		pid_t pid = 0;
+
+		if (pidfile_probe(ps[i].run_dir, ps[i].task->base_title, &pid,
+		    err, sizeof(err)) == 1) {
+			errmsg("%s: already running (pid %ld)",
+			    ps[i].task->base_title, (long)pid);
+			r = EXIT_RUNTIME;
+		}
+	}
+	return r;
+}
+
+int
+cmd_run(const struct cli *cli)
+{
+	struct prepared *ps;
+	struct config cfg;
+	size_t ready = 0;
+	int r = 0;
+
 	if (load_config(cli->config, &cfg) < 0)
 		return EXIT_USAGE;
-	if (cfg.ntasks != 1) {
-		errmsg("%s: tasks: running several tasks from one file is "
-		    "not supported yet", cli->config);
+	if ((ps = calloc(cfg.ntasks, sizeof(*ps))) == NULL) {
+		errmsg("out of memory");
 		config_free(&cfg);
-		return EXIT_USAGE;
+		return EXIT_RUNTIME;
 	}
-	if ((r = prepare_task(cli, &cfg.tasks[0], &p)) == 0) {
-		r = cli->daemon ? run_detached(&p) : run_foreground(&p);
-		creds_free(&p.creds);
+	/* Nothing starts unless every task can. */
+	for (; ready < cfg.ntasks; ready++)
+		if ((r = prepare_task(cli, &cfg.tasks[ready], &ps[ready])) != 0)
+			break;
+	if (r == 0 && cfg.ntasks > 1)
+		r = none_running(ps, cfg.ntasks);
+	if (r == 0) {
+		if (cli->daemon) {
+			for (size_t i = 0; i < cfg.ntasks; i++) {
+				int ri = run_detached(&ps[i]);
+
+				if (ri > r)
+					r = ri;
+			}
+		} else if (cfg.ntasks == 1) {
+			r = run_foreground(&ps[0]);
+		} else {
+			r = run_group(ps, cfg.ntasks);
+		}
 	}
+	for (size_t i = 0; i < ready; i++)
+		creds_free(&ps[i].creds);
+	free(ps);
 	config_free(&cfg);
 	return r;
 }

@@ -101,7 +101,8 @@ slots_resize(struct master *m, int target)
 }
 
 int
-slots_spawn(struct master *m, int slot, int hold)
+slots_spawn(struct master *m, int slot, const struct task_config *cfg,
+    const struct creds *creds, unsigned gen, int hold)
 {
 	struct worker_args wa;
 	struct sb_cell *c;
@@ -125,13 +126,13 @@ slots_spawn(struct master *m, int slot, int hold)
 	atomic_store(&c->next_due, m->slots[slot].next_due);
 	atomic_store(&c->rss_kb, 0);
 
-	wa.cfg = &m->cfg;
-	wa.creds = &m->creds;
+	wa.cfg = cfg;
+	wa.creds = creds;
 	wa.cell = c;
 	wa.sb = m->sb;
 	wa.slot = slot;
 	wa.master = getpid();
-	wa.keep_fd = -1;
+	wa.held_fd = hold ? m->held_fd : -1;
 
 	if ((pid = fork()) < 0) {
 		logmsg(PM_LOG_ERROR, "slot %d: fork: %s", slot,
@@ -149,19 +150,50 @@ slots_spawn(struct master *m, int slot, int hold)
 	memset(p, 0, sizeof(*p));
 	p->pid = pid;
 	p->slot = slot;
-	p->gen = m->gen;
+	p->gen = gen;
 	p->held = hold;
 	p->started = mono_ns();
 	p->started_real = real_ns();
 	m->nlive++;
-	if (hold)
+	if (hold) {
+		/* It must finish work_init in time, or it is killed. */
+		p->kill_at = p->started + INIT_TIMEOUT_NS;
 		m->slots[slot].next = idx;
-	else
+	} else {
 		m->slots[slot].cur = idx;
+	}
 	m->slots[slot].respawn_at = 0;
-	logmsg(PM_LOG_DEBUG, "slot %d: worker pid %ld started", slot,
-	    (long)pid);
+	logmsg(PM_LOG_DEBUG, "slot %d: worker pid %ld started%s", slot,
+	    (long)pid, hold ? " (held until its slot is free)" : "");
 	return 0;
+}
+
+void
+slots_retire(struct master *m, int idx, int64_t now)
+{
+	if (m->procs[idx].pid == 0 || m->procs[idx].retiring)
+		return;
+	slots_request_exit(m, idx);
+	m->procs[idx].kill_at = now + (int64_t)m->cfg.stop_timeout *
+	    NS_PER_SEC;
+}
+
+void
+slots_promote(struct master *m, int slot)
+{
+	struct slot *s = &m->slots[slot];
+	int n = s->next;
+
+	if (n < 0 || s->cur >= 0)
+		return;
+	s->cur = n;
+	s->next = -1;
+	m->procs[n].held = 0;
+	m->procs[n].kill_at = 0;
+	/* The slot's cadence carries over to its new worker. */
+	atomic_store(&m->sb->cells[n].next_due, s->next_due);
+	atomic_store(&m->sb->cells[n].cmd, CELL_RUN);
+	scoreboard_ring(&m->sb->cells[n]);
 }
 
 /* The proc index of a worker pid, or -1. */
@@ -214,16 +246,10 @@ worker_exited(struct master *m, int idx, int wstatus)
 	if (cls == EXIT_FAILED && m->state == MASTER_RUNNING)
 		m->any_failed = 1;
 
-	if (s->cur < 0 && s->next >= 0) {
+	if (s->cur < 0 && s->next >= 0 && m->ro.phase == RO_REPLACE &&
+	    m->procs[s->next].gen == m->gen) {
 		/* A rollout's replacement was waiting for this exit: go. */
-		int n = s->next;
-
-		s->cur = n;
-		s->next = -1;
-		m->procs[n].held = 0;
-		atomic_store(&m->sb->cells[n].next_due, s->next_due);
-		atomic_store(&m->sb->cells[n].cmd, CELL_RUN);
-		scoreboard_ring(&m->sb->cells[n]);
+		slots_promote(m, p->slot);
 		copy_str(plan, "replaced", sizeof(plan));
 	} else if (s->cur >= 0 || !slot_wanted(m, p->slot) || p->retiring) {
 		copy_str(plan, "not respawned", sizeof(plan));
@@ -246,6 +272,8 @@ worker_exited(struct master *m, int idx, int wstatus)
 	logmsg(level, "worker %d (pid %ld) exited: %s; %s", p->slot,
 	    (long)p->pid, text, plan);
 
+	if (m->ro.phase != RO_IDLE)
+		reload_worker_exited(m, idx, text);
 	memset(p, 0, sizeof(*p));
 	m->free_cells[m->nfree++] = idx;
 	m->nlive--;
@@ -276,6 +304,8 @@ slots_reap(struct master *m)
 			;
 		if (idx >= 0)
 			worker_exited(m, idx, wstatus);
+		else if (pid == m->ro.probe_pid)
+			reload_probe_exited(m, wstatus);
 		else
 			logmsg(PM_LOG_DEBUG, "reaped pid %ld (not a worker)",
 			    (long)pid);
@@ -290,10 +320,11 @@ slots_respawn_due(struct master *m, int64_t now, int skip_backoff)
 	for (int i = 0; i < m->target; i++) {
 		struct slot *s = &m->slots[i];
 
-		if (s->cur >= 0 || s->next >= 0)
+		/* A held replacement does not stand in for a live worker. */
+		if (s->cur >= 0)
 			continue;
 		if (skip_backoff || (s->respawn_at != 0 && s->respawn_at <= now)) {
-			if (slots_spawn(m, i, 0) == 0)
+			if (slots_spawn(m, i, &m->cfg, &m->creds, m->gen, 0) == 0)
 				s->restarts++;
 		}
 	}
@@ -309,10 +340,17 @@ slots_kill_overdue(struct master *m, int64_t now)
 			continue;
 		p->kill_at = 0;
 		p->stop_killed = m->state == MASTER_STOPPING;
-		logmsg(PM_LOG_WARNING, "worker %d (pid %ld) still running "
-		    "after %s; killing its process group", p->slot,
-		    (long)p->pid, p->stop_killed ? "stopTimeout" :
-		    "the grace period");
+		if (p->held)
+			logmsg(PM_LOG_WARNING, "worker %d (pid %ld) did not "
+			    "finish work_init within %lld s; killing it",
+			    p->slot, (long)p->pid,
+			    (long long)(INIT_TIMEOUT_NS / NS_PER_SEC));
+		else
+			logmsg(PM_LOG_WARNING, "worker %d (pid %ld) still "
+			    "running after %s; killing its process group",
+			    p->slot, (long)p->pid, p->stop_killed ?
+			    "stopTimeout" : p->timed_out ? "workTimeout's "
+			    "grace period" : "stopTimeout (replaced)");
 		kill(-p->pid, SIGKILL);
 		kill(p->pid, SIGKILL);
 	}

@@ -192,11 +192,11 @@ setup_signals(struct worker *wk)
 static void
 setup_fds(const struct worker_args *a)
 {
-	int keep[2] = { log_fd(), a->keep_fd }, lo = 3, fd;
+	int keep[2] = { log_fd(), a->held_fd }, lo = 3, fd;
 
 	if (keep[1] >= 0 && keep[1] < keep[0]) {
 		keep[1] = keep[0];
-		keep[0] = a->keep_fd;
+		keep[0] = a->held_fd;
 	}
 	for (int i = 0; i < 2; i++) {
 		if (keep[i] < lo)
@@ -306,16 +306,25 @@ start_plugin(struct worker *wk)
 	}
 }
 
-/* Waits, without spinning, while the master holds this worker back. */
+/*
+ * A replacement started while its slot's old worker still runs: say that
+ * work_init succeeded (the master's eventfd), then wait, without
+ * spinning, until the master lets it go.
+ */
 static void
 wait_for_go(struct worker *wk)
 {
 	struct sb_cell *c = wk->cell;
+	uint64_t one = 1;
 
+	if (wk->a->held_fd < 0)
+		return;
+	atomic_store(&c->phase, PHASE_HELD);
+	(void)write_all(wk->a->held_fd, &one, sizeof(one));
+	close(wk->a->held_fd);
 	while (atomic_load(&c->cmd) == CELL_HOLD && !stop_signalled) {
 		uint32_t seen = atomic_load(&c->doorbell);
 
-		atomic_store(&c->phase, PHASE_HELD);
 		if (atomic_load(&c->cmd) != CELL_HOLD || stop_signalled)
 			break;
 		scoreboard_wait(c, seen, 0);

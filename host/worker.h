@@ -26,7 +26,7 @@ struct worker_args {
 	struct scoreboard	*sb;
 	int			 slot;
 	pid_t			 master;
-	int			 keep_fd;	/* besides the log: -1 or an fd */
+	int			 held_fd;	/* eventfd to ring once held; -1 */
 };
 
 _Noreturn void	worker_main(const struct worker_args *a);
