@@ -84,6 +84,13 @@ prepare_task(const struct cli *cli, const struct task_config *t,
 		errmsg("%s: %s", t->base_title, err);
 		return EXIT_RUNTIME;
 	}
+	if (rundir_path(err, sizeof(err), p->run_dir, t->base_title,
+	    ".sock") < 0 || strlen(err) >= SOCKET_PATH_MAX) {
+		errmsg("%s: run dir %s: too long for the control socket %s.sock "
+		    "(at most %d bytes in all)", t->base_title, p->run_dir,
+		    t->base_title, SOCKET_PATH_MAX - 1);
+		return EXIT_RUNTIME;
+	}
 	if (cli != NULL && cli->log_file != NULL) {
 		if (absolute_path(cli->log_file, p->log_path,
 		    sizeof(p->log_path)) < 0) {

@@ -46,19 +46,27 @@ rundir_resolve(const char *config_run_dir, char *dir, size_t size, char *err,
 		src = "/tmp";
 		n = snprintf(dir, size, "/tmp/pmhost-%ld", (long)geteuid());
 	}
-	if (n < 0 || (size_t)n >= size || (size_t)n > 200) {
-		/* Socket paths must fit sun_path (108 bytes) with NAME.sock. */
+	if (n < 0 || (size_t)n >= size) {
 		snprintf(err, errlen, "%s: run dir path too long", src);
 		return -1;
 	}
+	/* "/run/app/" and "/run/app" are one dir (and lstat must see a link). */
+	while (n > 1 && dir[n - 1] == '/')
+		dir[--n] = '\0';
 	return 0;
 }
 
 int
 rundir_check(const char *dir, char *err, size_t errlen)
 {
+	size_t n = strlen(dir);
 	struct stat st;
 
+	/* A trailing slash would make lstat() follow a symlink. */
+	if (n > 1 && dir[n - 1] == '/') {
+		snprintf(err, errlen, "run dir %s: must not end in '/'", dir);
+		return -1;
+	}
 	if (lstat(dir, &st) < 0) {
 		snprintf(err, errlen, "run dir %s: %s", dir, strerror(errno));
 		return -1;
@@ -110,8 +118,14 @@ make_parents(const char *dir, char *err, size_t errlen)
 int
 rundir_prepare(const char *dir, char *err, size_t errlen)
 {
+	size_t n = strlen(dir);
+
 	if (dir[0] != '/') {
 		snprintf(err, errlen, "run dir %s: not an absolute path", dir);
+		return -1;
+	}
+	if (n > 1 && dir[n - 1] == '/') {
+		snprintf(err, errlen, "run dir %s: must not end in '/'", dir);
 		return -1;
 	}
 	if (make_parents(dir, err, errlen) < 0)

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #define RUNDIR_PATH_MAX	4096
+#define SOCKET_PATH_MAX	108	/* sizeof(sun_path): NAME.sock must fit */
 
 /*
  * The run dir for a task: its runDir when set, else $PMHOST_RUNDIR, else
