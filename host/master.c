@@ -65,7 +65,10 @@ master_begin_stop(struct master *m, const char *why)
 		if (m->procs[i].pid == 0)
 			continue;
 		slots_request_exit(m, i);
-		m->procs[i].kill_at = m->stop_deadline;
+		/* A kill already due sooner (workTimeout's grace) stands. */
+		if (m->procs[i].kill_at == 0 ||
+		    m->procs[i].kill_at > m->stop_deadline)
+			m->procs[i].kill_at = m->stop_deadline;
 	}
 	for (int i = 0; i < m->nslots; i++)
 		m->slots[i].respawn_at = 0;
@@ -185,6 +188,7 @@ static void
 run_timers(struct master *m, int64_t now)
 {
 	control_expire(m, now);
+	slots_watchdog(m, now);
 	slots_kill_overdue(m, now);
 	reload_step(m, now);
 	slots_respawn_due(m, now, 0);
@@ -345,8 +349,11 @@ master_run(const struct task_config *cfg, const struct creds *creds,
 		int n;
 
 		run_timers(&m, now);
-		if (m.nlive == 0 && (m.state == MASTER_STOPPING || m.run_once))
+		if (m.nlive == 0 && (m.state == MASTER_STOPPING || m.run_once)) {
+			slots_kill_strays(&m);
+			slots_reap(&m);
 			break;
+		}
 		n = epoll_wait(m.epfd, evs, (int)nitems(evs),
 		    wait_ms(&m, now));
 		if (n < 0 && errno != EINTR) {

@@ -22,6 +22,7 @@
 #define CTL_MAX_CLIENTS	64
 #define CTL_CLIENT_NS	(10 * NS_PER_SEC)	/* a request's whole budget */
 #define INIT_TIMEOUT_NS	(60 * NS_PER_SEC)	/* a held worker's work_init */
+#define TIMEOUT_GRACE_NS (1 * NS_PER_SEC)	/* workTimeout: TERM, then KILL */
 
 /* What an epoll event is about: tag in the high half, index in the low. */
 enum ev_tag {
@@ -128,6 +129,7 @@ struct master {
 	char			 sock_path[RUNDIR_PATH_MAX];
 	struct client		 clients[CTL_MAX_CLIENTS];
 	int			 held_fd;	/* eventfd held workers ring */
+	int64_t			 watch_at;	/* next workTimeout check; 0 */
 	struct rollout		 ro;
 };
 
@@ -158,6 +160,8 @@ int	slots_resize(struct master *m, int target);
 void	slots_request_exit(struct master *m, int idx);
 void	slots_kill_overdue(struct master *m, int64_t now);
 int64_t	slots_next_deadline(const struct master *m);
+void	slots_watchdog(struct master *m, int64_t now);
+void	slots_kill_strays(struct master *m);
 
 /* control.c */
 int	control_open(struct master *m);

@@ -375,5 +375,83 @@ slots_next_deadline(const struct master *m)
 		    (next == 0 || p->kill_at < next))
 			next = p->kill_at;
 	}
+	if (m->watch_at != 0 && (next == 0 || m->watch_at < next))
+		next = m->watch_at;
 	return next;
+}
+
+/*
+ * workTimeout: a worker whose current work() call has run longer gets
+ * SIGTERM, then SIGKILL after TIMEOUT_GRACE_NS.  Calls are timed from the
+ * cell's call_started; the check runs at the earliest known overdue time
+ * and at least every half timeout, to notice calls that began unseen.
+ */
+void
+slots_watchdog(struct master *m, int64_t now)
+{
+	int64_t limit = (int64_t)m->cfg.work_timeout * NS_PER_SEC, next;
+
+	if (limit == 0) {
+		m->watch_at = 0;
+		return;
+	}
+	if (m->watch_at != 0 && m->watch_at > now)
+		return;
+	next = now + limit / 2;
+	for (int i = 0; i < SB_CELLS; i++) {
+		struct proc *p = &m->procs[i];
+		struct sb_cell *c = &m->sb->cells[i];
+		int64_t started, age;
+
+		if (p->pid == 0 || p->timed_out ||
+		    atomic_load(&c->phase) != PHASE_BUSY)
+			continue;
+		started = atomic_load(&c->call_started);
+		if (started == 0)
+			continue;
+		age = now - started;
+		if (age < limit) {
+			if (started + limit < next)
+				next = started + limit;
+			continue;
+		}
+		p->timed_out = 1;
+		p->timeout_call_ns = age;
+		logmsg(PM_LOG_WARNING, "worker %d (pid %ld): work() call %llu "
+		    "has run %.1f s, over workTimeout %u s; terminating it",
+		    p->slot, (long)p->pid,
+		    (unsigned long long)atomic_load(&c->calls) + 1,
+		    (double)age / NS_PER_SEC, m->cfg.work_timeout);
+		kill(p->pid, SIGTERM);
+		if (p->kill_at == 0 || p->kill_at > now + TIMEOUT_GRACE_NS)
+			p->kill_at = now + TIMEOUT_GRACE_NS;
+	}
+	m->watch_at = next;
+}
+
+/*
+ * Kills what is left of the task besides workers: orphans adopted as
+ * subreaper (a plugin's daemonised children) that outlived their worker.
+ */
+void
+slots_kill_strays(struct master *m)
+{
+	char path[64], buf[4096];
+	FILE *f;
+
+	(void)m;
+	snprintf(path, sizeof(path), "/proc/self/task/%ld/children",
+	    (long)getpid());
+	if ((f = fopen(path, "re")) == NULL)
+		return;
+	while (fscanf(f, "%4095s", buf) == 1) {
+		long pid = strtol(buf, NULL, 10);
+
+		if (pid > 0 && find_proc(m, (pid_t)pid) < 0) {
+			logmsg(PM_LOG_INFO, "killing pid %ld, left behind by "
+			    "a worker", pid);
+			kill((pid_t)pid, SIGKILL);
+		}
+	}
+	fclose(f);
 }

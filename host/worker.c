@@ -178,14 +178,22 @@ setup_signals(struct worker *wk)
 		return -1;
 	/* The master ignores SIGPIPE for its clients; plugins get the default. */
 	signal(SIGPIPE, SIG_DFL);
-	if (prctl(PR_SET_PDEATHSIG, WORKER_ORPHAN_SIGNAL) < 0)
-		return -1;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	/* The master may have died before PR_SET_PDEATHSIG took hold. */
-	if (getppid() != master_pid)
-		kill(0, SIGKILL);
 	return 0;
+}
+
+/*
+ * Asks the kernel to signal us when the master dies.  After any change of
+ * credentials (which clears the setting), and checked once by hand, since
+ * the master may already be gone.
+ */
+static void
+watch_master(void)
+{
+	if (prctl(PR_SET_PDEATHSIG, WORKER_ORPHAN_SIGNAL) < 0 ||
+	    getppid() != master_pid)
+		kill(0, SIGKILL);
 }
 
 /* Closes every descriptor of the master's but the log; stdin is null. */
@@ -460,7 +468,10 @@ worker_main(const struct worker_args *a)
 			setenv("USER", a->creds->name, 1);
 			setenv("LOGNAME", a->creds->name, 1);
 		}
+		/* The uid change made us undumpable: let plugins dump core. */
+		prctl(PR_SET_DUMPABLE, 1);
 	}
+	watch_master();
 	if (a->cfg->max_rss_mb > 0) {
 		wk.rss_limit_kb = (uint64_t)a->cfg->max_rss_mb * 1024;
 		wk.statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);

@@ -17,6 +17,9 @@
  *   leak_kb	 N: each call allocates and touches N KiB, never freed
  *   poll_stop	 1: while sleeping in a call, return early once stopping
  *   log	 1: each call also writes a pm_log line
+ *   print	 1: each call also prints a line to stdout and to stderr
+ *   orphan_ms	 N: work_init leaves a daemonised grandchild (own session,
+ *		 parent gone) that exits after N ms; records "orphan <pid>"
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -24,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <pmhost.h>
@@ -34,7 +38,7 @@ struct rec {
 	int	fd;
 	long	init_fail, init_sleep_ms, fini_sleep_ms, sleep_ms, crash_at,
 		hang_at, done_at, error_at, exit_at, exit_code, fork_child,
-		leak_kb, poll_stop, log;
+		leak_kb, poll_stop, log, print, orphan_ms;
 	char	tag[128];
 };
 
@@ -118,6 +122,42 @@ record(pm_worker *w, struct rec *r, const char *event, const char *extra)
 		abort();
 }
 
+/*
+ * Forks a child that forks a grandchild and exits at once: the grandchild,
+ * in a session of its own, is adopted by the nearest subreaper.
+ */
+static void
+make_orphan(pm_worker *w, struct rec *r)
+{
+	int pfd[2];
+	pid_t mid, orphan = 0;
+	char extra[32];
+
+	if (pipe(pfd) < 0)
+		return;
+	if ((mid = fork()) == 0) {
+		pid_t g;
+
+		close(pfd[0]);
+		setsid();
+		if ((g = fork()) == 0) {
+			close(pfd[1]);
+			sleep_ms(w, NULL, r->orphan_ms);
+			_exit(0);
+		}
+		if (write(pfd[1], &g, sizeof(g)) != sizeof(g))
+			_exit(1);
+		_exit(0);
+	}
+	close(pfd[1]);
+	if (read(pfd[0], &orphan, sizeof(orphan)) != sizeof(orphan))
+		orphan = 0;
+	close(pfd[0]);
+	waitpid(mid, NULL, 0);
+	snprintf(extra, sizeof(extra), "%ld", (long)orphan);
+	record(w, r, "orphan", extra);
+}
+
 int
 work_init(pm_worker *w, void **state)
 {
@@ -144,6 +184,8 @@ work_init(pm_worker *w, void **state)
 	r->leak_kb = num_param(j, "leak_kb", 0);
 	r->poll_stop = num_param(j, "poll_stop", 0);
 	r->log = num_param(j, "log", 0);
+	r->print = num_param(j, "print", 0);
+	r->orphan_ms = num_param(j, "orphan_ms", 0);
 	str_param(j, "tag", r->tag, sizeof(r->tag));
 	*state = r;
 
@@ -160,6 +202,8 @@ work_init(pm_worker *w, void **state)
 		snprintf(extra, sizeof(extra), "%ld", (long)pid);
 		record(w, r, "child", extra);
 	}
+	if (r->orphan_ms > 0)
+		make_orphan(w, r);
 	record(w, r, "init", r->tag);
 	if (r->init_fail) {
 		pm_log(w, PM_LOG_ERROR, "recorder: init_fail requested");
@@ -178,6 +222,11 @@ work(pm_worker *w, void *state)
 	if (r->log)
 		pm_log(w, PM_LOG_INFO, "recorder call %ld in slot %d", call,
 		    pm_worker_slot(w));
+	if (r->print) {
+		printf("recorder stdout call %ld\n", call);
+		fflush(stdout);
+		fprintf(stderr, "recorder stderr call %ld\n", call);
+	}
 	if (call == r->crash_at)
 		raise(SIGSEGV);
 	if (call == r->hang_at)
