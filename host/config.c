@@ -197,6 +197,27 @@ report_syntax(struct parse_ctx *ctx, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Copies s into dst with control bytes written as \n, \t or \xNN. */
+static void
+escape_controls(const char *s, char *dst, size_t size)
+{
+	size_t n = 0;
+
+	for (; *s != '\0' && n + 5 < size; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '\n')
+			n += (size_t)snprintf(dst + n, size - n, "\\n");
+		else if (c == '\t')
+			n += (size_t)snprintf(dst + n, size - n, "\\t");
+		else if (c < 0x20 || c == 0x7f)
+			n += (size_t)snprintf(dst + n, size - n, "\\x%02x", c);
+		else
+			dst[n++] = (char)c;
+	}
+	dst[n] = '\0';
+}
+
 /* Length of the longest prefix of s within max bytes not splitting UTF-8. */
 static size_t
 utf8_cut(const char *s, size_t max)
@@ -798,8 +819,11 @@ config_parse(const char *text, size_t len, const char *path,
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
 	    &jerr);
 	if (root == NULL) {
-		report_syntax(&ctx, "%d:%d: %s", jerr.line, jerr.column,
-		    jerr.text);
+		char shown[sizeof(jerr.text) * 4];
+
+		/* jansson quotes raw input: keep the message one clean line. */
+		escape_controls(jerr.text, shown, sizeof(shown));
+		report_syntax(&ctx, "%d:%d: %s", jerr.line, jerr.column, shown);
 		goto out;
 	}
 	if (!json_is_object(root)) {

@@ -35,6 +35,27 @@ struct prepared {
 	struct creds	 creds;
 };
 
+/*
+ * The signals a master reads from its signalfd, blocked from before its
+ * pid file exists (a stop may come as soon as it does); a group of
+ * foreground masters hears them through its parent.
+ */
+static const int group_signals[] = {
+	SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGTTIN, SIGTTOU, SIGALRM, SIGCHLD
+};
+
+/* Blocks group_signals; the previous mask in *old (may be NULL). */
+static void
+block_master_signals(sigset_t *old)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	for (size_t i = 0; i < nitems(group_signals); i++)
+		sigaddset(&set, group_signals[i]);
+	sigprocmask(SIG_BLOCK, &set, old);
+}
+
 int
 load_config(const char *path, struct config *cfg)
 {
@@ -207,6 +228,7 @@ run_detached(struct prepared *p)
 {
 	char buf[800];
 	int pfd[2], wstatus;
+	sigset_t old;
 	ssize_t n;
 	pid_t pid;
 
@@ -215,8 +237,10 @@ run_detached(struct prepared *p)
 		return EXIT_RUNTIME;
 	}
 	fflush(NULL);
+	block_master_signals(&old);
 	if ((pid = fork()) < 0) {
 		errmsg("%s: fork: %s", p->task->base_title, strerror(errno));
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		return EXIT_RUNTIME;
 	}
 	if (pid == 0) {
@@ -228,6 +252,7 @@ run_detached(struct prepared *p)
 		daemon_child(p, pfd[1]);
 	}
 	close(pfd[1]);
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	n = read_full(pfd[0], buf, sizeof(buf) - 1);
 	close(pfd[0]);
 	while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
@@ -257,11 +282,6 @@ start_detached(const struct task_config *t)
 	creds_free(&p.creds);
 	return r;
 }
-
-/* The signals a group of foreground masters hears through its parent. */
-static const int group_signals[] = {
-	SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGTTIN, SIGTTOU, SIGALRM, SIGCHLD
-};
 
 /*
  * Several tasks in the foreground: one master per task, each a child of
@@ -359,6 +379,7 @@ cmd_run(const struct cli *cli)
 	size_t ready = 0;
 	int r = 0;
 
+	block_master_signals(NULL);
 	if (load_config(cli->config, &cfg) < 0)
 		return EXIT_USAGE;
 	if ((ps = calloc(cfg.ntasks, sizeof(*ps))) == NULL) {

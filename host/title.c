@@ -64,7 +64,11 @@ title_set(const char *title)
 	n = strlen(title);
 	if (n > area_len - 1)
 		n = area_len - 1;
-	memset(area, 0, area_len);
+	/*
+	 * Overwrite the environment strings only when the title needs their
+	 * room: /proc/PID/environ keeps showing them otherwise.
+	 */
+	memset(area, 0, n + 1 > arg_len ? area_len : arg_len);
 	memcpy(area, title, n);
 	/*
 	 * The kernel shows the whole argv range when its last byte is NUL,

@@ -412,6 +412,12 @@ run_calls(struct worker *wk)
 		int rc = work_fn(&wk->pub, wk->state);
 
 		atomic_store_explicit(&c->calls, ++calls, memory_order_release);
+		/* "delay" counts from the end of the call, also for the slot's
+		 * next worker when this one ends here. */
+		if (period > 0 && !rate) {
+			due = mono_ns() + period;
+			atomic_store(&c->next_due, due);
+		}
 		if (rc != PM_CONTINUE) {
 			if (rc > 0)
 				return WHY_DONE;
@@ -420,10 +426,6 @@ run_calls(struct worker *wk)
 		if (times != 0 && calls >= times)
 			return WHY_CALLS;
 		if (period > 0) {
-			if (!rate) {
-				due = mono_ns() + period;
-				atomic_store(&c->next_due, due);
-			}
 			atomic_store_explicit(&c->phase, PHASE_IDLE,
 			    memory_order_relaxed);
 			if (over_memory_limit(wk))

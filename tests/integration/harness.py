@@ -20,9 +20,10 @@ import unittest
 
 BUILD = os.environ.get("PMHOST_BUILD") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", "..", "build"))
-PMHOST = os.environ.get("PMHOST") or os.path.join(BUILD, "host", "pmhost")
-PLUGINS = os.environ.get("PMHOST_PLUGINS") or os.path.join(
-    BUILD, "tests", "plugins")
+PMHOST = os.path.abspath(os.environ.get("PMHOST") or
+                         os.path.join(BUILD, "host", "pmhost"))
+PLUGINS = os.path.abspath(os.environ.get("PMHOST_PLUGINS") or
+                          os.path.join(BUILD, "tests", "plugins"))
 SOURCE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 # Sanitizer builds are slower; deadlines scale with this.
@@ -82,7 +83,8 @@ class PmTest(unittest.TestCase):
         _counter[0] += 1
         self.tmp = tempfile.mkdtemp(prefix="pmhost-test-")
         self.rundir = os.path.join(self.tmp, "run")
-        self.title = "t%d_%d" % (os.getpid(), _counter[0])
+        # Zero-padded: no test's title is a prefix of another's.
+        self.title = "t%d_%03d" % (os.getpid(), _counter[0])
         self.test_id = "%s-%s" % (self.title, os.path.basename(self.tmp))
         self.env = dict(os.environ)
         self.env["PMHOST_TEST_ID"] = self.test_id
@@ -95,10 +97,23 @@ class PmTest(unittest.TestCase):
     # -- processes -------------------------------------------------------
 
     def tagged_pids(self):
-        """Every live process carrying this test's PMHOST_TEST_ID."""
+        """Every live process of this test: it carries PMHOST_TEST_ID in
+        its environment, or a master/worker title naming this test's
+        baseTitle (a long title may overwrite the environment strings;
+        forks of workers keep the worker's title)."""
         tag = ("PMHOST_TEST_ID=%s\0" % self.test_id).encode()
-        return [p for p in all_pids()
-                if p != os.getpid() and tag in proc_environ(p)]
+        out = []
+        for p in all_pids():
+            if p == os.getpid():
+                continue
+            if tag in proc_environ(p):
+                out.append(p)
+                continue
+            c = proc_cmdline(p)
+            if c and re.search(r":(Master|Worker):%s(_|$)" %
+                               re.escape(self.title), c):
+                out.append(p)
+        return out
 
     def _cleanup(self):
         for p in self.popens:
@@ -127,14 +142,23 @@ class PmTest(unittest.TestCase):
             time.sleep(0.01)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def pids_titled(self, role):
-        """Live pids whose cmdline is TITLEPREFIX:role:self.title."""
-        want = ":%s:%s" % (role, self.title)
+    def pids_titled(self, role, title=None):
+        """Live pids whose cmdline is TITLEPREFIX:role:TITLE (self.title).
+        A worker's forked children share its title: only processes whose
+        parent is the master (or, for masters, any) count."""
+        want = ":%s:%s" % (role, title or self.title)
         out = []
-        for pid in self.tagged_pids():
+        for pid in all_pids():
             c = proc_cmdline(pid)
-            if c is not None and c.endswith(want) and alive(pid):
-                out.append(pid)
+            if c is None or not c.endswith(want) or not alive(pid):
+                continue
+            if role == "Worker":
+                st = proc_stat(pid)
+                pc = st and proc_cmdline(st[1])
+                if not pc or not pc.endswith(":Master:%s" %
+                                             (title or self.title)):
+                    continue
+            out.append(pid)
         return sorted(out)
 
     def workers(self):
@@ -178,11 +202,13 @@ class PmTest(unittest.TestCase):
 
     def start(self, *args, env=None):
         """Starts `pmhost ARGS` in the background; stderr goes to a file."""
-        log = open(self.path("stderr-%d.log" % len(self.popens)), "w+")
-        p = subprocess.Popen([PMHOST] + [str(a) for a in args],
-                             env=env or self.env, stdin=subprocess.DEVNULL,
-                             stdout=log, stderr=log)
-        p.log_path = log.name
+        path = self.path("stderr-%d.log" % len(self.popens))
+        with open(path, "w") as log:
+            p = subprocess.Popen([PMHOST] + [str(a) for a in args],
+                                 env=env or self.env,
+                                 stdin=subprocess.DEVNULL,
+                                 stdout=log, stderr=log)
+        p.log_path = path
         self.popens.append(p)
         return p
 
