@@ -18,6 +18,7 @@
 
 #include "log.h"
 #include "master.h"
+#include "notify.h"
 #include "policy.h"
 #include "util.h"
 
@@ -61,6 +62,7 @@ master_begin_stop(struct master *m, const char *why)
 	m->stop_deadline = now + (int64_t)m->cfg.stop_timeout * NS_PER_SEC;
 	logmsg(PM_LOG_INFO, "stopping (%s): %d workers to finish", why,
 	    m->nlive);
+	notify_send("STOPPING=1\nSTATUS=stopping (%s)", why);
 	for (int i = 0; i < SB_CELLS; i++) {
 		if (m->procs[i].pid == 0)
 			continue;
@@ -104,7 +106,16 @@ master_scale(struct master *m, int target, const char *why, char *msg,
 	snprintf(msg, size, "workers %d -> %d", from, target);
 	logmsg(PM_LOG_INFO, "%s: %s", why, msg);
 	slots_respawn_due(m, mono_ns(), 0);
+	master_notify_status(m, NULL);
 	return 0;
+}
+
+void
+master_notify_status(struct master *m, const char *state)
+{
+	notify_send("%s%sSTATUS=%d/%d workers, generation %u",
+	    state != NULL ? state : "", state != NULL ? "\n" : "", m->nlive,
+	    m->target, m->gen);
 }
 
 int
@@ -167,7 +178,7 @@ static int
 wait_ms(struct master *m, int64_t now)
 {
 	int64_t d[] = { slots_next_deadline(m), m->tick_at,
-	    control_next_deadline(m), reload_next_deadline(m) };
+	    control_next_deadline(m), reload_next_deadline(m), m->notify_at };
 	int64_t next = 0, left;
 
 	for (size_t i = 0; i < nitems(d); i++)
@@ -188,6 +199,10 @@ static void
 run_timers(struct master *m, int64_t now)
 {
 	control_expire(m, now);
+	if (m->notify_at != 0 && m->notify_at <= now) {
+		master_notify_status(m, "WATCHDOG=1");
+		m->notify_at = now + notify_watchdog_ns();
+	}
 	slots_watchdog(m, now);
 	slots_kill_overdue(m, now);
 	reload_step(m, now);
@@ -236,6 +251,9 @@ dispatch(struct master *m, uint64_t data, uint32_t events)
 static void
 report_ready(struct master *m)
 {
+	master_notify_status(m, "READY=1");
+	if (notify_watchdog_ns() > 0)
+		m->notify_at = mono_ns() + notify_watchdog_ns();
 	if (m->ready_fd < 0)
 		return;
 	(void)write_all(m->ready_fd, "ok", 2);
@@ -255,6 +273,7 @@ master_setup(struct master *m)
 	log_set_identity(m->title);
 	/* Orphans of workers' children come to us, not to init. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	notify_init();
 
 	if ((m->sigfd = setup_signals()) < 0) {
 		logmsg(PM_LOG_ERROR, "signalfd: %s", strerror(errno));

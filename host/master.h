@@ -130,6 +130,7 @@ struct master {
 	struct client		 clients[CTL_MAX_CLIENTS];
 	int			 held_fd;	/* eventfd held workers ring */
 	int64_t			 watch_at;	/* next workTimeout check; 0 */
+	int64_t			 notify_at;	/* next WATCHDOG=1; 0: none */
 	struct rollout		 ro;
 };
 
@@ -146,6 +147,7 @@ void	master_begin_stop(struct master *m, const char *why);
 int	master_scale(struct master *m, int target, const char *why,
 	    char *msg, size_t size);
 int	master_wakeup(struct master *m, const char *why);
+void	master_notify_status(struct master *m, const char *state);
 
 /* slots.c */
 int	slots_init(struct master *m);

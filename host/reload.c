@@ -23,6 +23,7 @@
 
 #include "log.h"
 #include "master.h"
+#include "notify.h"
 #include "plugin.h"
 #include "util.h"
 
@@ -50,6 +51,8 @@ finish(struct master *m, int ok, const char *fmt, ...)
 	va_end(ap);
 	logmsg(ok ? PM_LOG_INFO : PM_LOG_ERROR, "restart %s: %s",
 	    ok ? "done" : "failed", text);
+	if (m->ro.phase != RO_IDLE && m->state == MASTER_RUNNING)
+		master_notify_status(m, "READY=1");
 	control_reply(m, m->ro.client, ok, "%s", text);
 	if (m->ro.phase != RO_REPLACE)
 		drop_new_config(m);
@@ -129,6 +132,8 @@ reload_begin(struct master *m, int client, const char *why)
 	m->ro.canary = -1;
 	m->ro.phase = RO_PROBE;
 	m->ro.started = mono_ns();
+	notify_send("RELOADING=1\nMONOTONIC_USEC=%lld\nSTATUS=restarting",
+	    (long long)(m->ro.started / NS_PER_US));
 	logmsg(PM_LOG_INFO, "restart (%s): checking %s", why,
 	    m->cfg.config_path);
 	if (reread_config(m) < 0)

@@ -194,6 +194,8 @@ daemon_child(struct prepared *p, int fd)
 	if (chdir("/") < 0) {
 		/* Nothing relies on the cwd: every config path is absolute. */
 	}
+	/* A detached master is not the service manager's main process. */
+	unsetenv("NOTIFY_SOCKET");
 	if ((r = take_pidfile(p, &pidfd, msg + 2, sizeof(msg) - 2)) != 0) {
 		msg[0] = (char)('0' + r);
 		msg[1] = ' ';
@@ -315,6 +317,8 @@ run_group(struct prepared *ps, size_t n)
 		if (pids[i] == 0) {
 			/* A master ends with the command that runs it. */
 			prctl(PR_SET_PDEATHSIG, SIGTERM);
+			/* Only the parent is the service manager's main pid. */
+			unsetenv("NOTIFY_SOCKET");
 			if (getppid() == 1)
 				_exit(EXIT_RUNTIME);
 			_exit(run_foreground(&ps[i]));

@@ -56,15 +56,28 @@ rundir_resolve(const char *config_run_dir, char *dir, size_t size, char *err,
 	return 0;
 }
 
-int
-rundir_check(const char *dir, char *err, size_t errlen)
+/* dir without trailing slashes, into buf; -1 if it does not fit. */
+static int
+strip_slashes(const char *dir, char *buf, size_t size)
 {
-	size_t n = strlen(dir);
+	size_t n = copy_str(buf, dir, size);
+
+	if (n >= size)
+		return -1;
+	while (n > 1 && buf[n - 1] == '/')
+		buf[--n] = '\0';
+	return 0;
+}
+
+int
+rundir_check(const char *path, char *err, size_t errlen)
+{
+	char dir[RUNDIR_PATH_MAX];
 	struct stat st;
 
-	/* A trailing slash would make lstat() follow a symlink. */
-	if (n > 1 && dir[n - 1] == '/') {
-		snprintf(err, errlen, "run dir %s: must not end in '/'", dir);
+	/* With a trailing slash, lstat() would follow a symlink. */
+	if (strip_slashes(path, dir, sizeof(dir)) < 0) {
+		snprintf(err, errlen, "run dir %s: path too long", path);
 		return -1;
 	}
 	if (lstat(dir, &st) < 0) {
@@ -116,16 +129,17 @@ make_parents(const char *dir, char *err, size_t errlen)
 }
 
 int
-rundir_prepare(const char *dir, char *err, size_t errlen)
+rundir_prepare(const char *path, char *err, size_t errlen)
 {
-	size_t n = strlen(dir);
+	char dir[RUNDIR_PATH_MAX];
 
-	if (dir[0] != '/') {
-		snprintf(err, errlen, "run dir %s: not an absolute path", dir);
+	if (path[0] != '/') {
+		snprintf(err, errlen, "run dir %s: not an absolute path", path);
 		return -1;
 	}
-	if (n > 1 && dir[n - 1] == '/') {
-		snprintf(err, errlen, "run dir %s: must not end in '/'", dir);
+	/* "/run/app/" is "/run/app": created 0700 itself, not as a parent. */
+	if (strip_slashes(path, dir, sizeof(dir)) < 0) {
+		snprintf(err, errlen, "run dir %s: path too long", path);
 		return -1;
 	}
 	if (make_parents(dir, err, errlen) < 0)

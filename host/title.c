@@ -16,6 +16,7 @@ extern char **environ;
 static char	*area;		/* argv[0] */
 static size_t	 area_len;	/* argv and environ strings, contiguous */
 static size_t	 arg_len;	/* argv strings alone */
+static size_t	 title_used;	/* bytes the last title wrote, NUL included */
 
 int
 title_compose(char *buf, size_t size, const char *prefix,
@@ -57,7 +58,7 @@ title_init(int argc, char **argv)
 void
 title_set(const char *title)
 {
-	size_t n;
+	size_t n, clear;
 
 	if (area == NULL || area_len < 2)
 		return;
@@ -65,11 +66,16 @@ title_set(const char *title)
 	if (n > area_len - 1)
 		n = area_len - 1;
 	/*
-	 * Overwrite the environment strings only when the title needs their
-	 * room: /proc/PID/environ keeps showing them otherwise.
+	 * A title that fits the argv strings leaves the environment strings
+	 * alone (/proc/PID/environ still shows them); one that needs their
+	 * room takes all of it, leaving no half-overwritten string behind.
 	 */
-	memset(area, 0, n + 1 > arg_len ? area_len : arg_len);
+	clear = n + 1 > arg_len ? area_len : arg_len;
+	if (title_used > clear)
+		clear = title_used;
+	memset(area, 0, clear);
 	memcpy(area, title, n);
+	title_used = clear;
 	/*
 	 * The kernel shows the whole argv range when its last byte is NUL,
 	 * and the string up to the first NUL when it is not; the second reads

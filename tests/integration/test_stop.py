@@ -131,7 +131,7 @@ class TestStop(StopTest):
         self.assertEqual(self.workers(), [])
         self.assertEqual(self.wait_exit(p), 0)
         out = self.output(p)
-        self.assertIn("stopping (SIGTERM): 3 workers to finish", out)
+        self.assertRegex(out, r"stopping \(stop command\): 3 workers to finish")
         self.assertRegex(out, r"stopped\n")
         self.assertEqual(sorted(e["pid"] for e in self.events("fini")),
                          sorted(workers))

@@ -219,8 +219,9 @@ START_TEST(set_short_title)
 	ck_assert_int_ne(area[arg_len - 1], '\0');
 	for (size_t i = 12; i < arg_len - 1; i++)
 		ck_assert_int_eq(area[i], '\0');
-	for (size_t i = arg_len; i < area_len; i++)
-		ck_assert_int_eq(area[i], '\0');
+	/* A title that fits argv leaves the environment strings alone. */
+	ck_assert_mem_eq(area + arg_len, "HOME=/root\0PMHOST_TEST_A=alpha\0"
+	    "PMHOST_TEST_B=beta", area_len - arg_len);
 	assert_shown("pm:Master:x");
 	assert_guards_intact();
 }
@@ -308,6 +309,7 @@ START_TEST(set_shorter_title_clears_longer)
 	title_set("process_m:Worker:first_and_longest_title");
 	title_set("p:Worker:b");
 	assert_shown("p:Worker:b");
+	/* The longer title took the environment's room: all cleared. */
 	for (size_t i = 11; i < area_len; i++)
 		if (i != arg_len - 1)
 			ck_assert_int_eq(area[i], '\0');
