@@ -433,9 +433,11 @@ cmd_check(const struct cli *cli)
 
 		if (creds_resolve(t->user, t->group, &creds, err,
 		    sizeof(err)) < 0) {
-			errmsg("%s: %s%s: %s", t->config_path,
-			    cfg.ntasks > 1 ? "task " : "", cfg.ntasks > 1 ?
-			    t->base_title : "", err);
+			if (cfg.ntasks > 1)
+				errmsg("%s: task %s: %s", t->config_path,
+				    t->base_title, err);
+			else
+				errmsg("%s: %s", t->config_path, err);
 			bad = 1;
 			continue;
 		}
