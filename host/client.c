@@ -7,6 +7,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -179,7 +180,7 @@ find_master(struct target *t)
  */
 static enum proto_result
 call_master(const struct target *t, const char *req, int timeout_ms,
-    struct buf *reply)
+    struct buf *reply, int *pidfd)
 {
 	char path[RUNDIR_PATH_MAX], err[512];
 	enum proto_result r;
@@ -189,7 +190,7 @@ call_master(const struct target *t, const char *req, int timeout_ms,
 		errmsg("%s: socket path too long", t->title);
 		return PROTO_FAILED;
 	}
-	r = proto_call(path, req, timeout_ms, reply, err, sizeof(err));
+	r = proto_call(path, req, timeout_ms, reply, pidfd, err, sizeof(err));
 	if (r == PROTO_FAILED)
 		errmsg("%s: %s", t->title, err);
 	return r;
@@ -246,7 +247,7 @@ simple_request(const struct cli *cli, const char *req)
 			status = EXIT_RUNTIME;
 			continue;
 		}
-		r = call_master(t, req, REQUEST_TIMEOUT_MS, &reply);
+		r = call_master(t, req, REQUEST_TIMEOUT_MS, &reply, NULL);
 		if (r == PROTO_NO_MASTER) {
 			errmsg("%s: not running", t->title);
 			status = EXIT_RUNTIME;
@@ -307,7 +308,8 @@ cmd_status(const struct cli *cli)
 			}
 			continue;
 		}
-		r = call_master(t, "status", REQUEST_TIMEOUT_MS, &reply);
+		r = call_master(t, "status", REQUEST_TIMEOUT_MS, &reply,
+		    NULL);
 		if (r == PROTO_OK) {
 			if (status_parse(reply.p, &ms[n], err, sizeof(err)) < 0) {
 				errmsg("%s: %s", t->title, err);
@@ -336,27 +338,43 @@ cmd_status(const struct cli *cli)
 	return status;
 }
 
-/* Opens a pidfd on t's master and rechecks its lock; 1, 0 (gone), -1. */
+/*
+ * Without the socket, the pid in the pid file is all there is; it is
+ * only trusted (and signalled) if that process bears the master's title,
+ * as a pid from another pid namespace (a container's 1) must not be.
+ */
 static int
-open_master(struct target *t)
+signal_by_pidfile(struct target *t)
 {
-	pid_t pid = t->pid;
+	char path[64], buf[256], want[TITLE_MAX + 16];
+	ssize_t n;
+	size_t wl;
+	int fd;
 
+	snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)t->pid);
+	snprintf(want, sizeof(want), ":Master:%s", t->title);
+	wl = strlen(want);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	if (strlen(buf) < wl || strcmp(buf + strlen(buf) - wl, want) != 0)
+		return -1;
 	t->pidfd = (int)syscall(SYS_pidfd_open, t->pid, 0);
 	if (t->pidfd < 0)
 		return errno == ESRCH ? 0 : -1;
-	/* Still locked by the same pid: the pidfd is the master's. */
-	if (find_master(t) != 1 || t->pid != pid) {
-		close(t->pidfd);
-		t->pidfd = -1;
-		return 0;
-	}
+	/* The lock is still held: the pid cannot have been reused. */
+	if (find_master(t) != 1 ||
+	    syscall(SYS_pidfd_send_signal, t->pidfd, SIGTERM, NULL, 0) < 0)
+		return -1;
 	return 1;
 }
 
 /*
- * Asks t's master to stop (over its socket, else with SIGTERM).  Returns
- * the seconds to wait for it, 0 if it is already gone, -1 on error.
+ * Asks t's master to stop, leaving a pidfd on it in t->pidfd.  Returns
+ * the seconds to wait for it, 0 if it is already gone, -1 on error
+ * (printed).
  */
 static long
 request_stop(struct target *t)
@@ -366,23 +384,31 @@ request_stop(struct target *t)
 	enum proto_result r;
 	long wait_s = STOP_WAIT_DEFAULT_S;
 
-	r = call_master(t, "stop", REQUEST_TIMEOUT_MS, &reply);
+	r = call_master(t, "stop", REQUEST_TIMEOUT_MS, &reply, &t->pidfd);
 	if (r == PROTO_OK && reply_ok(&reply, &text)) {
 		if ((st = strstr(text, "stop_timeout=")) != NULL)
 			wait_s = strtol(st + 13, NULL, 10) + STOP_WAIT_MARGIN_S;
+		if (t->pidfd < 0) {
+			errmsg("%s: asked to stop, but the master's process "
+			    "cannot be watched from here", t->title);
+			wait_s = -1;
+		}
 	} else if (r == PROTO_OK) {
 		report_error(t, text);
 		wait_s = -1;
-	} else if (syscall(SYS_pidfd_send_signal, t->pidfd, SIGTERM, NULL,
-	    0) < 0) {
-		/* No socket to talk to: the signal does the same. */
-		if (errno == ESRCH)
+	} else if (r == PROTO_NO_MASTER) {
+		switch (signal_by_pidfile(t)) {
+		case 0:
 			wait_s = 0;
-		else {
-			errmsg("%s: cannot signal master pid %ld: %s",
-			    t->title, (long)t->pid, strerror(errno));
+			break;
+		case -1:
+			errmsg("%s: cannot reach the master (pid file says "
+			    "pid %ld)", t->title, (long)t->pid);
 			wait_s = -1;
+			break;
 		}
+	} else {
+		wait_s = -1;
 	}
 	buf_free(&reply);
 	return wait_s;
@@ -413,18 +439,16 @@ cmd_stop(const struct cli *cli)
 			status = EXIT_RUNTIME;
 			continue;
 		}
-		if (r == 0 || t->pid == 0 || (r = open_master(t)) == 0) {
+		if (r == 0) {
 			if (!cli->all) {
 				errmsg("%s: not running", t->title);
 				status = EXIT_RUNTIME;
 			}
 			continue;
 		}
-		if (r < 0 || (w = request_stop(t)) < 0) {
-			if (r < 0)
-				errmsg("%s: pidfd_open: %s", t->title,
-				    strerror(errno));
-			status = EXIT_RUNTIME;
+		if ((w = request_stop(t)) <= 0) {
+			if (w < 0)
+				status = EXIT_RUNTIME;
 			continue;
 		}
 		pfds[i].fd = t->pidfd;
@@ -510,7 +534,8 @@ master_config(struct target *t, char *path, size_t size)
 	char err[512];
 	int r = -1;
 
-	if (call_master(t, "status", REQUEST_TIMEOUT_MS, &reply) == PROTO_OK) {
+	if (call_master(t, "status", REQUEST_TIMEOUT_MS, &reply, NULL) ==
+	    PROTO_OK) {
 		if (status_parse(reply.p, &sm, err, sizeof(err)) == 0) {
 			copy_str(path, sm.config, size);
 			status_free(&sm);
@@ -537,7 +562,7 @@ restart_running(struct target *t)
 	/* Refuse a broken config here, with check's messages. */
 	if ((r = check_reload(config_path, t->title)) != 0)
 		return r;
-	r = call_master(t, "reload", -1, &reply);
+	r = call_master(t, "reload", -1, &reply, NULL);
 	if (r == PROTO_OK && reply_ok(&reply, &text))
 		r = EXIT_OK;
 	else {

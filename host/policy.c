@@ -69,9 +69,8 @@ policy_classify(const struct exit_facts *f, char *text, size_t size)
 	if (WEXITSTATUS(f->wstatus) == 0 && why != NULL &&
 	    f->why != WHY_LOAD && f->why != WHY_INIT && f->why != WHY_SETUP) {
 		if (f->why == WHY_RSS)
-			snprintf(text, size, "%s (RSS %llu MiB) after %llu "
-			    "calls, %.2f s", why,
-			    (unsigned long long)(f->rss_kb / 1024),
+			snprintf(text, size, "%s (RSS %.1f MiB) after %llu "
+			    "calls, %.2f s", why, (double)f->rss_kb / 1024,
 			    (unsigned long long)f->calls, secs);
 		else
 			snprintf(text, size, "%s after %llu calls, %.2f s",

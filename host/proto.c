@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -187,9 +188,23 @@ wait_fd(int fd, short events, int64_t deadline)
 	}
 }
 
+/* A pidfd on the peer of a connected socket, or -1. */
+static int
+peer_pidfd(int fd)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+
+	/* pid 0: the peer is in a pid namespace we cannot see into. */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0 ||
+	    cr.pid <= 0)
+		return -1;
+	return (int)syscall(SYS_pidfd_open, cr.pid, 0);
+}
+
 enum proto_result
 proto_call(const char *sock_path, const char *req, int timeout_ms,
-    struct buf *reply, char *err, size_t errlen)
+    struct buf *reply, int *pidfd, char *err, size_t errlen)
 {
 	struct sockaddr_un sa;
 	int64_t deadline = timeout_ms < 0 ? 0 :
@@ -217,6 +232,8 @@ proto_call(const char *sock_path, const char *req, int timeout_ms,
 		snprintf(err, errlen, "%s: %s", sock_path, strerror(e));
 		return PROTO_FAILED;
 	}
+	if (pidfd != NULL)
+		*pidfd = peer_pidfd(fd);
 	if (write_all(fd, req, strlen(req)) < 0 || write_all(fd, "\n", 1) < 0) {
 		snprintf(err, errlen, "%s: %s", sock_path, strerror(errno));
 		close(fd);

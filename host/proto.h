@@ -56,9 +56,13 @@ enum proto_result {
 
 /*
  * Sends req to the master at sock_path and reads its whole reply, waiting
- * at most timeout_ms (-1: no limit).
+ * at most timeout_ms (-1: no limit).  With pidfd non-NULL, it also opens a
+ * pidfd on the master (-1 if that fails), taken from the connection's
+ * peer credentials while the master is known to be alive: its pid in our
+ * pid namespace, whatever the pid file inside its own says.
  */
 enum proto_result proto_call(const char *sock_path, const char *req,
-	    int timeout_ms, struct buf *reply, char *err, size_t errlen);
+	    int timeout_ms, struct buf *reply, int *pidfd, char *err,
+	    size_t errlen);
 
 #endif

@@ -305,11 +305,11 @@ start_plugin(struct worker *wk)
 	    wk->rss_limit_kb) {
 		atomic_store(&wk->cell->rss_kb, kb);
 		if (atomic_exchange(&wk->a->sb->rss_warned, 1) == 0)
-			logmsg(PM_LOG_WARNING, "slot %d: RSS %llu MiB right "
+			logmsg(PM_LOG_WARNING, "slot %d: RSS %.1f MiB right "
 			    "after work_init() is already above maxRssMb %u; "
 			    "workers are not recycled for memory they hold "
 			    "before their first call", wk->a->slot,
-			    (unsigned long long)(kb / 1024), cfg->max_rss_mb);
+			    (double)kb / 1024, cfg->max_rss_mb);
 		wk->rss_limit_kb = 0;
 	}
 }

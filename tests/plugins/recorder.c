@@ -239,6 +239,8 @@ work(pm_worker *w, void *state)
 
 		if (p != NULL)
 			memset(p, 0x5a, (size_t)r->leak_kb * 1024);
+		/* Keep the compiler from dropping an allocation never read. */
+		__asm__ volatile("" : : "r"(p) : "memory");
 	}
 	if (r->sleep_ms > 0)
 		sleep_ms(w, r, r->sleep_ms);

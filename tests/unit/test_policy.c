@@ -94,7 +94,7 @@ START_TEST(classify_rss_in_mib)
 	facts_init(&f, EXITED(0), WHY_RSS, 4, 3 * SEC);
 	f.rss_kb = 300 * 1024 + 500;
 	expect(&f, EXIT_ORDERLY,
-	    "over maxRssMb (RSS 300 MiB) after 4 calls, 3.00 s");
+	    "over maxRssMb (RSS 300.5 MiB) after 4 calls, 3.00 s");
 }
 END_TEST
 
