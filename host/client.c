@@ -109,7 +109,8 @@ scan_run_dir(struct targets *ts, const char *dir)
 		}
 	}
 	closedir(d);
-	qsort(ts->v, ts->n, sizeof(*ts->v), target_cmp);
+	if (ts->n > 1)
+		qsort(ts->v, ts->n, sizeof(*ts->v), target_cmp);
 	return 0;
 }
 

@@ -374,6 +374,23 @@ read_request(struct master *m, int i)
 		dispatch(m, i, c->in);
 }
 
+/*
+ * Answers a client it will not serve and closes it.  What the client has
+ * already sent is read first: closing with unread input would reset the
+ * connection and lose the answer.
+ */
+static void
+refuse(int fd, const char *line)
+{
+	char junk[PROTO_REQUEST_MAX];
+
+	(void)recv(fd, junk, sizeof(junk), MSG_DONTWAIT);
+	(void)send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT);
+	shutdown(fd, SHUT_WR);
+	(void)recv(fd, junk, sizeof(junk), MSG_DONTWAIT);
+	close(fd);
+}
+
 /* Is the peer allowed: our uid, or root? */
 static int
 peer_allowed(int fd, uid_t *uid)
@@ -400,24 +417,16 @@ control_accept(struct master *m)
 		if (fd < 0)
 			return;
 		if (!peer_allowed(fd, &uid)) {
-			static const char no[] = "error permission denied\n";
-
 			logmsg(PM_LOG_NOTICE, "control: refused a client with "
 			    "uid %ld", (long)uid);
-			(void)send(fd, no, sizeof(no) - 1, MSG_NOSIGNAL |
-			    MSG_DONTWAIT);
-			close(fd);
+			refuse(fd, "error permission denied\n");
 			continue;
 		}
 		for (i = 0; i < CTL_MAX_CLIENTS; i++)
 			if (m->clients[i].fd < 0)
 				break;
 		if (i == CTL_MAX_CLIENTS) {
-			static const char busy[] = "error too many clients\n";
-
-			(void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL |
-			    MSG_DONTWAIT);
-			close(fd);
+			refuse(fd, "error too many clients\n");
 			continue;
 		}
 		memset(&m->clients[i], 0, sizeof(m->clients[i]));

@@ -2,6 +2,7 @@
  * main.c - pmhost's entry point: claims the argv area for process titles,
  * parses the command line, and hands over to the command.
  */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -30,6 +31,8 @@ main(int argc, char **argv)
 	char err[512];
 
 	title_init(argc, argv);
+	/* A master that hangs up on us must not kill a client command. */
+	signal(SIGPIPE, SIG_IGN);
 	if (cli_parse(argc, argv, &cli, err, sizeof(err)) < 0) {
 		errmsg("%s", err);
 		return EXIT_USAGE;

@@ -253,11 +253,13 @@ reload_worker_exited(struct master *m, int idx, const char *text)
 	}
 }
 
-/* Has a held worker finished work_init? */
+/* Has a held worker finished work_init (and not failed since)? */
 static int
 is_ready(const struct master *m, int idx)
 {
-	return atomic_load(&m->sb->cells[idx].phase) >= PHASE_HELD;
+	uint32_t ph = atomic_load(&m->sb->cells[idx].phase);
+
+	return ph >= PHASE_HELD && ph <= PHASE_BUSY;
 }
 
 /* Drives the replace phase one step: start, retire, promote, finish. */

@@ -23,7 +23,8 @@
 enum cell_cmd {
 	CELL_RUN,		/* go on */
 	CELL_HOLD,		/* initialise, then wait: the old worker is not gone */
-	CELL_EXIT		/* finish the current call, work_fini, exit */
+	CELL_EXIT,		/* finish the current call, work_fini, exit */
+	CELL_EXPIRE		/* the same, because limitSeconds has passed */
 };
 
 enum cell_phase {

@@ -154,6 +154,10 @@ slots_spawn(struct master *m, int slot, const struct task_config *cfg,
 	p->held = hold;
 	p->started = mono_ns();
 	p->started_real = real_ns();
+	p->hot = cfg->execute_usleep == 0;
+	if (cfg->limit_seconds > 0)
+		p->expire_at = p->started + (int64_t)cfg->limit_seconds *
+		    NS_PER_SEC;
 	m->nlive++;
 	if (hold) {
 		/* It must finish work_init in time, or it is killed. */
@@ -251,7 +255,7 @@ worker_exited(struct master *m, int idx, int wstatus)
 		/* A rollout's replacement was waiting for this exit: go. */
 		slots_promote(m, p->slot);
 		copy_str(plan, "replaced", sizeof(plan));
-	} else if (s->cur >= 0 || !slot_wanted(m, p->slot) || p->retiring) {
+	} else if (s->cur >= 0 || !slot_wanted(m, p->slot)) {
 		copy_str(plan, "not respawned", sizeof(plan));
 	} else {
 		delay = policy_after_exit(&s->failures, cls,
@@ -336,7 +340,17 @@ slots_kill_overdue(struct master *m, int64_t now)
 	for (int i = 0; i < SB_CELLS; i++) {
 		struct proc *p = &m->procs[i];
 
-		if (p->pid == 0 || p->kill_at == 0 || p->kill_at > now)
+		if (p->pid == 0)
+			continue;
+		/* limitSeconds: ends like a stop, counted as an orderly end. */
+		if (p->expire_at != 0 && p->expire_at <= now) {
+			p->expire_at = 0;
+			if (!p->retiring && !p->held) {
+				atomic_store(&m->sb->cells[i].cmd, CELL_EXPIRE);
+				scoreboard_ring(&m->sb->cells[i]);
+			}
+		}
+		if (p->kill_at == 0 || p->kill_at > now)
 			continue;
 		p->kill_at = 0;
 		p->stop_killed = m->state == MASTER_STOPPING;
@@ -371,9 +385,12 @@ slots_next_deadline(const struct master *m)
 	for (int i = 0; i < SB_CELLS; i++) {
 		const struct proc *p = &m->procs[i];
 
-		if (p->pid != 0 && p->kill_at != 0 &&
-		    (next == 0 || p->kill_at < next))
+		if (p->pid == 0)
+			continue;
+		if (p->kill_at != 0 && (next == 0 || p->kill_at < next))
 			next = p->kill_at;
+		if (p->expire_at != 0 && (next == 0 || p->expire_at < next))
+			next = p->expire_at;
 	}
 	if (m->watch_at != 0 && (next == 0 || m->watch_at < next))
 		next = m->watch_at;
@@ -381,10 +398,34 @@ slots_next_deadline(const struct master *m)
 }
 
 /*
+ * How long p's current work() call has run, at least; 0 if it is not in
+ * one.  A paced worker stamps each call's start.  A hot one (back-to-back
+ * calls) does not: its call has run at least since the master first saw
+ * its call count at the current value while it was busy.
+ */
+static int64_t
+call_age(struct proc *p, const struct sb_cell *c, int64_t now)
+{
+	uint64_t calls = atomic_load(&c->calls);
+
+	if (atomic_load(&c->phase) != PHASE_BUSY) {
+		p->watch_since = 0;
+		return 0;
+	}
+	if (p->watch_since == 0 || calls != p->watch_calls) {
+		p->watch_calls = calls;
+		p->watch_since = now;
+	}
+	if (!p->hot && atomic_load(&c->call_started) != 0)
+		return now - atomic_load(&c->call_started);
+	return now - p->watch_since;
+}
+
+/*
  * workTimeout: a worker whose current work() call has run longer gets
- * SIGTERM, then SIGKILL after TIMEOUT_GRACE_NS.  Calls are timed from the
- * cell's call_started; the check runs at the earliest known overdue time
- * and at least every half timeout, to notice calls that began unseen.
+ * SIGTERM, then SIGKILL after TIMEOUT_GRACE_NS.  The check runs every
+ * quarter timeout (to notice calls that began unseen) and at the moment a
+ * timed call would become overdue.
  */
 void
 slots_watchdog(struct master *m, int64_t now)
@@ -397,22 +438,18 @@ slots_watchdog(struct master *m, int64_t now)
 	}
 	if (m->watch_at != 0 && m->watch_at > now)
 		return;
-	next = now + limit / 2;
+	next = now + limit / 4;
 	for (int i = 0; i < SB_CELLS; i++) {
 		struct proc *p = &m->procs[i];
 		struct sb_cell *c = &m->sb->cells[i];
-		int64_t started, age;
+		int64_t age;
 
-		if (p->pid == 0 || p->timed_out ||
-		    atomic_load(&c->phase) != PHASE_BUSY)
+		if (p->pid == 0 || p->timed_out || p->held)
 			continue;
-		started = atomic_load(&c->call_started);
-		if (started == 0)
-			continue;
-		age = now - started;
+		age = call_age(p, c, now);
 		if (age < limit) {
-			if (started + limit < next)
-				next = started + limit;
+			if (age > 0 && now + (limit - age) < next)
+				next = now + (limit - age);
 			continue;
 		}
 		p->timed_out = 1;

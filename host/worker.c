@@ -5,8 +5,9 @@
  * the slot's cell (next_due) so that it holds across respawns.
  *
  * The hot loop (executeUSleep 0) makes no system call per call: it reads
- * the stop flags, calls work(), and publishes the call count; clocks and
- * memory are checked on an adaptive stride of calls, about once per ms.
+ * the stop flags, calls work(), and publishes the call count; memory is
+ * checked on an adaptive stride of calls, about once per ms.  Lifetimes
+ * and call durations are timed by the master, not here.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,8 +25,8 @@
 #include "util.h"
 #include "worker.h"
 
-#define CHECK_EVERY_NS	NS_PER_MS	/* clock/limit checks in the hot loop */
-#define STRIDE_MAX	(1u << 16)
+#define CHECK_EVERY_NS	NS_PER_MS	/* memory checks in the hot loop */
+#define STRIDE_MAX	1024		/* bounds a memory check's lateness */
 #define ERROR_LOG_NS	NS_PER_SEC	/* at most one error line per second */
 
 struct worker {
@@ -95,13 +96,21 @@ api_params(const pm_worker *w)
 	return ((const struct worker *)w)->a->cfg->params;
 }
 
-/* Has anyone asked this worker to end? */
+/* Has anyone asked this worker to end (CELL_EXIT, CELL_EXPIRE, TERM)? */
 static int
 stop_requested(const struct worker *wk)
 {
 	return stop_signalled ||
-	    atomic_load_explicit(&wk->cell->cmd, memory_order_relaxed) ==
+	    atomic_load_explicit(&wk->cell->cmd, memory_order_relaxed) >=
 	    CELL_EXIT;
+}
+
+/* Why a worker asked to end ends: its lifetime, or a stop. */
+static enum exit_why
+stop_reason(const struct worker *wk)
+{
+	return atomic_load(&wk->cell->cmd) == CELL_EXPIRE ? WHY_LIFETIME :
+	    WHY_STOP;
 }
 
 static int
@@ -349,89 +358,138 @@ next_on_grid(int64_t due, int64_t period, int64_t now)
 	return due + period;
 }
 
-/* The call loop.  Returns why the worker ends. */
+/*
+ * Sleeps until due unless asked to end.  WHY_NONE if the worker may call
+ * now, else why it must end.  limitSeconds is the master's to enforce: it
+ * sets CELL_EXPIRE and rings, which ends this wait like a stop.
+ */
 static enum exit_why
-run_calls(struct worker *wk)
+wait_due(struct worker *wk, int64_t due, int64_t *now)
+{
+	struct sb_cell *c = wk->cell;
+
+	for (;;) {
+		uint32_t seen = atomic_load(&c->doorbell);
+
+		if (stop_requested(wk))
+			return stop_reason(wk);
+		*now = mono_ns();
+		if (*now >= due)
+			return WHY_NONE;
+		atomic_store(&c->phase, PHASE_IDLE);
+		scoreboard_wait(c, seen, due);
+	}
+}
+
+/*
+ * executeUSleep > 0: every call is timed, and the next one's due time is
+ * published before and after it, so the slot's cadence survives this
+ * worker whenever and however it ends.
+ */
+static enum exit_why
+run_paced(struct worker *wk)
 {
 	const struct task_config *cfg = wk->a->cfg;
 	struct sb_cell *c = wk->cell;
-	int (*work_fn)(pm_worker *, void *) = wk->plugin.work;
 	const int64_t period = (int64_t)cfg->execute_usleep * NS_PER_US;
 	const int rate = cfg->schedule == SCHEDULE_RATE;
-	const uint64_t times = cfg->execute_times;
-	int64_t life_end = 0, due = atomic_load(&c->next_due), last_check = 0;
+	int64_t due = atomic_load(&c->next_due), now;
 	uint64_t calls = 0;
-	uint32_t countdown = 1, stride = 1;
+	enum exit_why why;
+	int rc;
 
-	if (cfg->limit_seconds > 0)
-		life_end = mono_ns() + (int64_t)cfg->limit_seconds * NS_PER_SEC;
-	atomic_store(&c->phase, PHASE_IDLE);
 	for (;;) {
-		if (stop_requested(wk))
-			return WHY_STOP;
-		if (--countdown == 0) {
-			uint32_t seen = atomic_load(&c->doorbell);
-			int64_t now = mono_ns();
+		if ((why = wait_due(wk, due, &now)) != WHY_NONE)
+			return why;
+		atomic_store_explicit(&c->call_started, now,
+		    memory_order_relaxed);
+		due = rate ? next_on_grid(due > 0 ? due : now, period, now) :
+		    now + period;
+		atomic_store(&c->next_due, due);
+		atomic_store_explicit(&c->phase, PHASE_BUSY,
+		    memory_order_relaxed);
 
-			if (life_end != 0 && now >= life_end)
-				return WHY_LIFETIME;
-			if (now < due) {
-				/* Sleep to the due time (or the lifetime). */
-				atomic_store(&c->phase, PHASE_IDLE);
-				if (!stop_requested(wk))
-					scoreboard_wait(c, seen, life_end != 0 &&
-					    life_end < due ? life_end : due);
-				countdown = 1;
-				continue;
-			}
-			if (period > 0) {
-				atomic_store_explicit(&c->call_started, now,
-				    memory_order_relaxed);
-				due = rate ? next_on_grid(due > 0 ? due : now,
-				    period, now) : now + period;
-				atomic_store(&c->next_due, due);
-				countdown = 1;
-			} else {
-				/* Aim for one check per CHECK_EVERY_NS. */
-				if (now - last_check < CHECK_EVERY_NS &&
-				    stride < STRIDE_MAX)
-					stride *= 2;
-				else if (now - last_check > 4 * CHECK_EVERY_NS &&
-				    stride > 1)
-					stride /= 2;
-				last_check = now;
-				countdown = stride;
-				atomic_store_explicit(&c->call_started, now,
-				    memory_order_relaxed);
-				if (over_memory_limit(wk))
-					return WHY_RSS;
-			}
-			atomic_store_explicit(&c->phase, PHASE_BUSY,
-			    memory_order_relaxed);
-		}
-		int rc = work_fn(&wk->pub, wk->state);
+		rc = wk->plugin.work(&wk->pub, wk->state);
 
 		atomic_store_explicit(&c->calls, ++calls, memory_order_release);
-		/* "delay" counts from the end of the call, also for the slot's
-		 * next worker when this one ends here. */
-		if (period > 0 && !rate) {
+		/* "delay" counts from the end of the call. */
+		if (!rate) {
 			due = mono_ns() + period;
 			atomic_store(&c->next_due, due);
 		}
-		if (rc != PM_CONTINUE) {
+		atomic_store_explicit(&c->phase, PHASE_IDLE,
+		    memory_order_relaxed);
+		if (rc > 0)
+			return WHY_DONE;
+		if (rc < 0)
+			note_error(wk, rc);
+		if (calls == cfg->execute_times)
+			return WHY_CALLS;
+		if (over_memory_limit(wk))
+			return WHY_RSS;
+	}
+}
+
+/*
+ * executeUSleep 0: calls back to back.  Per call: the stop flags, the
+ * call, the published count.  Memory is read once every `stride` calls,
+ * stride adapted to about one read per CHECK_EVERY_NS; the master times
+ * the lifetime and watches the count for workTimeout.
+ */
+static enum exit_why
+run_hot(struct worker *wk)
+{
+	const uint64_t times = wk->a->cfg->execute_times;
+	int (*work_fn)(pm_worker *, void *) = wk->plugin.work;
+	struct sb_cell *c = wk->cell;
+	int64_t now, last_check;
+	uint64_t calls = 0;
+	uint32_t countdown = 1, stride = 1;
+	enum exit_why why;
+
+	/* A previous paced config may have left a due time: honour it. */
+	if ((why = wait_due(wk, atomic_load(&c->next_due), &now)) != WHY_NONE)
+		return why;
+	last_check = now;
+	atomic_store(&c->phase, PHASE_BUSY);
+	for (;;) {
+		int rc;
+
+		if (__builtin_expect(stop_requested(wk), 0))
+			return stop_reason(wk);
+		rc = work_fn(&wk->pub, wk->state);
+		atomic_store_explicit(&c->calls, ++calls, memory_order_release);
+		if (__builtin_expect(rc != PM_CONTINUE, 0)) {
 			if (rc > 0)
 				return WHY_DONE;
 			note_error(wk, rc);
 		}
-		if (times != 0 && calls >= times)
+		/* times 0 (unlimited) is never reached: calls starts at 1. */
+		if (calls == times)
 			return WHY_CALLS;
-		if (period > 0) {
-			atomic_store_explicit(&c->phase, PHASE_IDLE,
-			    memory_order_relaxed);
+		if (wk->rss_limit_kb != 0 && --countdown == 0) {
 			if (over_memory_limit(wk))
 				return WHY_RSS;
+			now = mono_ns();
+			if (now - last_check < CHECK_EVERY_NS &&
+			    stride < STRIDE_MAX)
+				stride *= 2;
+			else if (now - last_check > 2 * CHECK_EVERY_NS)
+				stride = 1;
+			last_check = now;
+			countdown = stride;
 		}
 	}
+}
+
+/* The call loop.  Returns why the worker ends. */
+static enum exit_why
+run_calls(struct worker *wk)
+{
+	atomic_store(&wk->cell->phase, PHASE_IDLE);
+	if (wk->a->cfg->execute_usleep > 0)
+		return run_paced(wk);
+	return run_hot(wk);
 }
 
 _Noreturn void
