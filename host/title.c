@@ -17,6 +17,8 @@ static char	*area;		/* argv[0] */
 static size_t	 area_len;	/* argv and environ strings, contiguous */
 static size_t	 arg_len;	/* argv strings alone */
 static size_t	 title_used;	/* bytes the last title wrote, NUL included */
+static char	**volatile env_copy;	/* the moved environment (a root for leak
+				   checkers, which do not scan libc's environ) */
 
 int
 title_compose(char *buf, size_t size, const char *prefix,
@@ -50,7 +52,7 @@ title_init(int argc, char **argv)
 		if ((env[i] = strdup(environ[i])) == NULL)
 			return;	/* keep the old environment and argv-only area */
 	}
-	environ = env;
+	environ = env_copy = env;
 	area = argv[0];
 	area_len = (size_t)(end - argv[0]);
 }

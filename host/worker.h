@@ -16,8 +16,12 @@
 /* Exit codes a worker uses for failures it reports itself. */
 #define WORKER_EXIT_FAILED	70
 
-/* Sent by the kernel when the master dies (PR_SET_PDEATHSIG). */
-#define WORKER_ORPHAN_SIGNAL	SIGRTMAX
+/*
+ * Sent by the kernel when the master dies (PR_SET_PDEATHSIG): a hangup,
+ * as when a terminal's controlling process goes.  A SIGHUP from anyone
+ * else, with the master still there, is ignored.
+ */
+#define WORKER_ORPHAN_SIGNAL	SIGHUP
 
 struct worker_args {
 	const struct task_config *cfg;
