@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +139,23 @@ api_vlog(pm_worker *w, int level, const char *fmt, va_list ap)
 	vlogmsg_as(wk->title, level, fmt, ap);
 }
 
+/* Calls api_vlog with a va_list of its own (pm_log_str). */
+static void
+log_fmt(pm_worker *w, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	api_vlog(w, level, fmt, ap);
+	va_end(ap);
+}
+
+static void
+api_log_str(pm_worker *w, int level, const char *msg)
+{
+	log_fmt(w, level, "%s", msg != NULL ? msg : "(null)");
+}
+
 static const struct pm_host_api host_api = {
 	.size = sizeof(struct pm_host_api),
 	.slot = api_slot,
@@ -146,6 +164,7 @@ static const struct pm_host_api host_api = {
 	.params = api_params,
 	.stopping = api_stopping,
 	.vlog = api_vlog,
+	.log_str = api_log_str,
 };
 
 /* Records why, runs work_fini if work_init succeeded, and exits. */

@@ -63,6 +63,8 @@ struct pm_host_api {
 	int		(*stopping)(const pm_worker *w);
 	void		(*vlog)(pm_worker *w, int level, const char *fmt,
 			    va_list ap);
+	/* A ready line, for plugins in languages without C varargs. */
+	void		(*log_str)(pm_worker *w, int level, const char *msg);
 };
 
 /* The host's worker handle; its first member is all a plugin may touch. */
@@ -159,6 +161,13 @@ pm_log(pm_worker *w, int level, const char *fmt, ...)
 	va_start(ap, fmt);
 	w->api->vlog(w, level, fmt, ap);
 	va_end(ap);
+}
+
+/* pm_log() with a ready string: no format, no varargs. */
+static inline void
+pm_log_str(pm_worker *w, int level, const char *msg)
+{
+	w->api->log_str(w, level, msg);
 }
 
 #ifdef __cplusplus

@@ -3,9 +3,12 @@
 
 Each suite prints "SUMMARY passed=N failed=M skipped=K"; a suite that died
 before printing it counts as one failure (or one pass if meson says OK).
-Prints one line per build dir and, last, "N passed, N failed".
+Arguments are build dirs (their meson-logs/testlog.json is read) or files
+holding a script's output (its last SUMMARY line counts).  Prints one line
+per argument and, last, "N passed, N failed".
 """
 import json
+import os
 import re
 import sys
 
@@ -35,10 +38,25 @@ def count(build):
     return passed, failed, skipped
 
 
+def count_log(path):
+    """A script's output: its last SUMMARY line, else one failure."""
+    try:
+        with open(path) as f:
+            m = LINE.findall(f.read())
+    except OSError:
+        m = []
+    if not m:
+        return 0, 1, 0
+    return tuple(int(x) for x in m[-1])
+
+
 def main():
     tp = tf = 0
     for b in sys.argv[1:]:
-        p, f, s = count(b)
+        if os.path.isdir(b):
+            p, f, s = count(b)
+        else:
+            p, f, s = count_log(b)
         print("%s: %d passed, %d failed, %d skipped" % (b, p, f, s))
         tp += p
         tf += f
