@@ -39,22 +39,29 @@ control_open(struct master *m)
 		m->sock_path[0] = '\0';
 		return -1;
 	}
+	/*
+	 * Bound under a temporary name and renamed once listening, so that
+	 * NAME.sock never exists without a listener behind it.
+	 */
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
-	copy_str(sa.sun_path, m->sock_path, sizeof(sa.sun_path));
+	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.%ld",
+	    m->sock_path, (long)getpid()) >= sizeof(sa.sun_path))
+		copy_str(sa.sun_path, m->sock_path, sizeof(sa.sun_path));
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		logmsg(PM_LOG_ERROR, "socket: %s", strerror(errno));
 		return -1;
 	}
 	/* We hold the pid file lock: a socket file left here is stale. */
-	unlink(m->sock_path);
+	unlink(sa.sun_path);
 	old = umask(0177);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(fd, 64) < 0) {
+	    listen(fd, 64) < 0 || rename(sa.sun_path, m->sock_path) < 0) {
 		umask(old);
 		logmsg(PM_LOG_ERROR, "control socket %s: %s", m->sock_path,
 		    strerror(errno));
+		unlink(sa.sun_path);
 		close(fd);
 		return -1;
 	}

@@ -43,7 +43,8 @@ struct proc {
 	int		 retiring;	/* asked to exit; not respawned */
 	int		 held;		/* replacement waiting for its slot */
 	int64_t		 kill_at;	/* mono ns to SIGKILL it; 0: none */
-	int64_t		 expire_at;	/* mono ns its limitSeconds ends; 0 */
+	int64_t		 expire_at;	/* mono ns to look at its lifetime; 0 */
+	int64_t		 lifetime;	/* limitSeconds in ns; 0: none */
 	int		 hot;		/* executeUSleep 0: calls untimed */
 	int		 stop_killed;	/* SIGKILLed at the stop deadline */
 	int		 timed_out;	/* ended for workTimeout */

@@ -61,6 +61,8 @@ struct sb_cell {
 	_Atomic int64_t	 next_due;	/* worker (master seeds it): mono ns
 					   before which no call may start */
 	_Atomic uint64_t rss_kb;	/* worker: RSS at its last check */
+	_Atomic int64_t	 ready_at;	/* worker: mono ns work_init ended;
+					   limitSeconds counts from it */
 } __attribute__((aligned(64)));
 
 struct scoreboard {

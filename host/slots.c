@@ -125,6 +125,7 @@ slots_spawn(struct master *m, int slot, const struct task_config *cfg,
 	atomic_store(&c->call_started, 0);
 	atomic_store(&c->next_due, m->slots[slot].next_due);
 	atomic_store(&c->rss_kb, 0);
+	atomic_store(&c->ready_at, 0);
 
 	wa.cfg = cfg;
 	wa.creds = creds;
@@ -155,9 +156,10 @@ slots_spawn(struct master *m, int slot, const struct task_config *cfg,
 	p->started = mono_ns();
 	p->started_real = real_ns();
 	p->hot = cfg->execute_usleep == 0;
-	if (cfg->limit_seconds > 0)
-		p->expire_at = p->started + (int64_t)cfg->limit_seconds *
-		    NS_PER_SEC;
+	p->lifetime = (int64_t)cfg->limit_seconds * NS_PER_SEC;
+	/* The earliest it can be due; checked against ready_at then. */
+	if (p->lifetime > 0)
+		p->expire_at = p->started + p->lifetime;
 	m->nlive++;
 	if (hold) {
 		/* It must finish work_init in time, or it is killed. */
@@ -342,12 +344,25 @@ slots_kill_overdue(struct master *m, int64_t now)
 
 		if (p->pid == 0)
 			continue;
-		/* limitSeconds: ends like a stop, counted as an orderly end. */
+		/*
+		 * limitSeconds counts from the end of work_init (ready_at):
+		 * a worker due by that measure ends like a stop, an orderly
+		 * end; one that is not yet due, or still initialising, is
+		 * looked at again when it will be.
+		 */
 		if (p->expire_at != 0 && p->expire_at <= now) {
-			p->expire_at = 0;
-			if (!p->retiring && !p->held) {
-				atomic_store(&m->sb->cells[i].cmd, CELL_EXPIRE);
-				scoreboard_ring(&m->sb->cells[i]);
+			int64_t ready = atomic_load(&m->sb->cells[i].ready_at);
+
+			if (ready == 0 || ready + p->lifetime > now) {
+				p->expire_at = ready == 0 ? now + p->lifetime :
+				    ready + p->lifetime;
+			} else {
+				p->expire_at = 0;
+				if (!p->retiring && !p->held) {
+					atomic_store(&m->sb->cells[i].cmd,
+					    CELL_EXPIRE);
+					scoreboard_ring(&m->sb->cells[i]);
+				}
 			}
 		}
 		if (p->kill_at == 0 || p->kill_at > now)

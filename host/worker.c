@@ -505,6 +505,7 @@ run_hot(struct worker *wk)
 static enum exit_why
 run_calls(struct worker *wk)
 {
+	atomic_store(&wk->cell->ready_at, mono_ns());
 	atomic_store(&wk->cell->phase, PHASE_IDLE);
 	if (wk->a->cfg->execute_usleep > 0)
 		return run_paced(wk);

@@ -3,10 +3,15 @@
 Each test drives the real pmhost binary with the fixture plugins under
 tests/plugins, in its own scratch directory and run dir, under a baseTitle
 of its own.  Every process the test causes carries PMHOST_TEST_ID in its
-environment; tearDown kills each of them by pid, whatever the outcome, so
-no test leaves anything behind.  Every wait has a deadline.
+environment or, where a long process title took over the environment
+strings, a master or worker title naming the test's baseTitle;
+tearDown kills each of them by pid, whatever the outcome, so no test
+leaves anything behind.  Every wait has a deadline.  BUILD, PMHOST,
+PLUGINS and SOURCE are absolute paths: tests may change the cwd, and a
+config names its plugin relative to the config's directory.
 """
 
+import collections
 import json
 import os
 import re
@@ -18,8 +23,9 @@ import tempfile
 import time
 import unittest
 
-BUILD = os.environ.get("PMHOST_BUILD") or os.path.abspath(
-    os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+BUILD = os.path.abspath(os.environ.get("PMHOST_BUILD") or
+                        os.path.join(os.path.dirname(__file__), "..", "..",
+                                     "build"))
 PMHOST = os.path.abspath(os.environ.get("PMHOST") or
                          os.path.join(BUILD, "host", "pmhost"))
 PLUGINS = os.path.abspath(os.environ.get("PMHOST_PLUGINS") or
@@ -28,6 +34,16 @@ SOURCE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 # Sanitizer builds are slower; deadlines scale with this.
 SLOW = float(os.environ.get("PMHOST_TEST_SLOWDOWN", "1"))
+
+# An unprivileged uid/gid, and the setpriv prefix that runs a command as it.
+NOBODY = 65534
+SETPRIV_NOBODY = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY,
+                  "--clear-groups"]
+
+# "worker 0 (pid 8129) exited: REASON; PLAN" in the log of master TITLE (%s).
+EXIT_LINE = (r"^\S+ (?P<level>\w+) (?P<prefix>[^:\s]+):Master:%s\[\d+\]: "
+             r"worker (?P<slot>\d+) \(pid (?P<pid>\d+)\) exited: "
+             r"(?P<reason>.*?); (?P<plan>.*)$")
 
 _counter = [0]
 
@@ -55,15 +71,20 @@ def proc_cmdline(pid):
     return raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
 
 
+# Fields 3 to 7 of /proc/PID/stat; tty is tty_nr (0: no controlling tty).
+ProcStat = collections.namedtuple("ProcStat", "state ppid pgid sid tty")
+
+
 def proc_stat(pid):
-    """(state, ppid, pgid) of a process, or None if it is gone."""
+    """ProcStat(state, ppid, pgid, sid, tty) of a process, or None if it is
+    gone.  A tuple: st[0], st[1], st[2] are state, ppid and pgid."""
     try:
         with open("/proc/%d/stat" % pid) as f:
             data = f.read()
     except OSError:
         return None
     rest = data[data.rindex(")") + 2:].split()
-    return rest[0], int(rest[1]), int(rest[2])
+    return ProcStat(rest[0], *(int(x) for x in rest[1:5]))
 
 
 def alive(pid):
@@ -83,7 +104,8 @@ class PmTest(unittest.TestCase):
         _counter[0] += 1
         self.tmp = tempfile.mkdtemp(prefix="pmhost-test-")
         self.rundir = os.path.join(self.tmp, "run")
-        # Zero-padded: no test's title is a prefix of another's.
+        # Zero-padded: no other test's title is this one followed by a
+        # non-digit (see tagged_pids).
         self.title = "t%d_%03d" % (os.getpid(), _counter[0])
         self.test_id = "%s-%s" % (self.title, os.path.basename(self.tmp))
         self.env = dict(os.environ)
@@ -99,9 +121,13 @@ class PmTest(unittest.TestCase):
     def tagged_pids(self):
         """Every live process of this test: it carries PMHOST_TEST_ID in
         its environment, or a master/worker title naming this test's
-        baseTitle (a long title may overwrite the environment strings;
-        forks of workers keep the worker's title)."""
+        baseTitle or one made from it by a suffix (TITLE_x, TITLE-x,
+        TITLEx: a test's other tasks).  A long title may overwrite the
+        environment strings; forks of workers keep the worker's title.
+        No other test's title is TITLE followed by a non-digit."""
         tag = ("PMHOST_TEST_ID=%s\0" % self.test_id).encode()
+        mine = re.compile(r":(Master|Worker):%s(?![0-9])" %
+                          re.escape(self.title))
         out = []
         for p in all_pids():
             if p == os.getpid():
@@ -110,8 +136,7 @@ class PmTest(unittest.TestCase):
                 out.append(p)
                 continue
             c = proc_cmdline(p)
-            if c and re.search(r":(Master|Worker):%s(_|$)" %
-                               re.escape(self.title), c):
+            if c and mine.search(c):
                 out.append(p)
         return out
 
@@ -143,34 +168,52 @@ class PmTest(unittest.TestCase):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def pids_titled(self, role, title=None):
-        """Live pids whose cmdline is TITLEPREFIX:role:TITLE (self.title).
-        A worker's forked children share its title: only processes whose
-        parent is the master (or, for masters, any) count."""
+        """Live pids whose cmdline ends with ':ROLE:TITLE' (TITLE: title or
+        self.title), whatever their parent: with a worker's forks, a worker
+        just forked that still shows its master's title, a worker whose
+        master is gone.  The check that none is left after a stop."""
         want = ":%s:%s" % (role, title or self.title)
         out = []
         for pid in all_pids():
             c = proc_cmdline(pid)
-            if c is None or not c.endswith(want) or not alive(pid):
-                continue
-            if role == "Worker":
-                st = proc_stat(pid)
-                pc = st and proc_cmdline(st[1])
-                if not pc or not pc.endswith(":Master:%s" %
-                                             (title or self.title)):
-                    continue
-            out.append(pid)
+            if c is not None and c.endswith(want) and alive(pid):
+                out.append(pid)
         return sorted(out)
 
-    def workers(self):
-        return self.pids_titled("Worker")
+    def masters(self, title=None):
+        """Live masters of TITLE (self.title): titled ':Master:TITLE', with
+        a parent that is not so titled (a worker shows its master's title
+        between its fork and setting its own)."""
+        found = self.pids_titled("Master", title)
+        return [p for p in found if (proc_stat(p) or (0, 0))[1] not in found]
 
-    def masters(self):
-        return self.pids_titled("Master")
+    def workers(self, title=None):
+        """Live workers of TITLE (self.title): titled ':Worker:TITLE',
+        child of a master of TITLE, leading their own process group (a
+        worker's forks do not) and not leading a session (an orphan that a
+        plugin daemonised with setsid() and the master adopted as subreaper
+        has the same title and parent, but a session of its own).  Only
+        while their master lives: after it, see pids_titled()."""
+        masters = set(self.masters(title))
+        out = []
+        for pid in self.pids_titled("Worker", title):
+            st = proc_stat(pid)
+            if st is not None and st.ppid in masters and st.pgid == pid \
+                    and st.sid != pid:
+                out.append(pid)
+        return out
 
     # -- config and commands --------------------------------------------
 
     def path(self, name):
         return os.path.join(self.tmp, name)
+
+    def write(self, name, data):
+        """Writes data (text or bytes) to self.path(name); its path."""
+        p = self.path(name)
+        with open(p, "wb" if isinstance(data, bytes) else "w") as f:
+            f.write(data)
+        return p
 
     def config(self, name="task.json", plugin_name="recorder", **keys):
         """Writes a config (baseTitle and plugin filled in); its path."""
@@ -187,6 +230,13 @@ class PmTest(unittest.TestCase):
         prm.update(params or {})
         return self.config(name, params=prm, **keys)
 
+    def resident(self, **keys):
+        """A resident recorder task: workers live until stopped."""
+        keys.setdefault("executeTimes", 0)
+        keys.setdefault("executeUSleep", 20000)
+        params = keys.pop("params", None)
+        return self.record_config(params=params, **keys)
+
     def pm(self, *args, timeout=30, env=None, check=None):
         """Runs a pmhost command to completion; CompletedProcess."""
         r = subprocess.run([PMHOST] + [str(a) for a in args],
@@ -200,17 +250,22 @@ class PmTest(unittest.TestCase):
                               r.stderr))
         return r
 
-    def start(self, *args, env=None):
-        """Starts `pmhost ARGS` in the background; stderr goes to a file."""
+    def spawn(self, argv, env=None):
+        """Starts argv (pmhost, or a wrapper around it) in the background,
+        stdout and stderr to a file (see output()), killed at cleanup."""
         path = self.path("stderr-%d.log" % len(self.popens))
         with open(path, "w") as log:
-            p = subprocess.Popen([PMHOST] + [str(a) for a in args],
+            p = subprocess.Popen([str(a) for a in argv],
                                  env=env or self.env,
                                  stdin=subprocess.DEVNULL,
                                  stdout=log, stderr=log)
         p.log_path = path
         self.popens.append(p)
         return p
+
+    def start(self, *args, env=None):
+        """Starts `pmhost ARGS` in the background; stderr goes to a file."""
+        return self.spawn([PMHOST] + list(args), env=env)
 
     def output(self, p):
         with open(p.log_path) as f:
@@ -223,6 +278,83 @@ class PmTest(unittest.TestCase):
             self.wait_for(lambda: len(self.workers()) >= workers,
                           "%d workers running" % workers, proc=p)
         return p
+
+    def assert_one_error_line(self, r, pattern=None):
+        """r's stderr is one line starting 'pmhost: ' (and matching regex
+        pattern, if given); returns that line."""
+        lines = r.stderr.splitlines()
+        self.assertEqual(len(lines), 1, "stderr: %r" % r.stderr)
+        self.assertTrue(lines[0].startswith("pmhost: "), lines[0])
+        if pattern is not None:
+            self.assertRegex(lines[0], pattern)
+        return lines[0]
+
+    # -- the run dir and status ------------------------------------------
+
+    def pid_file(self, title=None, rundir=None):
+        """Path of TITLE.pid (self.title) in rundir (self.rundir)."""
+        return os.path.join(rundir or self.rundir,
+                            (title or self.title) + ".pid")
+
+    def master_pid(self, title=None):
+        """The pid in TITLE's pid file."""
+        return int(self.read(self.pid_file(title)).strip())
+
+    def signal_on_pid_file(self, path, sig, proc):
+        """Sends sig to the pid written in the pid file at path the moment
+        it appears (spinning on the file, under a deadline); returns the
+        pid.  proc: the Popen whose output a timeout shows."""
+        deadline = time.monotonic() + 10 * SLOW
+
+        def check_deadline():
+            if time.monotonic() > deadline:
+                self.fail("no pid in %s\n--- pmhost output ---\n%s" %
+                          (path, self.output(proc)))
+
+        fd = -1
+        while fd < 0:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                check_deadline()
+        try:
+            while True:
+                data = os.pread(fd, 32, 0)
+                if data.endswith(b"\n"):
+                    pid = int(data)
+                    os.kill(pid, sig)
+                    return pid
+                check_deadline()
+        finally:
+            os.close(fd)
+
+    def answers(self, title=None):
+        """True if `pmhost status --title TITLE` (self.title) exits 0."""
+        return self.pm("status", "--title",
+                       title or self.title).returncode == 0
+
+    def wait_master(self, proc=None, title=None):
+        """Waits until TITLE's master (self.title) answers status."""
+        self.wait_for(lambda: self.answers(title),
+                      "%s answers status" % (title or self.title), proc=proc)
+
+    def status_json(self, *target):
+        """`pmhost status TARGET --json` (--title self.title), parsed;
+        the command must exit 0."""
+        r = self.pm("status", *(target or ("--title", self.title)), "--json",
+                    check=0)
+        return json.loads(r.stdout)
+
+    def master_json(self):
+        """This test's one master in `status --json`."""
+        doc = self.status_json()
+        self.assertEqual(len(doc["masters"]), 1, doc)
+        return doc["masters"][0]
+
+    def slot_pids(self):
+        """{slot: pid} of the live workers in status."""
+        return {w["slot"]: w["pid"] for w in self.master_json()["workers"]
+                if w["pid"]}
 
     # -- waiting ----------------------------------------------------------
 
@@ -251,6 +383,26 @@ class PmTest(unittest.TestCase):
     def wait_gone(self, pids, what="processes gone", timeout=10):
         self.wait_for(lambda: not any(alive(p) for p in pids), what,
                       timeout=timeout)
+
+    # -- the master's log -------------------------------------------------
+
+    def exits(self, source, slot=None):
+        """This test's master's 'worker N (pid P) exited: REASON; PLAN'
+        log lines (of slot N only, if given) in a Popen's output or in a
+        text: dicts of strings level, prefix, slot, pid, reason, plan."""
+        text = self.output(source) \
+            if isinstance(source, subprocess.Popen) else source
+        rx = re.compile(EXIT_LINE % re.escape(self.title), re.M)
+        out = [m.groupdict() for m in rx.finditer(text)]
+        return [x for x in out if slot is None or x["slot"] == str(slot)]
+
+    def wait_exits(self, proc, n, slot=None, timeout=10):
+        """Waits for n exit lines (of one slot if given); returns them."""
+        self.wait_for(lambda: len(self.exits(proc, slot)) >= n,
+                      "%d exit lines%s" % (n, "" if slot is None else
+                                           " of slot %d" % slot),
+                      timeout=timeout, proc=proc)
+        return self.exits(proc, slot)
 
     # -- events -----------------------------------------------------------
 

@@ -8,12 +8,6 @@ import re
 
 import harness
 
-# The documented `PMHOST=build/host/pmhost PMHOST_PLUGINS=build/tests/plugins`
-# are relative to the cwd; config plugin paths are relative to the config's
-# directory (and some tests change the cwd), so make them absolute.
-harness.PMHOST = os.path.abspath(harness.PMHOST)
-harness.PLUGINS = os.path.abspath(harness.PLUGINS)
-
 
 class CliTest(harness.PmTest):
 
@@ -22,18 +16,10 @@ class CliTest(harness.PmTest):
         stderr (containing names, if given); returns that line."""
         r = self.pm(*args, timeout=10, check=2)
         self.assertEqual(r.stdout, "")
-        lines = r.stderr.splitlines()
-        self.assertEqual(len(lines), 1, "stderr: %r" % r.stderr)
-        self.assertTrue(lines[0].startswith("pmhost: "), lines[0])
+        line = self.assert_one_error_line(r)
         if names is not None:
-            self.assertIn(names, lines[0])
-        return lines[0]
-
-    def write(self, name, text):
-        p = self.path(name)
-        with open(p, "w") as f:
-            f.write(text)
-        return p
+            self.assertIn(names, line)
+        return line
 
     def good_keys(self):
         return {"plugin": harness.plugin("recorder"), "baseTitle": self.title}

@@ -8,7 +8,6 @@ plugin wrote, the log.
 
 import json
 import os
-import re
 import signal
 import socket
 import stat
@@ -22,37 +21,6 @@ from harness import SLOW, alive, proc_cmdline, proc_stat
 
 
 # -- helpers (this suite's own) ---------------------------------------------
-
-# Config files name the plugin by absolute path: a relative PMHOST_PLUGINS
-# would be read relative to the config's directory.
-harness.PLUGINS = os.path.abspath(harness.PLUGINS)
-harness.PMHOST = os.path.abspath(harness.PMHOST)
-
-
-class TitledTest(harness.PmTest):
-    """PmTest that also finds its masters and workers by process title.
-
-    A master or worker writes its title over its argv and environment
-    strings, so /proc/PID/environ no longer shows PMHOST_TEST_ID; the
-    titles (unique to each test) still tell them apart, for the waits and
-    for the cleanup alike."""
-
-    TITLED = re.compile(r":(?:Master|Worker):([A-Za-z0-9_.-]+)$")
-
-    def setUp(self):
-        super().setUp()
-        self.titles = {self.title}
-
-    def tagged_pids(self):
-        pids = set(super().tagged_pids())
-        for pid in harness.all_pids():
-            c = proc_cmdline(pid)
-            m = self.TITLED.search(c) if c else None
-            if m and m.group(1) in self.titles:
-                pids.add(pid)
-        pids.discard(os.getpid())
-        return sorted(pids)
-
 
 def parse_table(text):
     """The Master and Worker rows of `pmhost status`, as dicts keyed by the
@@ -115,45 +83,14 @@ def request(path, data, timeout=5):
     return out, (err[0] if err else None)
 
 
-class ControlTest(TitledTest):
+class ControlTest(harness.PmTest):
 
     def sock_path(self, title=None):
         return os.path.join(self.rundir, (title or self.title) + ".sock")
 
-    def pid_file(self, title=None):
-        return os.path.join(self.rundir, (title or self.title) + ".pid")
-
-    def status_json(self, *target):
-        r = self.pm("status", *(target or ("--title", self.title)), "--json",
-                    check=0)
-        return json.loads(r.stdout)
-
-    def master_json(self):
-        doc = self.status_json()
-        self.assertEqual(len(doc["masters"]), 1, doc)
-        return doc["masters"][0]
-
     def status_rows(self, *target):
         r = self.pm("status", *(target or ("--title", self.title)), check=0)
         return parse_table(r.stdout), r.stdout
-
-    def master_pid(self):
-        return int(self.read(self.pid_file()).strip())
-
-    def live_json_workers(self):
-        return [w for w in self.master_json()["workers"] if w["pid"]]
-
-    def resident(self, **keys):
-        """A resident recorder task: workers live until stopped."""
-        keys.setdefault("executeTimes", 0)
-        keys.setdefault("executeUSleep", 20000)
-        params = keys.pop("params", None)
-        return self.record_config(params=params, **keys)
-
-    def wait_master(self, p=None):
-        self.wait_for(lambda: os.path.exists(self.sock_path()) and
-                      self.pm("status", "--title", self.title).returncode
-                      == 0, "the master answers status", proc=p)
 
     # -- status -----------------------------------------------------------
 
@@ -273,14 +210,12 @@ class ControlTest(TitledTest):
 
     def test_status_without_arguments_lists_every_running_master(self):
         a, b = self.title + "a", self.title + "b"
-        self.titles |= {a, b}
         cfg_a = self.resident(name="a.json", baseTitle=a, maxWorkerNum=1)
         cfg_b = self.resident(name="b.json", baseTitle=b, maxWorkerNum=2)
         pa = self.start("run", cfg_a)
         pb = self.start("run", cfg_b)
         for t, p in ((a, pa), (b, pb)):
-            self.wait_for(lambda: self.pm("status", "--title", t)
-                          .returncode == 0, "%s answers" % t, proc=p)
+            self.wait_master(p, t)
         r = self.pm("status", check=0)
         rows = parse_table(r.stdout)
         masters = {r["title"]: int(r["pid"]) for r in rows
@@ -632,10 +567,6 @@ class ControlTest(TitledTest):
         self.assertIn("pmhost: %s: not running" % self.title, r.stderr)
 
     # -- scale --------------------------------------------------------------
-
-    def slot_pids(self):
-        return {w["slot"]: w["pid"] for w in self.master_json()["workers"]
-                if w["pid"]}
 
     def test_scale_up_and_down_keeps_the_remaining_slots(self):
         cfg = self.resident(maxWorkerNum=2)

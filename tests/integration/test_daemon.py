@@ -11,59 +11,10 @@ import termios
 import time
 
 import harness
-from harness import alive, proc_cmdline
-
-# The documented `PMHOST=build/host/pmhost PMHOST_PLUGINS=build/tests/plugins`
-# are relative to the cwd; config plugin paths are relative to the config's
-# directory (and some tests change the cwd), so make them absolute.
-harness.PMHOST = os.path.abspath(harness.PMHOST)
-harness.PLUGINS = os.path.abspath(harness.PLUGINS)
+from harness import alive, proc_cmdline, proc_stat
 
 
 class DaemonTest(harness.PmTest):
-    """PmTest that also finds this test's processes by their titles.
-
-    pmhost's process titles overwrite the argv and environ area, so
-    /proc/PID/environ of a master or worker no longer shows the
-    PMHOST_TEST_ID the harness tracks processes by (and a detached master
-    is nobody's Popen).  Titles end in ':Master:TITLE' or ':Worker:TITLE',
-    which is just as unique.
-    """
-
-    def tagged_pids(self):
-        pids = set(super().tagged_pids())
-        mine = re.compile(r":(Master|Worker):%s(-[a-z0-9]+)?$" %
-                          re.escape(self.title))
-        for pid in harness.all_pids():
-            c = proc_cmdline(pid)
-            if c is not None and mine.search(c):
-                pids.add(pid)
-        pids.discard(os.getpid())
-        return sorted(pids)
-
-    def titled(self, role):
-        want = ":%s:%s" % (role, self.title)
-        return sorted(p for p in harness.all_pids()
-                      if (proc_cmdline(p) or "").endswith(want) and alive(p))
-
-    def workers(self):
-        """Worker processes: they lead their own process group."""
-        return [p for p in self.titled("Worker")
-                if (stat_fields(p) or [0, 0, 0])[2] == p]
-
-    def masters(self):
-        """Master processes.  A worker shows its master's title from its
-        fork until it sets its own: leave out a master's children."""
-        found = self.titled("Master")
-        return [p for p in found
-                if (harness.proc_stat(p) or (0, 0))[1] not in found]
-
-    def pidfile(self, rundir=None):
-        return os.path.join(rundir or self.rundir, self.title + ".pid")
-
-    def pidfile_pid(self):
-        with open(self.pidfile()) as f:
-            return int(f.read().strip())
 
     def daemon(self, cfg, *extra, check=0):
         """`pmhost run -d CFG`; the CompletedProcess."""
@@ -73,66 +24,20 @@ class DaemonTest(harness.PmTest):
         self.pm("stop", "--title", self.title, check=0)
         self.assertEqual(self.masters(), [])
 
-    def assert_one_error_line(self, r, pattern):
-        lines = r.stderr.splitlines()
-        self.assertEqual(len(lines), 1, "stderr: %r" % r.stderr)
-        self.assertTrue(lines[0].startswith("pmhost: "), lines[0])
-        self.assertRegex(lines[0], pattern)
-        return lines[0]
-
     def assert_nothing_started(self, rundir=None):
         self.assertEqual(self.tagged_pids(), [], "processes left running")
-        self.assertFalse(os.path.exists(self.pidfile(rundir)),
+        self.assertFalse(os.path.exists(self.pid_file(rundir=rundir)),
                          "pid file created")
 
 
-def stat_fields(pid):
-    """Fields of /proc/PID/stat after the command name, from 'state'
-    (index 0): ppid 1, pgrp 2, session 3, tty_nr 4; None if gone."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            data = f.read()
-    except OSError:
-        return None
-    rest = data[data.rindex(")") + 2:].split()
-    return [rest[0]] + [int(x) for x in rest[1:5]]
-
-
 def children(pid):
+    """Live children of pid."""
     out = []
     for p in harness.all_pids():
-        st = stat_fields(p)
-        if st is not None and st[1] == pid and st[0] != "Z":
+        st = proc_stat(p)
+        if st is not None and st.ppid == pid and st.state != "Z":
             out.append(p)
     return sorted(out)
-
-
-def signal_on_pid_file(test, path, sig, proc):
-    """Sends sig to the pid written in the pid file at path the moment it
-    appears (spinning on the file, under a deadline); returns the pid."""
-    deadline = time.monotonic() + 10 * harness.SLOW
-
-    def check_deadline():
-        if time.monotonic() > deadline:
-            test.fail("no pid in %s\n--- pmhost output ---\n%s" %
-                      (path, test.output(proc)))
-
-    fd = -1
-    while fd < 0:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            check_deadline()
-    try:
-        while True:
-            data = os.pread(fd, 32, 0)
-            if data.endswith(b"\n"):
-                pid = int(data)
-                os.kill(pid, sig)
-                return pid
-            check_deadline()
-    finally:
-        os.close(fd)
 
 
 class TestDetach(DaemonTest):
@@ -146,12 +51,12 @@ class TestDetach(DaemonTest):
         r = self.daemon(cfg)
 
         # Straight after the return, without waiting for anything.
-        master = self.pidfile_pid()
+        master = self.master_pid()
         kids = children(master)
         self.assertTrue(alive(master), "master not running")
         self.assertEqual(len(kids), 64, "workers forked: %r" % kids)
         for k in kids:
-            self.assertEqual(stat_fields(k)[2], k,
+            self.assertEqual(proc_stat(k).pgid, k,
                              "worker %d does not lead its group" % k)
         self.assertEqual(r.stdout, "")
         self.assertEqual(r.stderr, "")
@@ -164,11 +69,11 @@ class TestDetach(DaemonTest):
         cfg = self.record_config(maxWorkerNum=1, executeTimes=0)
         self.daemon(cfg)
 
-        master = self.pidfile_pid()
+        master = self.master_pid()
         self.assertEqual(self.masters(), [master])
-        st = stat_fields(master)
-        self.assertNotEqual(st[3], os.getsid(0), "master in our session")
-        self.assertEqual(st[4], 0, "master has a controlling terminal")
+        st = proc_stat(master)
+        self.assertNotEqual(st.sid, os.getsid(0), "master in our session")
+        self.assertEqual(st.tty, 0, "master has a controlling terminal")
         self.stop_daemon()
 
     def test_run_d_from_a_terminal_leaves_the_terminal_behind(self):
@@ -187,10 +92,10 @@ class TestDetach(DaemonTest):
             os.close(pts)
         self.assertEqual(r.returncode, 0)
 
-        master = self.pidfile_pid()
-        st = stat_fields(master)
-        self.assertEqual(st[4], 0, "master kept the controlling terminal")
-        self.assertNotEqual(st[3], os.getsid(0), "master in our session")
+        master = self.master_pid()
+        st = proc_stat(master)
+        self.assertEqual(st.tty, 0, "master kept the controlling terminal")
+        self.assertNotEqual(st.sid, os.getsid(0), "master in our session")
         fds = {fd: os.readlink("/proc/%d/fd/%d" % (master, fd))
                for fd in (0, 1, 2)}
         self.assertEqual(fds[0], "/dev/null")
@@ -203,16 +108,16 @@ class TestDetach(DaemonTest):
         cfg = self.record_config(maxWorkerNum=1, executeTimes=0)
         self.daemon(cfg)
 
-        master = self.pidfile_pid()
+        master = self.master_pid()
         self.assertEqual(self.masters(), [master])
         self.stop_daemon()
         self.assertFalse(alive(master))
-        self.assertFalse(os.path.exists(self.pidfile()))
+        self.assertFalse(os.path.exists(self.pid_file()))
 
     def test_run_d_of_a_running_title_exits_1_naming_its_pid(self):
         cfg = self.record_config(maxWorkerNum=2, executeTimes=0)
         self.daemon(cfg)
-        master = self.pidfile_pid()
+        master = self.master_pid()
         workers = self.wait_for(lambda: len(self.workers()) == 2 and
                                 self.workers(), "2 workers")
 
@@ -222,13 +127,13 @@ class TestDetach(DaemonTest):
                          % (self.title, master))
         self.assertEqual(self.masters(), [master])
         self.assertEqual(self.workers(), workers)
-        self.assertEqual(self.pidfile_pid(), master)
+        self.assertEqual(self.master_pid(), master)
         self.stop_daemon()
 
     def test_foreground_run_of_a_running_title_exits_1(self):
         cfg = self.record_config(maxWorkerNum=1, executeTimes=0)
         self.daemon(cfg)
-        master = self.pidfile_pid()
+        master = self.master_pid()
 
         r = self.pm("run", cfg, timeout=10, check=1)
 
@@ -264,7 +169,7 @@ class TestDetach(DaemonTest):
         # The window is short: try several starts, watching the file
         # without sleeping (still under a deadline).
         cfg = self.record_config(maxWorkerNum=1, executeTimes=0)
-        pidfile = self.pidfile()
+        pidfile = self.pid_file()
         end = time.monotonic() + 2.0  # a budget of tries, not a wait
         attempts = 0
         while attempts < 100 and (attempts < 10 or time.monotonic() < end):
@@ -272,7 +177,7 @@ class TestDetach(DaemonTest):
             self.assertFalse(os.path.exists(pidfile))
             p = self.start("run", "-d", cfg)
 
-            pid = signal_on_pid_file(self, pidfile, signal.SIGTERM, p)
+            pid = self.signal_on_pid_file(pidfile, signal.SIGTERM, p)
 
             rc = self.wait_exit(p)
             self.wait_gone([pid], "master %d gone after SIGTERM" % pid)
@@ -288,7 +193,7 @@ class TestStalePidFile(DaemonTest):
 
     def write_stale(self, pid):
         os.makedirs(self.rundir, mode=0o700, exist_ok=True)
-        with open(self.pidfile(), "w") as f:
+        with open(self.pid_file(), "w") as f:
             f.write("%d\n" % pid)
 
     def test_stale_pid_file_naming_a_live_process_does_not_block_run(self):
@@ -298,7 +203,7 @@ class TestStalePidFile(DaemonTest):
         p = self.run_fg(cfg, workers=1)
 
         self.assertIsNone(p.poll())
-        self.assertEqual(self.pidfile_pid(), p.pid)
+        self.assertEqual(self.master_pid(), p.pid)
         self.pm("stop", "--title", self.title, check=0)
         self.assertEqual(self.wait_exit(p), 0)
 
@@ -308,7 +213,7 @@ class TestStalePidFile(DaemonTest):
 
         self.daemon(cfg)
 
-        master = self.pidfile_pid()
+        master = self.master_pid()
         self.assertNotEqual(master, 1)
         self.assertEqual(self.masters(), [master])
         self.stop_daemon()
@@ -462,7 +367,7 @@ class TestRunDir(DaemonTest):
         self.assertTrue(stat.S_ISDIR(st.st_mode))
         self.assertEqual(stat.S_IMODE(st.st_mode), 0o700)
         self.assertEqual(st.st_uid, os.geteuid())
-        self.assertTrue(os.path.exists(self.pidfile()))
+        self.assertTrue(os.path.exists(self.pid_file()))
         self.stop_daemon()
 
 

@@ -13,10 +13,8 @@ import socket
 import subprocess
 
 import harness
+from harness import NOBODY, SETPRIV_NOBODY
 
-NOBODY = 65534
-SETPRIV_NOBODY = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY,
-                  "--clear-groups"]
 CTL_MAX_CLIENTS = 64
 
 
@@ -59,12 +57,6 @@ class HardeningTest(harness.PmTest):
 
 class ConfigFileTest(HardeningTest):
     """Each bad config, for run and check: exit 2, every line names it."""
-
-    def write(self, name, data):
-        p = self.path(name)
-        with open(p, "wb") as f:
-            f.write(data)
-        return p
 
     def good_keys(self):
         return ('"plugin": %s, "baseTitle": "%s"' %
@@ -305,8 +297,8 @@ class ControlSocketTest(HardeningTest):
                                  executeUSleep=200000)
         self.proc = self.run_fg(cfg)
         self.sock = os.path.join(self.rundir, self.title + ".sock")
-        self.wait_for(lambda: os.path.exists(self.sock), "control socket",
-                      proc=self.proc)
+        # Not the socket file: it exists from bind(), before listen().
+        self.wait_master(self.proc)
         self.master = self.status()["pid"]
 
     def status(self):

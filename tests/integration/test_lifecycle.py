@@ -9,17 +9,9 @@ slots).  Driven through the recorder fixture plugin and the master's log.
 import os
 import re
 import signal
-import sys
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness  # noqa: E402
-from harness import SLOW, alive, proc_cmdline, proc_stat  # noqa: E402
-
-# "worker 0 (pid 8129) exited: REASON; PLAN" in the master's log.
-EXIT_LINE = (r"^\S+ (?P<level>\w+) (?P<prefix>[^:\s]+):Master:%s\[\d+\]: "
-             r"worker (?P<slot>\d+) \(pid (?P<pid>\d+)\) exited: "
-             r"(?P<reason>.*?); (?P<plan>.*)$")
+import harness
+from harness import SLOW, alive, proc_cmdline, proc_stat
 
 
 def by_pid(events):
@@ -45,61 +37,7 @@ def fmt_ms(values):
     return "[" + ", ".join("%.1f" % (v * 1000) for v in values) + "] ms"
 
 
-def titled(title):
-    """Live pids titled PREFIX:Master:title and PREFIX:Worker:title."""
-    out = {"Master": [], "Worker": []}
-    for pid in harness.all_pids():
-        c = proc_cmdline(pid)
-        if not c or not alive(pid):
-            continue
-        for role in out:
-            if c.endswith(":%s:%s" % (role, title)) and " " not in c:
-                out[role].append(pid)
-    return out
-
-
-class TitledPmTest(harness.PmTest):
-    """PmTest that finds pmhost's processes by title.
-
-    pmhost's process titles take over the environment strings' memory, so
-    /proc/PID/environ of a master or worker no longer shows PMHOST_TEST_ID
-    and the harness's tagged_pids() / workers() / masters() do not see them.
-    The title is unique to the test, so it identifies them instead; this
-    cleanup (run before the harness's own) kills them by pid.
-    """
-
-    def setUp(self):
-        super().setUp()
-        self.addCleanup(self._kill_titled)
-
-    def _kill_titled(self):
-        for _ in range(2):
-            found = titled(self.title)
-            for pid in found["Master"] + found["Worker"]:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            found = titled(self.title)
-            if not found["Master"] and not found["Worker"]:
-                break
-            time.sleep(0.01)
-
-    def workers(self):
-        return sorted(titled(self.title)["Worker"])
-
-    def masters(self):
-        return sorted(titled(self.title)["Master"])
-
-
-class LifecycleTest(TitledPmTest):
-
-    def exits(self, proc):
-        """The master's 'worker N (pid P) exited' lines, as dicts."""
-        rx = re.compile(EXIT_LINE % re.escape(self.title), re.M)
-        return [m.groupdict() for m in rx.finditer(self.output(proc))]
+class LifecycleTest(harness.PmTest):
 
     def stop(self, proc):
         """Stops the master with SIGTERM; its exit status."""
@@ -194,7 +132,7 @@ class LifecycleTest(TitledPmTest):
         for x in ex:
             self.assertEqual(x["plan"], "not respawned")
         self.assertRegex(self.output(p), r"all workers done \(run once\)")
-        self.assertEqual(self.workers() + self.masters(), [])
+        self.assertEqual(self.pids_titled("Worker") + self.masters(), [])
 
     def test_negative_check_interval_is_run_once_too(self):
         cfg = self.record_config(checkWorkerInterval=-1, maxWorkerNum=2,
@@ -447,11 +385,12 @@ class LifecycleTest(TitledPmTest):
         cfg = self.record_config(maxWorkerNum=3, executeTimes=0,
                                  executeUSleep=50000)
         p = self.run_fg(cfg, workers=3)
-        ws = self.workers()
+        # Every process titled as a worker: workers() keeps group leaders.
+        ws = self.pids_titled("Worker")
         self.assertEqual(len(ws), 3)
         master_pgid = proc_stat(p.pid)[2]
         for pid in ws:
-            state, ppid, pgid = proc_stat(pid)
+            state, ppid, pgid = proc_stat(pid)[:3]
             self.assertEqual(pgid, pid, "worker %d leads its group" % pid)
             self.assertEqual(ppid, p.pid)
             self.assertNotEqual(pgid, master_pgid)

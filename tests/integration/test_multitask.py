@@ -12,46 +12,13 @@ import stat
 import harness
 from harness import alive, proc_cmdline, proc_stat
 
-# Config files name the plugin by absolute path: a relative PMHOST_PLUGINS
-# would be read relative to the config's directory.
-harness.PLUGINS = os.path.abspath(harness.PLUGINS)
-harness.PMHOST = os.path.abspath(harness.PMHOST)
 
-
-# -- helpers (this suite's own) ---------------------------------------------
-
-class TitledTest(harness.PmTest):
-    """PmTest that also finds its masters and workers by process title.
-
-    A master or worker writes its title over its argv and environment
-    strings, so /proc/PID/environ no longer shows PMHOST_TEST_ID; the
-    titles (unique to each test) still tell them apart, for the waits and
-    for the cleanup alike."""
-
-    TITLED = re.compile(r":(?:Master|Worker):([A-Za-z0-9_.-]+)$")
-
-    def setUp(self):
-        super().setUp()
-        self.titles = {self.title}
-
-    def tagged_pids(self):
-        pids = set(super().tagged_pids())
-        for pid in harness.all_pids():
-            c = proc_cmdline(pid)
-            m = self.TITLED.search(c) if c else None
-            if m and m.group(1) in self.titles:
-                pids.add(pid)
-        pids.discard(os.getpid())
-        return sorted(pids)
-
-
-class MultiTaskTest(TitledTest):
+class MultiTaskTest(harness.PmTest):
 
     def setUp(self):
         super().setUp()
         self.a = self.title + "a"
         self.b = self.title + "b"
-        self.titles |= {self.a, self.b}
 
     def tasks_config(self, tasks, name="tasks.json", **top):
         """A config of several recorder tasks; top-level keys inherited."""
@@ -70,30 +37,18 @@ class MultiTaskTest(TitledTest):
         return self.tasks_config([{"baseTitle": self.a},
                                   {"baseTitle": self.b}], **top)
 
-    def pids_of(self, role, title):
-        want = ":%s:%s" % (role, title)
-        return sorted(p for p in self.tagged_pids()
-                      if (proc_cmdline(p) or "").endswith(want) and alive(p))
-
     def file(self, title, ext):
         return os.path.join(self.rundir, title + ext)
-
-    def pid_in_file(self, title):
-        return int(self.read(self.file(title, ".pid")).strip())
-
-    def answers(self, title):
-        return self.pm("status", "--title", title).returncode == 0
 
     def wait_running(self, titles, workers, proc=None):
         for t in titles:
             self.wait_for(lambda: self.answers(t) and
-                          len(self.pids_of("Worker", t)) >= workers,
+                          len(self.workers(t)) >= workers,
                           "%s running with %d workers" % (t, workers),
                           proc=proc)
 
     def status_doc(self, *target):
-        r = self.pm("status", *target, "--json", check=0)
-        return {m["name"]: m for m in json.loads(r.stdout)["masters"]}
+        return {m["name"]: m for m in self.status_json(*target)["masters"]}
 
     # -- run ----------------------------------------------------------------
 
@@ -103,18 +58,18 @@ class MultiTaskTest(TitledTest):
         self.wait_running((self.a, self.b), 2, proc=p)
         masters = {}
         for t in (self.a, self.b):
-            ms = self.pids_of("Master", t)
+            ms = self.masters(t)
             self.assertEqual(len(ms), 1, (t, ms))
             mpid = ms[0]
             masters[t] = mpid
             # Each its own pid file (with its pid) and socket.
-            self.assertEqual(self.pid_in_file(t), mpid)
+            self.assertEqual(self.master_pid(t), mpid)
             st = os.lstat(self.file(t, ".sock"))
             self.assertTrue(stat.S_ISSOCK(st.st_mode))
             self.assertEqual(stat.S_IMODE(st.st_mode), 0o600)
             # In the foreground: children of the one run command.
             self.assertEqual(proc_stat(mpid)[1], p.pid)
-            for w in self.pids_of("Worker", t):
+            for w in self.pids_titled("Worker", t):
                 self.assertEqual(proc_stat(w)[1], mpid)
         self.assertNotEqual(masters[self.a], masters[self.b])
         self.assertEqual(p.poll(), None)
@@ -127,17 +82,17 @@ class MultiTaskTest(TitledTest):
         titles = re.findall(r"^Master\s+(\d+)\s+(\S+)", r.stdout, re.M)
         self.assertEqual(
             sorted(titles),
-            sorted([(str(self.pid_in_file(self.a)),
+            sorted([(str(self.master_pid(self.a)),
                      "process_m:Master:" + self.a),
-                    (str(self.pid_in_file(self.b)),
+                    (str(self.master_pid(self.b)),
                      "process_m:Master:" + self.b)]), r.stdout)
         doc = self.status_doc(cfg)
         self.assertEqual(sorted(doc), [self.a, self.b])
         for t, m in doc.items():
-            self.assertEqual(m["pid"], self.pid_in_file(t))
+            self.assertEqual(m["pid"], self.master_pid(t))
             self.assertEqual(m["config"], cfg)
             self.assertEqual(sorted(w["pid"] for w in m["workers"]),
-                             self.pids_of("Worker", t))
+                             self.workers(t))
         # --title names one of them.
         one = self.status_doc("--title", self.b)
         self.assertEqual(list(one), [self.b])
@@ -172,10 +127,10 @@ class MultiTaskTest(TitledTest):
         cfg = self.two_tasks()
         p = self.start("run", cfg)
         self.wait_running((self.a, self.b), 2, proc=p)
-        a_pids = self.pids_of("Master", self.a) + self.pids_of("Worker",
-                                                               self.a)
-        b_pids = self.pids_of("Master", self.b) + self.pids_of("Worker",
-                                                               self.b)
+        a_pids = (self.pids_titled("Master", self.a) +
+                  self.pids_titled("Worker", self.a))
+        b_pids = (self.pids_titled("Master", self.b) +
+                  self.pids_titled("Worker", self.b))
         r = self.pm("stop", "--title", self.a)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.wait_gone(a_pids, "task a gone")
@@ -193,7 +148,7 @@ class MultiTaskTest(TitledTest):
         r = self.pm("run", cfg, "-d")
         self.assertEqual(r.returncode, 0, r.stderr)
         for t in (self.a, self.b):
-            mpid = self.pid_in_file(t)
+            mpid = self.master_pid(t)
             self.assertTrue(alive(mpid), t)
             self.assertEqual(proc_cmdline(mpid), "process_m:Master:" + t)
             self.assertNotEqual(proc_stat(mpid)[1], os.getpid())
@@ -233,7 +188,7 @@ class MultiTaskTest(TitledTest):
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn("%s: already running" % self.a, r.stderr)
         # Nothing of the file started, not even its other task.
-        self.assertEqual(self.pids_of("Master", self.b), [])
+        self.assertEqual(self.masters(self.b), [])
         self.assertEqual(self.tagged_pids(), before)
 
     def test_stop_all_stops_every_master_of_the_run_dir(self):
@@ -241,7 +196,6 @@ class MultiTaskTest(TitledTest):
         r = self.pm("run", cfg, "-d")
         self.assertEqual(r.returncode, 0, r.stderr)
         c = self.title + "c"
-        self.titles.add(c)
         single = self.config(name="c.json", baseTitle=c, executeTimes=0,
                              maxWorkerNum=1)
         pc = self.start("run", single)
@@ -268,8 +222,8 @@ class MultiTaskTest(TitledTest):
                          (1, 1))
         self.assertEqual((doc[self.b]["target"], doc[self.b]["count"]),
                          (3, 3))
-        self.assertEqual(len(self.pids_of("Worker", self.a)), 1)
-        self.assertEqual(len(self.pids_of("Worker", self.b)), 3)
+        self.assertEqual(len(self.workers(self.a)), 1)
+        self.assertEqual(len(self.workers(self.b)), 3)
         # Inherited keys reach both: the plugin and its params.
         self.wait_events("init", 4, proc=p)
         slots = {}

@@ -7,60 +7,9 @@ import re
 import shutil
 
 import harness
-from harness import alive, proc_cmdline
-
-# The documented `PMHOST=build/host/pmhost PMHOST_PLUGINS=build/tests/plugins`
-# are relative to the cwd; config plugin paths are relative to the config's
-# directory (and some tests change the cwd), so make them absolute.
-harness.PMHOST = os.path.abspath(harness.PMHOST)
-harness.PLUGINS = os.path.abspath(harness.PLUGINS)
 
 
-class PluginTest(harness.PmTest):
-    """PmTest that also finds this test's processes by their titles.
-
-    pmhost's process titles overwrite the argv and environ area, so
-    /proc/PID/environ of a master or worker no longer shows the
-    PMHOST_TEST_ID the harness tracks processes by.  Titles end in
-    ':Master:TITLE' or ':Worker:TITLE', which is just as unique.
-    """
-
-    def tagged_pids(self):
-        pids = set(super().tagged_pids())
-        mine = re.compile(r":(Master|Worker):%s$" % re.escape(self.title))
-        for pid in harness.all_pids():
-            c = proc_cmdline(pid)
-            if c is not None and mine.search(c):
-                pids.add(pid)
-        pids.discard(os.getpid())
-        return sorted(pids)
-
-    def titled(self, role):
-        want = ":%s:%s" % (role, self.title)
-        return sorted(p for p in harness.all_pids()
-                      if (proc_cmdline(p) or "").endswith(want) and alive(p))
-
-    def workers(self):
-        """Worker processes: they lead their own process group."""
-        out = []
-        for pid in self.titled("Worker"):
-            st = harness.proc_stat(pid)
-            if st is not None and st[2] == pid:
-                out.append(pid)
-        return out
-
-    def masters(self):
-        """Master processes.  A worker shows its master's title from its
-        fork until it sets its own: leave out a master's children."""
-        found = self.titled("Master")
-        return [p for p in found
-                if (harness.proc_stat(p) or (0, 0))[1] not in found]
-
-    def pidfile(self):
-        return os.path.join(self.rundir, self.title + ".pid")
-
-
-class TestBrokenPlugins(PluginTest):
+class TestBrokenPlugins(harness.PmTest):
     """Each broken plugin: `run` and `check` exit 2 with one line naming the
     config and the reason; nothing is left running, no pid file appears."""
 
@@ -75,12 +24,10 @@ class TestBrokenPlugins(PluginTest):
         r = self.pm("run", cfg, timeout=10, check=2)
 
         self.assertEqual(r.stdout, "")
-        lines = r.stderr.splitlines()
-        self.assertEqual(len(lines), 1, "stderr: %r" % r.stderr)
-        self.assertRegex(lines[0], line)
+        self.assert_one_error_line(r, line)
         self.assertEqual(self.tagged_pids(), [], "processes left running")
         self.assertEqual(self.masters() + self.workers(), [])
-        self.assertFalse(os.path.exists(self.pidfile()), "pid file created")
+        self.assertFalse(os.path.exists(self.pid_file()), "pid file created")
 
         c = self.pm("check", cfg, timeout=10, check=2)
 
@@ -115,7 +62,7 @@ class TestBrokenPlugins(PluginTest):
                      r"plugin crashed while loading \(SIGSEGV\)")
 
 
-class TestGoodPlugins(PluginTest):
+class TestGoodPlugins(harness.PmTest):
 
     def chdir(self, path):
         old = os.getcwd()
@@ -131,7 +78,7 @@ class TestGoodPlugins(PluginTest):
         self.assertEqual(r.stderr, "")
         # check starts nothing: no worker ran work_init, no pid file.
         self.assertEqual(self.events(), [])
-        self.assertFalse(os.path.exists(self.pidfile()))
+        self.assertFalse(os.path.exists(self.pid_file()))
         self.assertEqual(self.tagged_pids(), [])
 
     def relative_config(self, plugin_rel):

@@ -5,7 +5,6 @@ stdout and stderr go.  Each test drives the real binary with the recorder
 fixture and checks what a user sees: the log, the process table, status.
 """
 
-import json
 import os
 import re
 import signal
@@ -13,13 +12,7 @@ import subprocess
 import time
 
 import harness
-
-NOBODY = 65534
-SETPRIV_NOBODY = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY,
-                  "--clear-groups"]
-
-# "worker 0 (pid 123) exited: ...; respawning now"
-EXIT_RE = r"worker (\d+) \(pid (\d+)\) exited: ([^;]*); (.*)$"
+from harness import NOBODY, SETPRIV_NOBODY
 
 
 def proc_status(pid):
@@ -52,64 +45,7 @@ def pid_ns(pid):
         return None
 
 
-def titled(title):
-    """{"Master": pids, "Worker": pids} of live processes bearing title.
-
-    A process a worker forks (an orphan the master adopts) bears the
-    worker's title and has the master as parent, but does not lead its
-    own process group as workers do: it is no worker.  A worker just
-    forked still bears its master's title: a "master" whose parent is a
-    master is such a worker.
-    """
-    out = {"Master": [], "Worker": []}
-    for pid in harness.all_pids():
-        c = harness.proc_cmdline(pid)
-        st = harness.proc_stat(pid)
-        if not c or " " in c or st is None or st[0] == "Z":
-            continue
-        if c.endswith(":Master:" + title):
-            out["Master"].append(pid)
-        elif c.endswith(":Worker:" + title) and st[2] == pid:
-            out["Worker"].append(pid)
-    masters = set(out["Master"])
-    out["Master"] = [p for p in out["Master"]
-                     if (harness.proc_stat(p) or (0, 0))[1] not in masters]
-    return {role: sorted(pids) for role, pids in out.items()}
-
-
 class ReliabilityTest(harness.PmTest):
-    """PmTest with a few helpers of this suite.  Workers are told from
-    the orphans they leave (same title, same parent) by their process
-    group."""
-
-    def workers(self):
-        return titled(self.title)["Worker"]
-
-    def masters(self):
-        return titled(self.title)["Master"]
-
-    def spawn(self, argv):
-        """Starts argv (a wrapper around pmhost) like harness.start does:
-        output to a file, registered for the harness's cleanup."""
-        path = self.path("stderr-%d.log" % len(self.popens))
-        with open(path, "w") as log:
-            p = subprocess.Popen([str(a) for a in argv], env=self.env,
-                                 stdin=subprocess.DEVNULL, stdout=log,
-                                 stderr=log)
-        p.log_path = path
-        self.popens.append(p)
-        return p
-
-    def status_json(self):
-        r = self.pm("status", "--title", self.title, "--json", check=0)
-        doc = json.loads(r.stdout)
-        self.assertEqual(len(doc["masters"]), 1, r.stdout)
-        return doc["masters"][0]
-
-    def exits(self, text):
-        """(slot, pid, reason, plan) of every worker exit line."""
-        return [(int(m.group(1)), int(m.group(2)), m.group(3), m.group(4))
-                for m in re.finditer(EXIT_RE, text, re.M)]
 
     def stop(self, p):
         self.pm("stop", "--title", self.title, check=0)
@@ -147,9 +83,9 @@ class WorkTimeoutTest(ReliabilityTest):
                          (0, hung["pid"], 3), out)
         self.assertGreaterEqual(float(m.group(4)), 1.0, out)
 
-        ex = [e for e in self.exits(out) if e[1] == hung["pid"]]
+        ex = [e for e in self.exits(out) if int(e["pid"]) == hung["pid"]]
         self.assertEqual(len(ex), 1, out)
-        slot, _, reason, plan = ex[0]
+        slot, reason, plan = int(ex[0]["slot"]), ex[0]["reason"], ex[0]["plan"]
         self.assertEqual(slot, 0)
         rm = re.match(r"workTimeout: call 3 ran ([\d.]+) s, killed$", reason)
         self.assertIsNotNone(rm, reason)
@@ -182,7 +118,7 @@ class WorkTimeoutTest(ReliabilityTest):
         self.wait_text(p, r"exited: workTimeout: call 1 ran [\d.]+ s, "
                        r"killed; respawning in [\d.]+ s \(2 failures in a "
                        r"row\)", timeout=12)
-        st = self.status_json()
+        st = self.master_json()
         self.assertGreaterEqual(st["workers"][0]["failures"], 2, st)
         self.assertIn("workTimeout", st["workers"][0]["last_exit"], st)
         self.stop(p)
@@ -240,9 +176,9 @@ class MaxRssTest(ReliabilityTest):
         out = self.output(p)
         first = self.events("init")[0]["pid"]
 
-        ex = [e for e in self.exits(out) if e[1] == first]
+        ex = [e for e in self.exits(out) if int(e["pid"]) == first]
         self.assertEqual(len(ex), 1, out)
-        slot, _, reason, plan = ex[0]
+        slot, reason, plan = int(ex[0]["slot"]), ex[0]["reason"], ex[0]["plan"]
         self.assertEqual(slot, 0)
         m = re.match(r"over maxRssMb \(RSS (\d+\.\d) MiB\) after (\d+) "
                      r"calls", reason)
@@ -272,7 +208,7 @@ class MaxRssTest(ReliabilityTest):
                                  executeUSleep=20000, maxRssMb=1)
         p = self.run_fg(cfg, workers=2)
         self.wait_events("fini", 8, proc=p)
-        self.wait_for(lambda: len(self.exits(self.output(p))) >= 6,
+        self.wait_for(lambda: len(self.exits(p)) >= 6,
                       "six worker exits", proc=p)
         out = self.output(p)
         warnings = re.findall(r"right after work_init\(\) is already above "
@@ -280,9 +216,10 @@ class MaxRssTest(ReliabilityTest):
         self.assertEqual(len(warnings), 1, out)
         self.assertRegex(out, r"warning process_m:Worker:%s\[\d+\]: slot \d: "
                          r"RSS \d+\.\d MiB right after work_init" % self.title)
-        for _, _, reason, plan in self.exits(out):
-            self.assertRegex(reason, r"^reached executeTimes after 3 calls")
-            self.assertEqual(plan, "respawning now")
+        for x in self.exits(out):
+            self.assertRegex(x["reason"],
+                             r"^reached executeTimes after 3 calls")
+            self.assertEqual(x["plan"], "respawning now")
         for ev in self.events("fini"):
             self.assertEqual(ev["calls"], 3, self.events())
         self.stop(p)
@@ -439,7 +376,7 @@ class OrphanTest(ReliabilityTest):
         self.assertEqual(self.workers(), workers)
         out = self.output(p)
         self.assertEqual(self.exits(out), [], out)
-        st = self.status_json()
+        st = self.master_json()
         self.assertEqual(st["count"], 2, st)
         self.assertEqual(sorted(w["pid"] for w in st["workers"]), workers)
         self.stop(p)
@@ -451,7 +388,7 @@ class OrphanTest(ReliabilityTest):
         master = self.masters()[0]
         orphan = int(self.wait_events("orphan", 1, proc=p)[0]["extra"])
         self.assertEqual(harness.proc_stat(orphan)[1], master)
-        self.assertEqual(self.status_json()["count"], 1)
+        self.assertEqual(self.master_json()["count"], 1)
         self.stop(p)
         self.wait_gone([orphan], "orphan %d killed at stop" % orphan)
         self.assertRegex(self.output(p), r"killing pid %d, left behind by a "

@@ -8,17 +8,10 @@ maxWorkerNum workers alive.  Every exit is logged with slot, pid, reason.
 import os
 import re
 import signal
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness  # noqa: E402
-from harness import SLOW, alive, proc_cmdline  # noqa: E402
-
-# "worker 0 (pid 8129) exited: REASON; PLAN" in the master's log.
-EXIT_LINE = (r"^\S+ (?P<level>\w+) (?P<prefix>[^:\s]+):Master:%s\[\d+\]: "
-             r"worker (?P<slot>\d+) \(pid (?P<pid>\d+)\) exited: "
-             r"(?P<reason>.*?); (?P<plan>.*)$")
+import harness
+from harness import SLOW, alive
 
 # The plans of a slot that fails again and again, in order.
 BACKOFF_PLANS = [
@@ -31,70 +24,7 @@ BACKOFF_PLANS = [
 ]
 
 
-def titled(title):
-    """Live pids titled PREFIX:Master:title and PREFIX:Worker:title."""
-    out = {"Master": [], "Worker": []}
-    for pid in harness.all_pids():
-        c = proc_cmdline(pid)
-        if not c or not alive(pid):
-            continue
-        for role in out:
-            if c.endswith(":%s:%s" % (role, title)) and " " not in c:
-                out[role].append(pid)
-    return out
-
-
-class TitledPmTest(harness.PmTest):
-    """PmTest that finds pmhost's processes by title.
-
-    pmhost's process titles take over the environment strings' memory, so
-    /proc/PID/environ of a master or worker no longer shows PMHOST_TEST_ID
-    and the harness's tagged_pids() / workers() / masters() do not see them.
-    The title is unique to the test, so it identifies them instead; this
-    cleanup (run before the harness's own) kills them by pid.
-    """
-
-    def setUp(self):
-        super().setUp()
-        self.addCleanup(self._kill_titled)
-
-    def _kill_titled(self):
-        for _ in range(2):
-            found = titled(self.title)
-            for pid in found["Master"] + found["Worker"]:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            found = titled(self.title)
-            if not found["Master"] and not found["Worker"]:
-                break
-            time.sleep(0.01)
-
-    def workers(self):
-        return sorted(titled(self.title)["Worker"])
-
-    def masters(self):
-        return sorted(titled(self.title)["Master"])
-
-
-class RespawnTest(TitledPmTest):
-
-    def exits(self, proc, slot=None):
-        """The master's 'worker N (pid P) exited' lines, as dicts."""
-        rx = re.compile(EXIT_LINE % re.escape(self.title), re.M)
-        out = [m.groupdict() for m in rx.finditer(self.output(proc))]
-        return [x for x in out if slot is None or x["slot"] == str(slot)]
-
-    def wait_exits(self, proc, n, slot=None, timeout=10):
-        """Waits for n exit lines (of one slot if given); returns them."""
-        self.wait_for(lambda: len(self.exits(proc, slot)) >= n,
-                      "%d exit lines%s" % (n, "" if slot is None else
-                                           " of slot %d" % slot),
-                      timeout=timeout, proc=proc)
-        return self.exits(proc, slot)
+class RespawnTest(harness.PmTest):
 
     def slot_pid(self, slot):
         """The newest pid that recorded an init in slot."""

@@ -10,7 +10,6 @@ workers throughout.
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -20,11 +19,6 @@ import time
 
 import harness
 from harness import SLOW, alive, proc_cmdline, proc_stat
-
-# Config files name the plugin by absolute path: a relative PMHOST_PLUGINS
-# would be read relative to the config's directory.
-harness.PLUGINS = os.path.abspath(harness.PLUGINS)
-harness.PMHOST = os.path.abspath(harness.PMHOST)
 
 # A small plugin built at test time, in two versions, to deploy a rebuilt
 # .so.  It writes recorder.c's event lines ("EVENT SLOT PID CALLS MONO_NS
@@ -150,32 +144,8 @@ work_fini(pm_worker *w, void *state)
 # Worker states in status of a process past work_init and not yet leaving.
 READY = ("held", "idle", "busy", "stopping")
 
-class TitledTest(harness.PmTest):
-    """PmTest that also finds its masters and workers by process title.
 
-    A master or worker writes its title over its argv and environment
-    strings, so /proc/PID/environ no longer shows PMHOST_TEST_ID; the
-    titles (unique to each test) still tell them apart, for the waits and
-    for the cleanup alike."""
-
-    TITLED = re.compile(r":(?:Master|Worker):([A-Za-z0-9_.-]+)$")
-
-    def setUp(self):
-        super().setUp()
-        self.titles = {self.title}
-
-    def tagged_pids(self):
-        pids = set(super().tagged_pids())
-        for pid in harness.all_pids():
-            c = proc_cmdline(pid)
-            m = self.TITLED.search(c) if c else None
-            if m and m.group(1) in self.titles:
-                pids.add(pid)
-        pids.discard(os.getpid())
-        return sorted(pids)
-
-
-class RestartTest(TitledTest):
+class RestartTest(harness.PmTest):
 
     @classmethod
     def setUpClass(cls):
@@ -225,33 +195,9 @@ class RestartTest(TitledTest):
 
     # -- status -----------------------------------------------------------
 
-    def pid_file(self):
-        return os.path.join(self.rundir, self.title + ".pid")
-
-    def master_pid(self):
-        return int(self.read(self.pid_file()).strip())
-
-    def master_json(self):
-        r = self.pm("status", "--title", self.title, "--json", check=0)
-        doc = json.loads(r.stdout)
-        self.assertEqual(len(doc["masters"]), 1, doc)
-        return doc["masters"][0]
-
-    def slot_pids(self):
-        return {w["slot"]: w["pid"] for w in self.master_json()["workers"]
-                if w["pid"]}
-
-    def resident(self, **keys):
-        """A resident recorder task: workers live until stopped."""
-        keys.setdefault("executeTimes", 0)
-        keys.setdefault("executeUSleep", 20000)
-        params = keys.pop("params", None)
-        return self.record_config(params=params, **keys)
-
     def start_master(self, cfg, workers):
         p = self.run_fg(cfg, workers=workers)
-        self.wait_for(lambda: self.pm("status", "--title", self.title)
-                      .returncode == 0, "the master answers", proc=p)
+        self.wait_master(p)
         return p
 
     def init_tag(self, pid):

@@ -8,104 +8,16 @@ import signal
 import time
 
 import harness
-from harness import alive, proc_cmdline, proc_stat
-
-# The documented `PMHOST=build/host/pmhost PMHOST_PLUGINS=build/tests/plugins`
-# are relative to the cwd; config plugin paths are relative to the config's
-# directory (and some tests change the cwd), so make them absolute.
-harness.PMHOST = os.path.abspath(harness.PMHOST)
-harness.PLUGINS = os.path.abspath(harness.PLUGINS)
-
-
-def signal_on_pid_file(test, path, sig, proc):
-    """Sends sig to the pid written in the pid file at path the moment it
-    appears (spinning on the file, under a deadline); returns the pid."""
-    deadline = time.monotonic() + 10 * harness.SLOW
-
-    def check_deadline():
-        if time.monotonic() > deadline:
-            test.fail("no pid in %s\n--- pmhost output ---\n%s" %
-                      (path, test.output(proc)))
-
-    fd = -1
-    while fd < 0:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            check_deadline()
-    try:
-        while True:
-            data = os.pread(fd, 32, 0)
-            if data.endswith(b"\n"):
-                pid = int(data)
-                os.kill(pid, sig)
-                return pid
-            check_deadline()
-    finally:
-        os.close(fd)
+from harness import alive, proc_stat
 
 
 class StopTest(harness.PmTest):
-    """PmTest that also finds this test's processes by their titles.
-
-    pmhost's process titles overwrite the argv and environ area, so
-    /proc/PID/environ of a master or worker no longer shows the
-    PMHOST_TEST_ID the harness tracks processes by.  Titles end in
-    ':Master:TITLE' or ':Worker:TITLE' (TITLE is this test's own title,
-    optionally with a '-x' suffix), which is just as unique.
-    """
-
-    def tagged_pids(self):
-        pids = set(super().tagged_pids())
-        mine = re.compile(r":(Master|Worker):%s(-[a-z0-9]+)?$" %
-                          re.escape(self.title))
-        for pid in harness.all_pids():
-            c = proc_cmdline(pid)
-            if c is not None and mine.search(c):
-                pids.add(pid)
-        pids.discard(os.getpid())
-        return sorted(pids)
-
-    def titled(self, role, title=None):
-        want = ":%s:%s" % (role, title or self.title)
-        out = []
-        for pid in harness.all_pids():
-            c = proc_cmdline(pid)
-            if c is not None and c.endswith(want) and alive(pid):
-                out.append(pid)
-        return sorted(out)
-
-    def workers(self, title=None):
-        """Worker processes: they lead their own process group (their
-        forked children carry the same title but not the group)."""
-        out = []
-        for pid in self.titled("Worker", title):
-            st = proc_stat(pid)
-            if st is not None and st[2] == pid:
-                out.append(pid)
-        return out
-
-    def masters(self, title=None):
-        """Master processes.  A worker shows its master's title from its
-        fork until it sets its own: leave out a master's children."""
-        found = self.titled("Master", title)
-        return [p for p in found
-                if (harness.proc_stat(p) or (0, 0))[1] not in found]
-
-    def pidfile(self, title=None):
-        return os.path.join(self.rundir, (title or self.title) + ".pid")
 
     def stop(self, *args, check=None):
         """Runs `pmhost stop ARGS`; (CompletedProcess, seconds taken)."""
         t0 = time.monotonic()
         r = self.pm("stop", *args, check=check)
         return r, time.monotonic() - t0
-
-    def assert_one_error_line(self, r, pattern):
-        lines = r.stderr.splitlines()
-        self.assertEqual(len(lines), 1, "stderr: %r" % r.stderr)
-        self.assertTrue(lines[0].startswith("pmhost: "), lines[0])
-        self.assertRegex(lines[0], pattern)
 
 
 class TestStop(StopTest):
@@ -118,7 +30,7 @@ class TestStop(StopTest):
                                  executeUSleep=100000)
         p = self.run_fg(cfg, workers=3)
         workers = self.workers()
-        with open(self.pidfile()) as f:
+        with open(self.pid_file()) as f:
             self.assertEqual(int(f.read().strip()), p.pid)
 
         r, took = self.stop("--title", self.title, check=0)
@@ -126,9 +38,9 @@ class TestStop(StopTest):
         self.assertEqual(r.stderr, "")
         self.assertGreaterEqual(took, 0.3)
         self.assertFalse(alive(p.pid), "master still alive after stop")
-        self.assertFalse(os.path.exists(self.pidfile()), "pid file left")
+        self.assertFalse(os.path.exists(self.pid_file()), "pid file left")
         self.assertEqual([w for w in workers if alive(w)], [])
-        self.assertEqual(self.workers(), [])
+        self.assertEqual(self.pids_titled("Worker"), [])
         self.assertEqual(self.wait_exit(p), 0)
         out = self.output(p)
         self.assertRegex(out, r"stopping \(stop command\): 3 workers to finish")
@@ -194,7 +106,7 @@ class TestStop(StopTest):
                       "killing its process group" % hung, out)
         self.assertRegex(out, r"stopped\n")
         self.assertEqual(self.events("fini"), [])
-        self.assertFalse(os.path.exists(self.pidfile()))
+        self.assertFalse(os.path.exists(self.pid_file()))
 
     def _stop_by_signal(self, sig, name):
         cfg = self.record_config(maxWorkerNum=2, executeTimes=0)
@@ -208,7 +120,7 @@ class TestStop(StopTest):
         self.assertIn("stopping (%s): 2 workers to finish" % name, out)
         self.assertRegex(out, r"stopped\n")
         self.assertEqual([w for w in workers if alive(w)], [])
-        self.assertFalse(os.path.exists(self.pidfile()))
+        self.assertFalse(os.path.exists(self.pid_file()))
         self.assertEqual(sorted(e["pid"] for e in self.events("fini")),
                          sorted(workers))
 
@@ -225,7 +137,7 @@ class TestStop(StopTest):
         # after the pid file appears is short, so try several starts and
         # watch the file without sleeping (still under a deadline).
         cfg = self.record_config(maxWorkerNum=1, executeTimes=0)
-        pidfile = self.pidfile()
+        pidfile = self.pid_file()
         end = time.monotonic() + 2.0  # a budget of tries, not a wait
         attempts = 0
         while attempts < 100 and (attempts < 10 or time.monotonic() < end):
@@ -233,7 +145,7 @@ class TestStop(StopTest):
             self.assertFalse(os.path.exists(pidfile))
             p = self.start("run", cfg)
 
-            pid = signal_on_pid_file(self, pidfile, signal.SIGTERM, p)
+            pid = self.signal_on_pid_file(pidfile, signal.SIGTERM, p)
 
             self.assertEqual(pid, p.pid)
 
@@ -252,8 +164,8 @@ class TestStop(StopTest):
 
         self.assertFalse(alive(p.pid))
         self.assertEqual(self.wait_exit(p), 0)
-        self.assertEqual(self.workers(), [])
-        self.assertFalse(os.path.exists(self.pidfile()))
+        self.assertEqual(self.pids_titled("Worker"), [])
+        self.assertFalse(os.path.exists(self.pid_file()))
 
     def test_stop_of_a_title_not_running_exits_1(self):
         r, _ = self.stop("--title", self.title, check=1)
@@ -269,7 +181,7 @@ class TestStop(StopTest):
         # The file names a live process (this test) but nobody holds its
         # lock: nothing is running, and the test must not be signalled.
         os.makedirs(self.rundir, mode=0o700)
-        with open(self.pidfile(), "w") as f:
+        with open(self.pid_file(), "w") as f:
             f.write("%d\n" % os.getpid())
         got = []
         old = signal.signal(signal.SIGTERM, lambda s, f: got.append(s))
@@ -318,9 +230,10 @@ class TestStop(StopTest):
         self.assertFalse(alive(pb.pid))
         self.assertEqual(self.wait_exit(pa), 0)
         self.assertEqual(self.wait_exit(pb), 0)
-        self.assertEqual(self.workers(ta) + self.workers(tb), [])
-        self.assertFalse(os.path.exists(self.pidfile(ta)))
-        self.assertFalse(os.path.exists(self.pidfile(tb)))
+        self.assertEqual(self.pids_titled("Worker", ta) +
+                         self.pids_titled("Worker", tb), [])
+        self.assertFalse(os.path.exists(self.pid_file(ta)))
+        self.assertFalse(os.path.exists(self.pid_file(tb)))
 
     def test_stop_all_with_nothing_running_exits_0(self):
         r, _ = self.stop("--all", check=0)
@@ -380,7 +293,7 @@ class TestNothingOutlivesTheTask(StopTest):
 
         self.wait_gone(everything, "workers and grandchildren gone",
                        timeout=1)
-        self.assertEqual(self.workers(), [])
+        self.assertEqual(self.pids_titled("Worker"), [])
 
 
 if __name__ == "__main__":
