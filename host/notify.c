@@ -30,6 +30,11 @@ notify_init(void)
 	size_t len;
 	long v;
 
+	/* Whatever a parent set up is not ours (a group's masters). */
+	if (nt.fd >= 0)
+		close(nt.fd);
+	nt.fd = -1;
+	nt.watchdog_ns = 0;
 	if (usec != NULL && parse_long(usec, 1, 0x7fffffffffffL, &v) == 0 &&
 	    (wpid == NULL || (parse_long(wpid, 1, 0x7fffffff, &v) == 0 &&
 	    (pid_t)v == getpid())))

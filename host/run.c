@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include "config.h"
 #include "log.h"
 #include "master.h"
+#include "notify.h"
 #include "plugin.h"
 #include "privs.h"
 #include "rundir.h"
@@ -159,9 +161,12 @@ take_pidfile(const struct prepared *p, int *fd, char *msg, size_t size)
 	return 0;
 }
 
-/* The foreground master for one task: logs to stderr unless told not to. */
+/*
+ * The foreground master for one task: logs to stderr unless told not to.
+ * ready_fd (or -1) hears "ok" once its workers are up.
+ */
 static int
-run_foreground(struct prepared *p)
+run_foreground(struct prepared *p, int ready_fd)
 {
 	char msg[600];
 	int fd, r;
@@ -177,7 +182,7 @@ run_foreground(struct prepared *p)
 		pidfile_release(p->run_dir, p->task->base_title, fd);
 		return EXIT_RUNTIME;
 	}
-	return master_run(p->task, &p->creds, p->run_dir, fd, -1);
+	return master_run(p->task, &p->creds, p->run_dir, fd, ready_fd);
 }
 
 /*
@@ -285,73 +290,157 @@ start_detached(const struct task_config *t)
 	return r;
 }
 
+/* A group's master: its pid and the pipe it says "ok" through. */
+struct member {
+	pid_t	pid;		/* 0: gone */
+	int	ready_fd;	/* -1: answered or gone */
+};
+
+/* Forks the master of one task of a group; 0, or -1 after printing why. */
+static int
+start_member(struct prepared *p, struct member *mb)
+{
+	int pfd[2];
+
+	mb->pid = 0;
+	mb->ready_fd = -1;
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		errmsg("%s: pipe: %s", p->task->base_title, strerror(errno));
+		return -1;
+	}
+	fflush(NULL);
+	if ((mb->pid = fork()) < 0) {
+		errmsg("%s: fork: %s", p->task->base_title, strerror(errno));
+		mb->pid = 0;
+		close(pfd[0]);
+		close(pfd[1]);
+		return -1;
+	}
+	if (mb->pid == 0) {
+		close(pfd[0]);
+		/* A master ends with the command that runs it. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() == 1)
+			_exit(EXIT_RUNTIME);
+		_exit(run_foreground(p, pfd[1]));
+	}
+	close(pfd[1]);
+	mb->ready_fd = pfd[0];
+	return 0;
+}
+
+/* Reaps exited members; the worst exit status seen so far. */
+static int
+reap_members(struct member *mbs, size_t n, size_t *live, int status)
+{
+	int wstatus;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0) {
+		int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) :
+		    EXIT_RUNTIME;
+
+		for (size_t i = 0; i < n; i++)
+			if (mbs[i].pid == pid) {
+				mbs[i].pid = 0;
+				(*live)--;
+			}
+		if (code > status)
+			status = code;
+	}
+	return status;
+}
+
 /*
  * Several tasks in the foreground: one master per task, each a child of
- * this process, which relays signals to them and exits when all have,
- * with the worst of their statuses.
+ * this process, which is the service manager's main process: it relays
+ * signals to the masters, speaks the notify protocol for the group (READY
+ * once every master is up or gone, STOPPING, WATCHDOG), and exits when all
+ * have, with the worst of their statuses.
  */
 static int
 run_group(struct prepared *ps, size_t n)
 {
-	pid_t *pids = calloc(n, sizeof(*pids));
-	size_t live = 0;
+	struct member *mbs = calloc(n, sizeof(*mbs));
+	struct pollfd *pfds = calloc(n + 1, sizeof(*pfds));
+	size_t live = 0, waiting = 0;
+	int64_t ping = 0;
 	sigset_t set;
-	int status = EXIT_OK;
+	int sigfd, status = EXIT_OK;
 
-	if (pids == NULL) {
+	if (mbs == NULL || pfds == NULL) {
 		errmsg("out of memory");
+		free(mbs);
+		free(pfds);
 		return EXIT_RUNTIME;
 	}
+	/* The masters must not take the notify socket for their own. */
+	notify_init();
 	sigemptyset(&set);
 	for (size_t i = 0; i < nitems(group_signals); i++)
 		sigaddset(&set, group_signals[i]);
-	sigprocmask(SIG_BLOCK, &set, NULL);
+	sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	for (size_t i = 0; i < n; i++) {
-		fflush(NULL);
-		if ((pids[i] = fork()) < 0) {
-			errmsg("%s: fork: %s", ps[i].task->base_title,
-			    strerror(errno));
+		if (start_member(&ps[i], &mbs[i]) < 0) {
 			status = EXIT_RUNTIME;
 			continue;
 		}
-		if (pids[i] == 0) {
-			/* A master ends with the command that runs it. */
-			prctl(PR_SET_PDEATHSIG, SIGTERM);
-			/* Only the parent is the service manager's main pid. */
-			unsetenv("NOTIFY_SOCKET");
-			if (getppid() == 1)
-				_exit(EXIT_RUNTIME);
-			_exit(run_foreground(&ps[i]));
-		}
 		live++;
+		waiting++;
 	}
+	if (notify_watchdog_ns() > 0)
+		ping = mono_ns() + notify_watchdog_ns();
 	while (live > 0) {
-		siginfo_t si;
-		int wstatus;
-		pid_t pid;
+		struct signalfd_siginfo si;
+		int ms = -1;
 
-		if (sigwaitinfo(&set, &si) < 0)
-			continue;
-		if (si.si_signo != SIGCHLD) {
-			for (size_t i = 0; i < n; i++)
-				if (pids[i] > 0)
-					kill(pids[i], si.si_signo);
-			continue;
+		pfds[0].fd = sigfd;
+		pfds[0].events = POLLIN;
+		for (size_t i = 0; i < n; i++) {
+			pfds[i + 1].fd = mbs[i].ready_fd;
+			pfds[i + 1].events = POLLIN;
 		}
-		while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0) {
-			int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) :
-			    EXIT_RUNTIME;
+		if (ping != 0) {
+			int64_t left = ping - mono_ns();
 
+			ms = left > 0 ? (int)((left + NS_PER_MS - 1) /
+			    NS_PER_MS) : 0;
+		}
+		if (poll(pfds, n + 1, ms) < 0 && errno != EINTR)
+			break;
+		if (ping != 0 && mono_ns() >= ping) {
+			notify_send("WATCHDOG=1");
+			ping = mono_ns() + notify_watchdog_ns();
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (mbs[i].ready_fd < 0 || pfds[i + 1].revents == 0)
+				continue;
+			/* "ok", or EOF from a master that failed to start. */
+			close(mbs[i].ready_fd);
+			mbs[i].ready_fd = -1;
+			if (--waiting == 0)
+				notify_send("READY=1\nSTATUS=%zu of %zu tasks "
+				    "running", live, n);
+		}
+		while (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
+			if (si.ssi_signo == SIGCHLD) {
+				status = reap_members(mbs, n, &live, status);
+				continue;
+			}
+			if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+				notify_send("STOPPING=1");
 			for (size_t i = 0; i < n; i++)
-				if (pids[i] == pid) {
-					pids[i] = 0;
-					live--;
-				}
-			if (code > status)
-				status = code;
+				if (mbs[i].pid > 0)
+					kill(mbs[i].pid, (int)si.ssi_signo);
 		}
 	}
-	free(pids);
+	for (size_t i = 0; i < n; i++)
+		if (mbs[i].ready_fd >= 0)
+			close(mbs[i].ready_fd);
+	if (sigfd >= 0)
+		close(sigfd);
+	free(mbs);
+	free(pfds);
 	return status;
 }
 
@@ -406,7 +495,7 @@ cmd_run(const struct cli *cli)
 					r = ri;
 			}
 		} else if (cfg.ntasks == 1) {
-			r = run_foreground(&ps[0]);
+			r = run_foreground(&ps[0], -1);
 		} else {
 			r = run_group(ps, cfg.ntasks);
 		}
