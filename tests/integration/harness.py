@@ -49,7 +49,10 @@ _counter = [0]
 
 
 def plugin(name):
-    """Absolute path of a fixture plugin (recorder, nowork, ...)."""
+    """Absolute path of a fixture plugin (recorder, nowork, ...); a path
+    (with a '/') is taken as it is."""
+    if os.sep in name:
+        return name
     return os.path.join(PLUGINS, name + ".so")
 
 

@@ -29,13 +29,8 @@ class RustPluginTest(harness.PmTest):
 
     def test_rust_plugin_runs_and_logs_through_the_host(self):
         so = self.build()
-        cfg = self.config(plugin_name="recorder", maxWorkerNum=2,
-                          executeTimes=2, executeUSleep=20000,
-                          params={"greeting": "hi"})
-        with open(cfg) as f:
-            text = f.read().replace(harness.plugin("recorder"), so)
-        with open(cfg, "w") as f:
-            f.write(text)
+        cfg = self.config(plugin_name=so, maxWorkerNum=2, executeTimes=2,
+                          executeUSleep=20000, params={"greeting": "hi"})
         self.pm("check", cfg, check=0)
         p = self.run_fg(cfg, workers=2)
         for slot in (0, 1):
