@@ -219,7 +219,10 @@ worker_row(const struct status_master *m, const struct status_worker *w,
 		copy_str(r->run, "-", sizeof(r->run));
 		copy_str(r->num, "-", sizeof(r->num));
 	}
-	if (w->last_exit[0] == '\0')
+	if (w->last_exit[0] == '\0' && w->respawn_in_ms >= 0)
+		snprintf(r->last, sizeof(r->last), "respawn in %.1f s",
+		    (double)w->respawn_in_ms / 1000);
+	else if (w->last_exit[0] == '\0')
 		copy_str(r->last, "-", sizeof(r->last));
 	else if (w->respawn_in_ms >= 0)
 		snprintf(r->last, sizeof(r->last), "%s; respawn in %.1f s",

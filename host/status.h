@@ -12,6 +12,7 @@
 #include "proto.h"
 
 #define STATUS_TEXT	256
+#define STATUS_PATH	4096
 
 struct status_worker {
 	int		 slot;
@@ -35,9 +36,9 @@ struct status_master {
 	char		 title[160];
 	char		 worker_title[160];
 	char		 state[16];
-	char		 config[STATUS_TEXT];
-	char		 plugin[STATUS_TEXT];
-	char		 run_dir[STATUS_TEXT];
+	char		 config[STATUS_PATH];
+	char		 plugin[STATUS_PATH];
+	char		 run_dir[STATUS_PATH];
 	long		 pid;
 	long long	 start_ms;
 	long long	 run_ms;
