@@ -87,6 +87,7 @@ drop(struct master *m, int i)
 	if (c->fd < 0)
 		return;
 	close(c->fd);
+	free(c->in);
 	buf_free(&c->out);
 	if (m->ro.client == i)
 		m->ro.client = -1;
@@ -198,17 +199,22 @@ rss_kb(pid_t pid)
 {
 	char path[64], buf[128];
 	unsigned long long size, res;
-	FILE *f;
-	int ok;
+	ssize_t n;
+	int fd;
 
+	/* No stdio: a status request must not grow the master's heap. */
 	snprintf(path, sizeof(path), "/proc/%ld/statm", (long)pid);
-	if ((f = fopen(path, "re")) == NULL)
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return -1;
-	ok = fgets(buf, sizeof(buf), f) != NULL &&
-	    sscanf(buf, "%llu %llu", &size, &res) == 2;
-	fclose(f);
-	return ok ? (long long)(res * (unsigned long long)
-	    (sysconf(_SC_PAGESIZE) / 1024)) : -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	if (sscanf(buf, "%llu %llu", &size, &res) != 2)
+		return -1;
+	return (long long)(res * (unsigned long long)(sysconf(_SC_PAGESIZE) /
+	    1024));
 }
 
 /* One "worker" record for a live process. */
@@ -344,12 +350,12 @@ read_request(struct master *m, int i)
 	for (;;) {
 		ssize_t n;
 
-		if (c->inlen == sizeof(c->in)) {
+		if (c->inlen == PROTO_REQUEST_MAX) {
 			control_reply(m, i, 0, "request longer than %d bytes",
 			    PROTO_REQUEST_MAX);
 			return;
 		}
-		n = recv(c->fd, c->in + c->inlen, sizeof(c->in) - c->inlen,
+		n = recv(c->fd, c->in + c->inlen, PROTO_REQUEST_MAX - c->inlen,
 		    MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -437,6 +443,11 @@ control_accept(struct master *m)
 			continue;
 		}
 		memset(&m->clients[i], 0, sizeof(m->clients[i]));
+		/* The request buffer exists only while a client does. */
+		if ((m->clients[i].in = malloc(PROTO_REQUEST_MAX)) == NULL) {
+			refuse(fd, "error out of memory\n");
+			continue;
+		}
 		m->clients[i].fd = fd;
 		m->clients[i].deadline = mono_ns() + CTL_CLIENT_NS;
 		memset(&ev, 0, sizeof(ev));

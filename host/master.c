@@ -63,7 +63,7 @@ master_begin_stop(struct master *m, const char *why)
 	logmsg(PM_LOG_INFO, "stopping (%s): %d workers to finish", why,
 	    m->nlive);
 	notify_send("STOPPING=1\nSTATUS=stopping (%s)", why);
-	for (int i = 0; i < SB_CELLS; i++) {
+	for (int i = 0; i < m->ncells; i++) {
 		if (m->procs[i].pid == 0)
 			continue;
 		slots_request_exit(m, i);

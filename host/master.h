@@ -69,7 +69,7 @@ struct slot {
 /* A control socket connection. */
 struct client {
 	int		 fd;		/* -1: free */
-	char		 in[PROTO_REQUEST_MAX];
+	char		*in;		/* PROTO_REQUEST_MAX bytes, while open */
 	size_t		 inlen;
 	struct buf	 out;
 	size_t		 outoff;
@@ -117,6 +117,7 @@ struct master {
 	struct proc		*procs;		/* SB_CELLS of them */
 	int			*free_cells;	/* stack of free proc indexes */
 	int			 nfree;
+	int			 ncells;	/* cells ever used: loops stop here */
 	int			 nlive;		/* procs with a pid */
 	struct slot		*slots;		/* slots_cap of them */
 	int			 slots_cap;

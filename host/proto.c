@@ -209,8 +209,8 @@ proto_call(const char *sock_path, const char *req, int timeout_ms,
 	struct sockaddr_un sa;
 	int64_t deadline = timeout_ms < 0 ? 0 :
 	    mono_ns() + (int64_t)timeout_ms * NS_PER_MS;
-	char chunk[65536];
-	int fd;
+	char chunk[65536], line[PROTO_REQUEST_MAX + 1];
+	int fd, n;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
@@ -234,17 +234,18 @@ proto_call(const char *sock_path, const char *req, int timeout_ms,
 	}
 	if (pidfd != NULL)
 		*pidfd = peer_pidfd(fd);
-	/* A master that refuses us answers before it reads: read anyway. */
-	if ((write_all(fd, req, strlen(req)) < 0 ||
-	    write_all(fd, "\n", 1) < 0) && errno != EPIPE &&
-	    errno != ECONNRESET) {
+	/* One write, one wakeup of the master.  One that refuses us
+	 * answers before it reads: read its answer anyway. */
+	n = snprintf(line, sizeof(line), "%s\n", req);
+	if (write_all(fd, line, (size_t)n < sizeof(line) ? (size_t)n :
+	    sizeof(line) - 1) < 0 && errno != EPIPE && errno != ECONNRESET) {
 		snprintf(err, errlen, "%s: %s", sock_path, strerror(errno));
 		close(fd);
 		return PROTO_FAILED;
 	}
 	shutdown(fd, SHUT_WR);
 	for (;;) {
-		ssize_t n;
+		ssize_t got;
 		int r = wait_fd(fd, POLLIN, deadline);
 
 		if (r == 0) {
@@ -253,21 +254,21 @@ proto_call(const char *sock_path, const char *req, int timeout_ms,
 			close(fd);
 			return PROTO_FAILED;
 		}
-		n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
+		got = read(fd, chunk, sizeof(chunk));
+		if (got < 0 && errno == EINTR)
 			continue;
 		/* A reset after the answer arrived ends the answer. */
-		if (n < 0 && errno == ECONNRESET && reply->len > 0)
+		if (got < 0 && errno == ECONNRESET && reply->len > 0)
 			break;
-		if (n < 0) {
+		if (got < 0) {
 			snprintf(err, errlen, "%s: %s", sock_path,
 			    strerror(errno));
 			close(fd);
 			return PROTO_FAILED;
 		}
-		if (n == 0)
+		if (got == 0)
 			break;
-		buf_add(reply, chunk, (size_t)n);
+		buf_add(reply, chunk, (size_t)got);
 		if (reply->len > PROTO_REPLY_MAX || reply->oom) {
 			snprintf(err, errlen, "%s: reply too large", sock_path);
 			close(fd);

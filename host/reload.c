@@ -291,7 +291,7 @@ replace_step(struct master *m, int64_t now)
 			}
 		}
 	}
-	for (int i = 0; i < SB_CELLS; i++)
+	for (int i = 0; i < m->ncells; i++)
 		if (m->procs[i].pid != 0 && m->procs[i].gen != m->gen)
 			old_left++;
 	if (old_left == 0)

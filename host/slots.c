@@ -115,6 +115,8 @@ slots_spawn(struct master *m, int slot, const struct task_config *cfg,
 		return -1;
 	}
 	idx = m->free_cells[--m->nfree];
+	if (idx >= m->ncells)
+		m->ncells = idx + 1;
 	c = &m->sb->cells[idx];
 	atomic_store(&c->cmd, hold ? CELL_HOLD : CELL_RUN);
 	atomic_store(&c->doorbell, 0);
@@ -206,7 +208,7 @@ slots_promote(struct master *m, int slot)
 static int
 find_proc(const struct master *m, pid_t pid)
 {
-	for (int i = 0; i < SB_CELLS; i++)
+	for (int i = 0; i < m->ncells; i++)
 		if (m->procs[i].pid == pid)
 			return i;
 	return -1;
@@ -339,7 +341,7 @@ slots_respawn_due(struct master *m, int64_t now, int skip_backoff)
 void
 slots_kill_overdue(struct master *m, int64_t now)
 {
-	for (int i = 0; i < SB_CELLS; i++) {
+	for (int i = 0; i < m->ncells; i++) {
 		struct proc *p = &m->procs[i];
 
 		if (p->pid == 0)
@@ -397,7 +399,7 @@ slots_next_deadline(const struct master *m)
 		    (next == 0 || t < next))
 			next = t;
 	}
-	for (int i = 0; i < SB_CELLS; i++) {
+	for (int i = 0; i < m->ncells; i++) {
 		const struct proc *p = &m->procs[i];
 
 		if (p->pid == 0)
@@ -454,7 +456,7 @@ slots_watchdog(struct master *m, int64_t now)
 	if (m->watch_at != 0 && m->watch_at > now)
 		return;
 	next = now + limit / 4;
-	for (int i = 0; i < SB_CELLS; i++) {
+	for (int i = 0; i < m->ncells; i++) {
 		struct proc *p = &m->procs[i];
 		struct sb_cell *c = &m->sb->cells[i];
 		int64_t age;

@@ -29,6 +29,7 @@
 #define CHECK_EVERY_NS	NS_PER_MS	/* memory checks in the hot loop */
 #define STRIDE_MAX	1024		/* bounds a memory check's lateness */
 #define ERROR_LOG_NS	NS_PER_SEC	/* at most one error line per second */
+#define RATE_EARLY_MAX_NS (200 * NS_PER_US) /* rate: longest early wakeup */
 
 struct worker {
 	struct pm_worker	 pub;		/* what the plugin sees; first */
@@ -412,14 +413,33 @@ run_paced(struct worker *wk)
 	struct sb_cell *c = wk->cell;
 	const int64_t period = (int64_t)cfg->execute_usleep * NS_PER_US;
 	const int rate = cfg->schedule == SCHEDULE_RATE;
-	int64_t due = atomic_load(&c->next_due), now;
+	/* rate: how late wakeups run, learnt; never more than this early. */
+	const int64_t early_max = period / 10 < RATE_EARLY_MAX_NS ?
+	    period / 10 : RATE_EARLY_MAX_NS;
+	int64_t due = atomic_load(&c->next_due), now, early = 0;
 	uint64_t calls = 0;
 	enum exit_why why;
 	int rc;
 
 	for (;;) {
-		if ((why = wait_due(wk, due, &now)) != WHY_NONE)
+		if ((why = wait_due(wk, due - early, &now)) != WHY_NONE)
 			return why;
+		if (rate && due > 0) {
+			/*
+			 * Timer wakeups come late by a fairly steady amount:
+			 * wake that much early, then wait out the rest on the
+			 * clock, so calls start on the deadline itself.
+			 */
+			int64_t late = now - (due - early);
+
+			early += (late - early) / 8;
+			if (early < 0)
+				early = 0;
+			if (early > early_max)
+				early = early_max;
+			while (now < due && !stop_requested(wk))
+				now = mono_ns();
+		}
 		atomic_store_explicit(&c->call_started, now,
 		    memory_order_relaxed);
 		due = rate ? next_on_grid(due > 0 ? due : now, period, now) :
