@@ -17,8 +17,12 @@ static char	*area;		/* argv[0] */
 static size_t	 area_len;	/* argv and environ strings, contiguous */
 static size_t	 arg_len;	/* argv strings alone */
 static size_t	 title_used;	/* bytes the last title wrote, NUL included */
-static char	**volatile env_copy;	/* the moved environment (a root for leak
-				   checkers, which do not scan libc's environ) */
+/*
+ * Every moved environment string, in an array of our own: unsetenv()
+ * drops entries from environ's array, and a leak checker (which does not
+ * scan libc's environ anyway) must still find the strings.
+ */
+static char	**volatile env_strings;
 
 int
 title_compose(char *buf, size_t size, const char *prefix,
@@ -31,7 +35,7 @@ title_compose(char *buf, size_t size, const char *prefix,
 void
 title_init(int argc, char **argv)
 {
-	char *end, **env;
+	char *end, **env, **strs;
 	size_t n = 0;
 
 	if (argc < 1 || argv[0] == NULL)
@@ -44,15 +48,19 @@ title_init(int argc, char **argv)
 
 	for (n = 0; environ[n] != NULL; n++)
 		;
-	if ((env = calloc(n + 1, sizeof(*env))) == NULL)
+	if ((env = calloc(n + 1, sizeof(*env))) == NULL ||
+	    (strs = calloc(n + 1, sizeof(*strs))) == NULL) {
+		free(env);
 		return;
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (environ[i] == end)
 			end += strlen(environ[i]) + 1;
-		if ((env[i] = strdup(environ[i])) == NULL)
+		if ((env[i] = strs[i] = strdup(environ[i])) == NULL)
 			return;	/* keep the old environment and argv-only area */
 	}
-	environ = env_copy = env;
+	env_strings = strs;
+	environ = env;
 	area = argv[0];
 	area_len = (size_t)(end - argv[0]);
 }
