@@ -23,6 +23,7 @@ static size_t	 title_used;	/* bytes the last title wrote, NUL included */
  * scan libc's environ anyway) must still find the strings.
  */
 static char	**volatile env_strings;
+static char	**volatile env_array;	/* environ's first array, likewise */
 
 int
 title_compose(char *buf, size_t size, const char *prefix,
@@ -60,7 +61,7 @@ title_init(int argc, char **argv)
 			return;	/* keep the old environment and argv-only area */
 	}
 	env_strings = strs;
-	environ = env;
+	environ = env_array = env;
 	area = argv[0];
 	area_len = (size_t)(end - argv[0]);
 }
