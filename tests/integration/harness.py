@@ -96,6 +96,17 @@ def alive(pid):
     return st is not None and st[0] != "Z"
 
 
+def children(pid):
+    """Live (not zombie) children of pid: a master's workers from the
+    moment they are forked, before they take their own title."""
+    out = []
+    for p in all_pids():
+        st = proc_stat(p)
+        if st is not None and st.ppid == pid and st.state != "Z":
+            out.append(p)
+    return sorted(out)
+
+
 def all_pids():
     return [int(d) for d in os.listdir("/proc") if d.isdigit()]
 

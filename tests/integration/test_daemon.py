@@ -11,7 +11,7 @@ import termios
 import time
 
 import harness
-from harness import alive, proc_cmdline, proc_stat
+from harness import alive, children, proc_cmdline, proc_stat
 
 
 class DaemonTest(harness.PmTest):
@@ -28,16 +28,6 @@ class DaemonTest(harness.PmTest):
         self.assertEqual(self.tagged_pids(), [], "processes left running")
         self.assertFalse(os.path.exists(self.pid_file(rundir=rundir)),
                          "pid file created")
-
-
-def children(pid):
-    """Live children of pid."""
-    out = []
-    for p in harness.all_pids():
-        st = proc_stat(p)
-        if st is not None and st.ppid == pid and st.state != "Z":
-            out.append(p)
-    return sorted(out)
 
 
 class TestDetach(DaemonTest):

@@ -59,9 +59,10 @@ class NotifyTest(harness.PmTest):
         got = self.receive(s, r"^READY=1$")
         self.assertEqual(len(got), 1, "READY=1 must be the first message")
         self.assertRegex(got[0], r"(?m)^STATUS=2/2 workers", got[0])
-        # By READY, the master holds its pid file and its workers exist.
+        # By READY, the master holds its pid file and has forked its
+        # workers (they may not have taken their own title yet).
         self.assertTrue(os.path.exists(self.pid_file()))
-        self.assertEqual(len(self.workers()), 2)
+        self.assertEqual(len(harness.children(self.master_pid())), 2)
 
         os.kill(p.pid, signal.SIGHUP)
         got = self.receive(s, r"^RELOADING=1$")
@@ -129,7 +130,8 @@ class NotifyTest(harness.PmTest):
         self.assertEqual(len(got), 1, got)
         self.assertRegex(got[0], r"STATUS=2 of 2 tasks running")
         for t in ("_a", "_b"):
-            self.assertEqual(len(self.workers(self.title + t)), 1)
+            master = self.master_pid(self.title + t)
+            self.assertEqual(len(harness.children(master)), 1)
         p.send_signal(signal.SIGTERM)
         self.receive(s, r"^STOPPING=1$")
         self.assertEqual(self.wait_exit(p), 0)
