@@ -332,7 +332,9 @@ slots_respawn_due(struct master *m, int64_t now, int skip_backoff)
 		if (s->cur >= 0)
 			continue;
 		if (skip_backoff || (s->respawn_at != 0 && s->respawn_at <= now)) {
-			if (slots_spawn(m, i, &m->cfg, &m->creds, m->gen, 0) == 0)
+			/* A new slot's first worker is a start, not a restart. */
+			if (slots_spawn(m, i, &m->cfg, &m->creds, m->gen, 0) == 0 &&
+			    s->last_exit[0] != '\0')
 				s->restarts++;
 		}
 	}
