@@ -27,6 +27,14 @@ static const int master_signals[] = {
 	SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGTTIN, SIGTTOU, SIGALRM, SIGCHLD
 };
 
+void
+master_signal_set(sigset_t *set)
+{
+	sigemptyset(set);
+	for (size_t i = 0; i < nitems(master_signals); i++)
+		sigaddset(set, master_signals[i]);
+}
+
 /*
  * Resets every disposition (a nohup'd or oddly started master must still
  * see SIGHUP and SIGCHLD; workers inherit clean defaults), then routes
@@ -42,9 +50,7 @@ setup_signals(void)
 			signal(s, SIG_DFL);
 	/* Clients that hang up must not kill the master. */
 	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&set);
-	for (size_t i = 0; i < nitems(master_signals); i++)
-		sigaddset(&set, master_signals[i]);
+	master_signal_set(&set);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
 		return -1;
 	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);

@@ -7,6 +7,7 @@
 #ifndef PMHOST_MASTER_H
 #define PMHOST_MASTER_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -147,6 +148,12 @@ int	master_run(const struct task_config *cfg, const struct creds *creds,
 	    const char *run_dir, int pid_fd, int ready_fd);
 
 /* master.c */
+/*
+ * The signals a master reads from its signalfd (TERM INT HUP USR1 TTIN
+ * TTOU ALRM CHLD); blocked from before its pid file exists, and what a
+ * foreground group's parent relays.
+ */
+void	master_signal_set(sigset_t *set);
 void	master_begin_stop(struct master *m, const char *why);
 int	master_scale(struct master *m, int target, const char *why,
 	    char *msg, size_t size);

@@ -38,23 +38,15 @@ struct prepared {
 };
 
 /*
- * The signals a master reads from its signalfd, blocked from before its
- * pid file exists (a stop may come as soon as it does); a group of
- * foreground masters hears them through its parent.
+ * Blocks the master's signals (a stop may come as soon as the pid file
+ * exists); the previous mask in *old (may be NULL).
  */
-static const int group_signals[] = {
-	SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGTTIN, SIGTTOU, SIGALRM, SIGCHLD
-};
-
-/* Blocks group_signals; the previous mask in *old (may be NULL). */
 static void
 block_master_signals(sigset_t *old)
 {
 	sigset_t set;
 
-	sigemptyset(&set);
-	for (size_t i = 0; i < nitems(group_signals); i++)
-		sigaddset(&set, group_signals[i]);
+	master_signal_set(&set);
 	sigprocmask(SIG_BLOCK, &set, old);
 }
 
@@ -376,9 +368,7 @@ run_group(struct prepared *ps, size_t n)
 	}
 	/* The masters must not take the notify socket for their own. */
 	notify_init();
-	sigemptyset(&set);
-	for (size_t i = 0; i < nitems(group_signals); i++)
-		sigaddset(&set, group_signals[i]);
+	master_signal_set(&set);
 	sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	for (size_t i = 0; i < n; i++) {
 		if (start_member(&ps[i], &mbs[i]) < 0) {
