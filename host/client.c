@@ -516,7 +516,7 @@ check_reload(const char *config_path, const char *title)
 		errmsg("%s: %s", config_path, err);
 		r = EXIT_USAGE;
 	} else {
-		if (plugin_probe(t->plugin, &creds, err, sizeof(err)) < 0) {
+		if (plugin_probe(t, &creds, err, sizeof(err)) < 0) {
 			errmsg("%s: plugin: %s", config_path, err);
 			r = EXIT_USAGE;
 		}

@@ -646,6 +646,7 @@ task_build(const struct parse_ctx *ctx, struct task_config *tc,
 		tc->params = strdup("null");
 	if (tc->params == NULL ||
 	    str_dup(&tc->config_path, ctx->abs_path) == -1 ||
+	    str_dup(&tc->config_dir, ctx->dir) == -1 ||
 	    path_resolve(ctx, &tc->plugin, tv->val[K_PLUGIN]) == -1 ||
 	    str_dup(&tc->title_prefix, str_or(tv, K_TITLE_PREFIX,
 	    DEFAULT_TITLE_PREFIX)) == -1 ||
@@ -1018,10 +1019,12 @@ task_config_copy(struct task_config *dst, const struct task_config *src)
 {
 	/* Scalars by value; no pointer may alias src if we fail halfway. */
 	*dst = *src;
-	dst->config_path = dst->plugin = dst->title_prefix = NULL;
+	dst->config_path = dst->config_dir = NULL;
+	dst->plugin = dst->title_prefix = NULL;
 	dst->base_title = dst->params = dst->user = dst->group = NULL;
 	dst->run_dir = dst->log_file = NULL;
 	if (str_dup(&dst->config_path, src->config_path) == -1 ||
+	    str_dup(&dst->config_dir, src->config_dir) == -1 ||
 	    str_dup(&dst->plugin, src->plugin) == -1 ||
 	    str_dup(&dst->title_prefix, src->title_prefix) == -1 ||
 	    str_dup(&dst->base_title, src->base_title) == -1 ||
@@ -1040,6 +1043,7 @@ void
 task_config_free(struct task_config *tc)
 {
 	free(tc->config_path);
+	free(tc->config_dir);
 	free(tc->plugin);
 	free(tc->title_prefix);
 	free(tc->base_title);

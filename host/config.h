@@ -23,6 +23,7 @@ enum schedule {
 /* One task: one master, one identity (base_title). */
 struct task_config {
 	char		*config_path;	/* absolute path of the config file */
+	char		*config_dir;	/* its directory */
 	char		*plugin;	/* absolute path of the .so */
 	char		*title_prefix;	/* "process_m" */
 	char		*base_title;	/* "process" */

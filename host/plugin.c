@@ -16,8 +16,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "api.h"
+#include "config.h"
 #include "plugin.h"
 #include "privs.h"
+#include "title.h"
 #include "util.h"
 
 /* Compares the plugin's mark with ours; 0, or -1 naming the mismatch. */
@@ -81,6 +84,8 @@ plugin_open(const char *path, struct plugin *p, char *err, size_t errlen)
 		    e != NULL ? e : "symbol not found");
 		goto fail;
 	}
+	*(void **)&p->check = dlsym(p->handle, "work_check");
+	*(void **)&p->preload = dlsym(p->handle, "work_preload");
 	*(void **)&p->init = dlsym(p->handle, "work_init");
 	*(void **)&p->fini = dlsym(p->handle, "work_fini");
 	dlerror();
@@ -91,9 +96,40 @@ fail:
 	return -1;
 }
 
-/* The probe child: load, report, exit.  Never returns. */
+/*
+ * Runs the plugin's own check of its params, if it has one; 0, or -1 with
+ * what it logged (or its return value) in err.
+ */
+static int
+run_check(const struct task_config *t, const struct plugin *p, char *err,
+    size_t errlen)
+{
+	char title[PROC_TITLE_MAX];
+	struct buf said = { 0 };
+	struct api_ctx ctx;
+	int rc;
+
+	if (p->check == NULL)
+		return 0;
+	title_compose(title, sizeof(title), t->title_prefix, TITLE_WORKER,
+	    t->base_title);
+	api_init(&ctx, ROLE_PROBE, -1, title, t->params, t->config_dir);
+	ctx.capture = &said;
+	rc = p->check(&ctx.pub);
+	if (rc != 0) {
+		if (said.len > 0)
+			snprintf(err, errlen, "%s", said.p);
+		else
+			snprintf(err, errlen, "%s: work_check() returned %d",
+			    t->plugin, rc);
+	}
+	buf_free(&said);
+	return rc == 0 ? 0 : -1;
+}
+
+/* The probe child: load, check, report, exit.  Never returns. */
 static _Noreturn void
-probe_child(const char *path, const struct creds *creds, int fd)
+probe_child(const struct task_config *t, const struct creds *creds, int fd)
 {
 	char err[PLUGIN_ERR_MAX] = "";
 	struct plugin p;
@@ -113,7 +149,8 @@ probe_child(const char *path, const struct creds *creds, int fd)
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	if (creds != NULL && creds_apply(creds, err, sizeof(err)) < 0)
 		rc = 1;
-	else if (plugin_open(path, &p, err, sizeof(err)) < 0)
+	else if (plugin_open(t->plugin, &p, err, sizeof(err)) < 0 ||
+	    run_check(t, &p, err, sizeof(err)) < 0)
 		rc = 1;
 	if (rc == 0)
 		copy_str(err, "ok", sizeof(err));
@@ -122,8 +159,8 @@ probe_child(const char *path, const struct creds *creds, int fd)
 }
 
 pid_t
-plugin_probe_start(const char *path, const struct creds *creds, int *fd,
-    char *err, size_t errlen)
+plugin_probe_start(const struct task_config *t, const struct creds *creds,
+    int *fd, char *err, size_t errlen)
 {
 	int pfd[2];
 	pid_t pid;
@@ -140,7 +177,7 @@ plugin_probe_start(const char *path, const struct creds *creds, int *fd,
 	}
 	if (pid == 0) {
 		close(pfd[0]);
-		probe_child(path, creds, pfd[1]);
+		probe_child(t, creds, pfd[1]);
 	}
 	close(pfd[1]);
 	*fd = pfd[0];
@@ -178,15 +215,15 @@ plugin_probe_result(int fd, int wstatus, char *err, size_t errlen)
 }
 
 int
-plugin_probe(const char *path, const struct creds *creds, char *err,
-    size_t errlen)
+plugin_probe(const struct task_config *t, const struct creds *creds,
+    char *err, size_t errlen)
 {
 	int64_t deadline = mono_ns() + PLUGIN_PROBE_TIMEOUT_S * NS_PER_SEC;
 	struct pollfd pfd;
 	int fd, wstatus, r;
 	pid_t pid;
 
-	if ((pid = plugin_probe_start(path, creds, &fd, err, errlen)) < 0)
+	if ((pid = plugin_probe_start(t, creds, &fd, err, errlen)) < 0)
 		return -1;
 	pfd.fd = fd;
 	pfd.events = POLLIN;
@@ -199,7 +236,8 @@ plugin_probe(const char *path, const struct creds *creds, char *err,
 			waitpid(pid, NULL, 0);
 			close(fd);
 			snprintf(err, errlen, "%s: plugin load check did not "
-			    "finish within %d s", path, PLUGIN_PROBE_TIMEOUT_S);
+			    "finish within %d s", t->plugin,
+			    PLUGIN_PROBE_TIMEOUT_S);
 			return -1;
 		}
 		r = poll(&pfd, 1, (int)((left + NS_PER_MS - 1) / NS_PER_MS));

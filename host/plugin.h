@@ -19,6 +19,8 @@
 
 struct plugin {
 	void	*handle;
+	int	(*check)(pm_worker *);
+	int	(*preload)(pm_worker *);
 	int	(*init)(pm_worker *, void **);
 	int	(*work)(pm_worker *, void *);
 	void	(*fini)(pm_worker *, void *);
@@ -26,6 +28,7 @@ struct plugin {
 
 /* Credentials a probe or worker takes on before loading (uid -1: keep). */
 struct creds;
+struct task_config;
 
 /*
  * dlopen(RTLD_NOW | RTLD_LOCAL), checks the mark, finds the entry points.
@@ -35,11 +38,12 @@ int	plugin_open(const char *path, struct plugin *p, char *err,
 	    size_t errlen);
 
 /*
- * Starts a child that runs plugin_open(path) after taking on creds (NULL:
- * as we are) and reports through *fd; the child's pid, or -1 with err set.
+ * Starts a child that takes on creds (NULL: as we are), runs
+ * plugin_open(t->plugin) and the plugin's work_check(), and reports
+ * through *fd; the child's pid, or -1 with err set.
  */
-pid_t	plugin_probe_start(const char *path, const struct creds *creds,
-	    int *fd, char *err, size_t errlen);
+pid_t	plugin_probe_start(const struct task_config *t,
+	    const struct creds *creds, int *fd, char *err, size_t errlen);
 
 /*
  * Reads the report of a finished probe (after *fd is readable or closed)
@@ -49,7 +53,7 @@ pid_t	plugin_probe_start(const char *path, const struct creds *creds,
 int	plugin_probe_result(int fd, int wstatus, char *err, size_t errlen);
 
 /* Starts a probe and waits for it (at most PLUGIN_PROBE_TIMEOUT_S). */
-int	plugin_probe(const char *path, const struct creds *creds, char *err,
-	    size_t errlen);
+int	plugin_probe(const struct task_config *t, const struct creds *creds,
+	    char *err, size_t errlen);
 
 #endif

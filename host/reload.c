@@ -138,7 +138,7 @@ reload_begin(struct master *m, int client, const char *why)
 	    m->cfg.config_path);
 	if (reread_config(m) < 0)
 		return;
-	m->ro.probe_pid = plugin_probe_start(m->ro.cfg.plugin, &m->ro.creds,
+	m->ro.probe_pid = plugin_probe_start(&m->ro.cfg, &m->ro.creds,
 	    &m->ro.probe_fd, err, sizeof(err));
 	if (m->ro.probe_pid < 0) {
 		m->ro.probe_pid = 0;

@@ -119,7 +119,7 @@ prepare_task(const struct cli *cli, const struct task_config *t,
 		errmsg("%s: %s", t->config_path, err);
 		return EXIT_USAGE;
 	}
-	if (plugin_probe(t->plugin, &p->creds, err, sizeof(err)) < 0) {
+	if (plugin_probe(t, &p->creds, err, sizeof(err)) < 0) {
 		errmsg("%s: plugin: %s", t->config_path, err);
 		creds_free(&p->creds);
 		return EXIT_USAGE;
@@ -520,7 +520,7 @@ cmd_check(const struct cli *cli)
 			bad = 1;
 			continue;
 		}
-		if (plugin_probe(t->plugin, &creds, err, sizeof(err)) < 0) {
+		if (plugin_probe(t, &creds, err, sizeof(err)) < 0) {
 			if (cfg.ntasks > 1)
 				errmsg("%s: task %s: plugin: %s",
 				    t->config_path, t->base_title, err);

@@ -63,6 +63,9 @@ struct sb_cell {
 	_Atomic uint64_t rss_kb;	/* worker: RSS at its last check */
 	_Atomic int64_t	 ready_at;	/* worker: mono ns work_init ended;
 					   limitSeconds counts from it */
+	_Atomic uint32_t wants_term;	/* worker: its plugin took the stop
+					   fd; the master adds SIGTERM to a
+					   stop request */
 } __attribute__((aligned(64)));
 
 struct scoreboard {

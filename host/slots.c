@@ -70,6 +70,8 @@ slots_request_exit(struct master *m, int idx)
 	p->retiring = 1;
 	atomic_store(&c->cmd, CELL_EXIT);
 	scoreboard_ring(c);
+	if (atomic_load(&c->wants_term))
+		kill(p->pid, SIGTERM);
 }
 
 int
@@ -128,6 +130,7 @@ slots_spawn(struct master *m, int slot, const struct task_config *cfg,
 	atomic_store(&c->next_due, m->slots[slot].next_due);
 	atomic_store(&c->rss_kb, 0);
 	atomic_store(&c->ready_at, 0);
+	atomic_store(&c->wants_term, 0);
 
 	wa.cfg = cfg;
 	wa.creds = creds;
@@ -366,6 +369,9 @@ slots_kill_overdue(struct master *m, int64_t now)
 					atomic_store(&m->sb->cells[i].cmd,
 					    CELL_EXPIRE);
 					scoreboard_ring(&m->sb->cells[i]);
+					if (atomic_load(&m->sb->cells[i].
+					    wants_term))
+						kill(p->pid, SIGTERM);
 				}
 			}
 		}

@@ -19,6 +19,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "log.h"
 #include "plugin.h"
 #include "policy.h"
@@ -32,13 +33,12 @@
 #define RATE_EARLY_MAX_NS (200 * NS_PER_US) /* rate: longest early wakeup */
 
 struct worker {
-	struct pm_worker	 pub;		/* what the plugin sees; first */
+	struct api_ctx		 api;		/* what the plugin sees; first */
 	const struct worker_args *a;
 	struct sb_cell		*cell;
 	struct plugin		 plugin;
 	void			*state;
 	int			 initialised;
-	uint32_t		 log_gen;
 	char			 title[PROC_TITLE_MAX];
 	int			 statm_fd;	/* /proc/self/statm, maxRssMb */
 	uint64_t		 rss_limit_kb;
@@ -46,8 +46,7 @@ struct worker {
 	uint64_t		 errors_unlogged;
 };
 
-/* Written by signal handlers, read by the loop. */
-static volatile sig_atomic_t	 stop_signalled;
+/* Read by signal handlers. */
 static struct sb_cell		*signal_cell;
 static pid_t			 master_pid;
 
@@ -56,7 +55,7 @@ static void
 on_stop_signal(int sig)
 {
 	(void)sig;
-	stop_signalled = 1;
+	api_note_stop();
 	if (signal_cell != NULL)
 		atomic_fetch_add(&signal_cell->doorbell, 1);
 }
@@ -73,38 +72,11 @@ on_orphaned(int sig)
 		kill(0, SIGKILL);
 }
 
-static int
-api_slot(const pm_worker *w)
-{
-	return ((const struct worker *)w)->a->slot;
-}
-
-static const char *
-api_title(const pm_worker *w)
-{
-	return ((const struct worker *)w)->title;
-}
-
-static uint64_t
-api_calls(const pm_worker *w)
-{
-	return atomic_load_explicit(&((const struct worker *)w)->cell->calls,
-	    memory_order_relaxed);
-}
-
-static const char *
-api_params(const pm_worker *w)
-{
-	return ((const struct worker *)w)->a->cfg->params;
-}
-
 /* Has anyone asked this worker to end (CELL_EXIT, CELL_EXPIRE, TERM)? */
 static int
 stop_requested(const struct worker *wk)
 {
-	return stop_signalled ||
-	    atomic_load_explicit(&wk->cell->cmd, memory_order_relaxed) >=
-	    CELL_EXIT;
+	return api_stopping(&wk->api);
 }
 
 /* Why a worker asked to end ends: its lifetime, or a stop. */
@@ -114,59 +86,6 @@ stop_reason(const struct worker *wk)
 	return atomic_load(&wk->cell->cmd) == CELL_EXPIRE ? WHY_LIFETIME :
 	    WHY_STOP;
 }
-
-static int
-api_stopping(const pm_worker *w)
-{
-	return stop_requested((const struct worker *)w);
-}
-
-/* pm_log(): one line in the task's log under the worker's title. */
-static void
-api_vlog(pm_worker *w, int level, const char *fmt, va_list ap)
-{
-	struct worker *wk = (struct worker *)w;
-	uint32_t gen = atomic_load(&wk->a->sb->log_generation);
-
-	/* The master reopened the log (logrotate): follow it. */
-	if (gen != wk->log_gen) {
-		wk->log_gen = gen;
-		log_reopen();
-	}
-	if (level < PM_LOG_DEBUG)
-		level = PM_LOG_DEBUG;
-	if (level > PM_LOG_ERROR)
-		level = PM_LOG_ERROR;
-	vlogmsg_as(wk->title, level, fmt, ap);
-}
-
-/* Calls api_vlog with a va_list of its own (pm_log_str). */
-static void
-log_fmt(pm_worker *w, int level, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	api_vlog(w, level, fmt, ap);
-	va_end(ap);
-}
-
-static void
-api_log_str(pm_worker *w, int level, const char *msg)
-{
-	log_fmt(w, level, "%s", msg != NULL ? msg : "(null)");
-}
-
-static const struct pm_host_api host_api = {
-	.size = sizeof(struct pm_host_api),
-	.slot = api_slot,
-	.title = api_title,
-	.calls = api_calls,
-	.params = api_params,
-	.stopping = api_stopping,
-	.vlog = api_vlog,
-	.log_str = api_log_str,
-};
 
 /* Records why, runs work_fini if work_init succeeded, and exits. */
 static _Noreturn void
@@ -178,7 +97,7 @@ finish(struct worker *wk, enum exit_why why)
 
 	atomic_store(&c->phase, PHASE_EXITING);
 	if (wk->initialised && wk->plugin.fini != NULL)
-		wk->plugin.fini(&wk->pub, wk->state);
+		wk->plugin.fini(&wk->api.pub, wk->state);
 	atomic_store(&c->why, why);
 	/* The plugin's buffered stdio output is part of its work. */
 	fflush(NULL);
@@ -316,7 +235,7 @@ start_plugin(struct worker *wk)
 	}
 	atomic_store(&wk->cell->phase, PHASE_INIT);
 	if (wk->plugin.init != NULL) {
-		int rc = wk->plugin.init(&wk->pub, &wk->state);
+		int rc = wk->plugin.init(&wk->api.pub, &wk->state);
 
 		if (rc != 0) {
 			logmsg(PM_LOG_ERROR, "slot %d: work_init() returned %d",
@@ -359,10 +278,10 @@ wait_for_go(struct worker *wk)
 	atomic_store(&c->phase, PHASE_HELD);
 	(void)write_all(wk->a->held_fd, &one, sizeof(one));
 	close(wk->a->held_fd);
-	while (atomic_load(&c->cmd) == CELL_HOLD && !stop_signalled) {
+	while (atomic_load(&c->cmd) == CELL_HOLD && !stop_requested(wk)) {
 		uint32_t seen = atomic_load(&c->doorbell);
 
-		if (atomic_load(&c->cmd) != CELL_HOLD || stop_signalled)
+		if (atomic_load(&c->cmd) != CELL_HOLD || stop_requested(wk))
 			break;
 		scoreboard_wait(c, seen, 0);
 	}
@@ -448,7 +367,7 @@ run_paced(struct worker *wk)
 		atomic_store_explicit(&c->phase, PHASE_BUSY,
 		    memory_order_relaxed);
 
-		rc = wk->plugin.work(&wk->pub, wk->state);
+		rc = wk->plugin.work(&wk->api.pub, wk->state);
 
 		atomic_store_explicit(&c->calls, ++calls, memory_order_release);
 		/* "delay" counts from the end of the call. */
@@ -496,7 +415,7 @@ run_hot(struct worker *wk)
 
 		if (__builtin_expect(stop_requested(wk), 0))
 			return stop_reason(wk);
-		rc = work_fn(&wk->pub, wk->state);
+		rc = work_fn(&wk->api.pub, wk->state);
 		atomic_store_explicit(&c->calls, ++calls, memory_order_release);
 		if (__builtin_expect(rc != PM_CONTINUE, 0)) {
 			if (rc > 0)
@@ -538,13 +457,16 @@ worker_main(const struct worker_args *a)
 	static struct worker wk;
 	char err[256];
 
-	wk.pub.api = &host_api;
+	title_compose(wk.title, sizeof(wk.title), a->cfg->title_prefix,
+	    TITLE_WORKER, a->cfg->base_title);
+	api_init(&wk.api, ROLE_WORKER, a->slot, wk.title, a->cfg->params,
+	    a->cfg->config_dir);
+	wk.api.cell = a->cell;
+	wk.api.log_generation = &a->sb->log_generation;
+	wk.api.log_seen = atomic_load(&a->sb->log_generation);
 	wk.a = a;
 	wk.cell = a->cell;
 	wk.statm_fd = -1;
-	wk.log_gen = atomic_load(&a->sb->log_generation);
-	title_compose(wk.title, sizeof(wk.title), a->cfg->title_prefix,
-	    TITLE_WORKER, a->cfg->base_title);
 
 	setpgid(0, 0);
 	if (setup_signals(&wk) < 0) {

@@ -17,6 +17,7 @@
 #define PMHOST_H
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -65,7 +66,15 @@ struct pm_host_api {
 			    va_list ap);
 	/* A ready line, for plugins in languages without C varargs. */
 	void		(*log_str)(pm_worker *w, int level, const char *msg);
+	/* Appended in 0.2; the wrappers check size before calling them. */
+	int		(*stop_fd)(pm_worker *w);
+	const char *	(*config_dir)(const pm_worker *w);
 };
+
+/* Does the host's table reach entry `field`?  (Older hosts stop short.) */
+#define PM_HOST_HAS(w, field)						\
+	((w)->api->size >= offsetof(struct pm_host_api, field) +	\
+	    sizeof((w)->api->field))
 
 /* The host's worker handle; its first member is all a plugin may touch. */
 struct pm_worker {
@@ -100,8 +109,20 @@ struct pm_plugin_magic {
 
 #ifndef PMHOST_HOST
 /*
- * The plugin's entry points.  work() is required; work_init() and
- * work_fini() are optional.
+ * The plugin's entry points.  work() is required; the others are
+ * optional.
+ *
+ * work_check: called in a throwaway child by run, check and restart, as the
+ *   task's user, before anything starts: validate params and what the task
+ *   needs (a script compiles, a command exists).  Non-zero refuses the
+ *   config; what it logged at warning or error level is the reason shown.
+ *   pm_worker_slot() is -1 there.
+ * work_preload: with the config's "preload": true, called once in the
+ *   preload process, which every worker of the task is then forked from
+ *   (so what it loads is shared).  Workers are cloned without running
+ *   pthread_atfork() handlers: redo per-process set-up in work_init().
+ *   Non-zero means the preload failed (run and restart refuse the task).
+ *   pm_worker_slot() is -1 there.
  *
  * work_init: called once per worker before the first work(); whatever it
  *   stores in *state is handed to work() and work_fini().  Non-zero means
@@ -112,6 +133,8 @@ struct pm_plugin_magic {
  * work_fini: called on every orderly exit of a worker whose work_init
  *   succeeded (call limit, lifetime limit, PM_DONE, memory limit, stop).
  */
+PMHOST_EXPORT int	work_check(pm_worker *w);
+PMHOST_EXPORT int	work_preload(pm_worker *w);
 PMHOST_EXPORT int	work_init(pm_worker *w, void **state);
 PMHOST_EXPORT int	work(pm_worker *w, void *state);
 PMHOST_EXPORT void	work_fini(pm_worker *w, void *state);
@@ -168,6 +191,25 @@ static inline void
 pm_log_str(pm_worker *w, int level, const char *msg)
 {
 	w->api->log_str(w, level, msg);
+}
+
+/*
+ * A descriptor that polls readable once the worker has been asked to stop,
+ * for plugins that block in poll()/epoll on their own descriptors; the
+ * worker owns it (do not close or read it).  -1 if the host is too old.
+ */
+static inline int
+pm_worker_stop_fd(pm_worker *w)
+{
+	return PM_HOST_HAS(w, stop_fd) ? w->api->stop_fd(w) : -1;
+}
+
+/* The absolute directory of the config file: params' relative paths
+ * are relative to it.  NULL if the host is too old. */
+static inline const char *
+pm_worker_config_dir(const pm_worker *w)
+{
+	return PM_HOST_HAS(w, config_dir) ? w->api->config_dir(w) : NULL;
 }
 
 #ifdef __cplusplus

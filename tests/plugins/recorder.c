@@ -20,8 +20,13 @@
  *   print	 1: each call also prints a line to stdout and to stderr
  *   orphan_ms	 N: work_init leaves a daemonised grandchild (own session,
  *		 parent gone) that exits after N ms; records "orphan <pid>"
+ *   check_fail	 1: work_check (the load check of run, check, restart)
+ *		 logs an error naming params.check_msg and returns -1
+ *   block_ms	 N: each call blocks in poll() on pm_worker_stop_fd() for
+ *		 up to N ms; records "woken" when the stop fd ended it
  */
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +43,7 @@ struct rec {
 	int	fd;
 	long	init_fail, init_sleep_ms, fini_sleep_ms, sleep_ms, crash_at,
 		hang_at, done_at, error_at, exit_at, exit_code, fork_child,
-		leak_kb, poll_stop, log, print, orphan_ms;
+		leak_kb, poll_stop, log, print, orphan_ms, block_ms;
 	char	tag[128];
 };
 
@@ -159,6 +164,20 @@ make_orphan(pm_worker *w, struct rec *r)
 }
 
 int
+work_check(pm_worker *w)
+{
+	char msg[256];
+
+	if (num_param(pm_worker_params(w), "check_fail", 0) == 0)
+		return 0;
+	str_param(pm_worker_params(w), "check_msg", msg, sizeof(msg));
+	pm_log(w, PM_LOG_INFO, "recorder: this line is not an error");
+	pm_log(w, PM_LOG_ERROR, "recorder: check failed: %s (config dir %s)",
+	    msg, pm_worker_config_dir(w));
+	return -1;
+}
+
+int
 work_init(pm_worker *w, void **state)
 {
 	const char *j = pm_worker_params(w);
@@ -186,6 +205,7 @@ work_init(pm_worker *w, void **state)
 	r->log = num_param(j, "log", 0);
 	r->print = num_param(j, "print", 0);
 	r->orphan_ms = num_param(j, "orphan_ms", 0);
+	r->block_ms = num_param(j, "block_ms", 0);
 	str_param(j, "tag", r->tag, sizeof(r->tag));
 	*state = r;
 
@@ -244,6 +264,16 @@ work(pm_worker *w, void *state)
 	}
 	if (r->sleep_ms > 0)
 		sleep_ms(w, r, r->sleep_ms);
+	if (r->block_ms > 0) {
+		struct pollfd p = { .fd = pm_worker_stop_fd(w),
+		    .events = POLLIN };
+
+		/* A signal may cut the wait short: only the fd says stop. */
+		while (poll(&p, 1, (int)r->block_ms) < 0)
+			;
+		if (p.revents & POLLIN)
+			record(w, r, "woken", "");
+	}
 	if (call == r->done_at)
 		return PM_DONE;
 	if (call == r->error_at)
