@@ -62,7 +62,7 @@ api_calls(const pm_worker *w)
 {
 	const struct sb_cell *c = ctx_of(w)->cell;
 
-	return c == NULL ? 0 : atomic_load_explicit(&c->calls,
+	return c == NULL ? 0 : atomic_load_explicit(&c->w.calls,
 	    memory_order_relaxed);
 }
 
@@ -142,7 +142,7 @@ api_stop_fd(pm_worker *w)
 	if ((stop_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
 		return -1;
 	if (ctx->cell != NULL)
-		atomic_store(&ctx->cell->wants_term, 1);
+		atomic_store(&ctx->cell->w.wants_term, 1);
 	if (api_stopping(ctx))
 		(void)write(stop_efd, &one, sizeof(one));
 	return stop_efd;

@@ -1,8 +1,8 @@
 /*
- * cli.c - the pmhost command line: argv to struct cli, and the help texts.
- * Parsing is pure (no output, no environment, no file system); every usage
- * error becomes one line naming the word at fault, and *cli is left at its
- * defaults.
+ * cli.c - the pmhost command line: argv to struct cli, and the help texts,
+ * both driven by the command table (commands.c).  Parsing is pure (no
+ * output, no environment, no file system); every usage error becomes one
+ * line naming the word at fault, and *cli is left at its defaults.
  */
 #include <assert.h>
 #include <stdarg.h>
@@ -20,23 +20,26 @@
 #define CLI_PRINTF(f, a)
 #endif
 
-/* Options, as bits so that a command lists the ones it accepts. */
-enum opt_id {
-	OPT_DAEMON	= 1 << 0,
-	OPT_LOG_FILE	= 1 << 1,
-	OPT_LOG_LEVEL	= 1 << 2,
-	OPT_TITLE	= 1 << 3,
-	OPT_ALL		= 1 << 4,
-	OPT_TIMEOUT	= 1 << 5,
-	OPT_JSON	= 1 << 6
-};
-
 struct opt_spec {
 	const char	*name;		/* "--title" */
 	const char	*short_name;	/* "-d", or NULL */
 	unsigned	 id;
 	int		 takes_value;
 	int		 numeric;	/* a separate "-5" is its value */
+};
+
+#define NOPTS	(sizeof(opt_specs) / sizeof(opt_specs[0]))
+#define MAX_POS	3	/* positionals kept; more is always an error */
+
+/* The state of one cli_parse() call. */
+struct parser {
+	const struct command *spec;
+	struct cli	 cli;
+	unsigned	 seen;		/* OPT_* bits given so far */
+	const char	*pos[MAX_POS];
+	int		 npos;		/* positionals given, even beyond MAX_POS */
+	char		*err;
+	size_t		 errlen;
 };
 
 static const struct opt_spec opt_specs[] = {
@@ -48,187 +51,6 @@ static const struct opt_spec opt_specs[] = {
 	{ "--timeout",	 NULL, OPT_TIMEOUT,   1, 1 },
 	{ "--json",	 NULL, OPT_JSON,      0, 0 },
 };
-
-struct cmd_spec {
-	const char	*name;
-	enum cli_command cmd;
-	unsigned	 opts;		/* OPT_* bits valid for this command */
-};
-
-static const struct cmd_spec cmd_specs[] = {
-	{ "run",	CMD_RUN,	OPT_DAEMON | OPT_LOG_FILE | OPT_LOG_LEVEL },
-	{ "stop",	CMD_STOP,	OPT_TITLE | OPT_ALL | OPT_TIMEOUT },
-	{ "restart",	CMD_RESTART,	OPT_TITLE },
-	{ "status",	CMD_STATUS,	OPT_TITLE | OPT_JSON },
-	{ "wakeup",	CMD_WAKEUP,	OPT_TITLE },
-	{ "scale",	CMD_SCALE,	OPT_TITLE },
-	{ "check",	CMD_CHECK,	0 },
-	{ "help",	CMD_HELP,	0 },
-};
-
-#define NCMDS	(sizeof(cmd_specs) / sizeof(cmd_specs[0]))
-#define NOPTS	(sizeof(opt_specs) / sizeof(opt_specs[0]))
-#define MAX_POS	3	/* positionals kept; more is always an error */
-
-/* The state of one cli_parse() call. */
-struct parser {
-	const struct cmd_spec *spec;
-	struct cli	 cli;
-	unsigned	 seen;		/* OPT_* bits given so far */
-	const char	*pos[MAX_POS];
-	int		 npos;		/* positionals given, even beyond MAX_POS */
-	char		*err;
-	size_t		 errlen;
-};
-
-static const char general_help[] =
-"pmhost - run a C task plugin as a resident master with a pool of workers.\n"
-"\n"
-"usage:\n"
-"  pmhost run CONFIG [-d|--daemon] [--log-file FILE] [--log-level LEVEL]\n"
-"  pmhost stop    (--title NAME | CONFIG | --all) [--timeout SECONDS]\n"
-"  pmhost restart (--title NAME | CONFIG)\n"
-"  pmhost status  [--title NAME | CONFIG] [--json]\n"
-"  pmhost wakeup  (--title NAME | CONFIG)\n"
-"  pmhost scale   (--title NAME | CONFIG) N\n"
-"  pmhost check   CONFIG\n"
-"  pmhost --help | -h | help [COMMAND] | --version | -V\n"
-"\n"
-"commands:\n"
-"  run      start a master and its workers from CONFIG\n"
-"  stop     stop a master gracefully and wait until it is gone\n"
-"  restart  reload a running master in place, or start it if not running\n"
-"  status   show masters and their workers, from live state\n"
-"  wakeup   make a master respawn its missing workers now\n"
-"  scale    set a master's live worker count\n"
-"  check    validate CONFIG and load its plugin, like 'nginx -t'\n"
-"  help     show this help, or a command's\n"
-"\n"
-"NAME is a task's baseTitle; CONFIG in its place means the task(s) that\n"
-"config file names.  Options may come before or after the other arguments;\n"
-"give a value as '--opt VALUE' or '--opt=VALUE' (the latter for a value that\n"
-"starts with '-'); '--' ends the options.\n"
-"\n"
-"exit status:\n"
-"  0  success\n"
-"  1  runtime failure: not running, timeout, plugin failed\n"
-"  2  usage or config error\n"
-"\n"
-"Run 'pmhost help COMMAND' for details.\n";
-
-static const char run_help[] =
-"usage: pmhost run CONFIG [-d|--daemon] [--log-file FILE] [--log-level LEVEL]\n"
-"\n"
-"Start the master of the task(s) CONFIG names.  The master forks maxWorkerNum\n"
-"workers that call the plugin's work() on the executeUSleep cadence, and\n"
-"respawns each one as it exits.  A config or plugin that fails the checks of\n"
-"'pmhost check' starts nothing.\n"
-"\n"
-"Without -d, run stays in the foreground and logs to stderr until the master\n"
-"stops.  With -d it detaches and returns once the master is ready (pid file\n"
-"locked, first workers started: exit 0) or has failed (non-zero, with the\n"
-"reason on stderr).\n"
-"\n"
-"options:\n"
-"  -d, --daemon        detach; log to logFile, else to NAME.log in the run dir\n"
-"  --log-file FILE     log to FILE, in place of the config's logFile\n"
-"  --log-level LEVEL   debug, info, notice, warning or error, in place of\n"
-"                      the config's logLevel\n"
-"  -h, --help          show this help\n"
-"\n"
-"signals the master understands:\n"
-"  TERM, INT    stop gracefully (as 'pmhost stop')\n"
-"  HUP          reload config and plugin in place (as 'pmhost restart')\n"
-"  USR1         reopen the log file (for logrotate)\n"
-"  TTIN, TTOU   one worker more, one worker less\n"
-"  ALRM         respawn missing workers now (as 'pmhost wakeup')\n";
-
-static const char stop_help[] =
-"usage: pmhost stop (--title NAME | CONFIG | --all) [--timeout SECONDS]\n"
-"\n"
-"Ask a master to stop gracefully: workers finish their current work() call,\n"
-"run work_fini and exit; any still running after stopTimeout are killed.\n"
-"stop returns only when the master is gone.  If it is still there after\n"
-"--timeout seconds, stop says so and exits 1.\n"
-"\n"
-"options:\n"
-"  --title NAME        the master whose baseTitle is NAME\n"
-"  CONFIG              the master(s) of the task(s) CONFIG names\n"
-"  --all               every master of this user\n"
-"  --timeout SECONDS   stop waiting after SECONDS, 0 to 86400\n"
-"  -h, --help          show this help\n";
-
-static const char restart_help[] =
-"usage: pmhost restart (--title NAME | CONFIG)\n"
-"\n"
-"Reload a running master gracefully, in place: it re-reads its config file,\n"
-"checks it and the plugin as 'pmhost check' does, then replaces its workers\n"
-"so that the task never has zero live workers.  A config or plugin that fails\n"
-"the check, or a first new worker whose work_init fails, leaves the running\n"
-"workers untouched and restart exits non-zero with the reason.  'restart\n"
-"CONFIG' of a task that is not running starts it in the background.\n"
-"\n"
-"options:\n"
-"  --title NAME        the master whose baseTitle is NAME\n"
-"  CONFIG              the task(s) CONFIG names\n"
-"  -h, --help          show this help\n";
-
-static const char status_help[] =
-"usage: pmhost status [--title NAME | CONFIG] [--json]\n"
-"\n"
-"Show each running master (all of this user's, or the one(s) named) and its\n"
-"workers: pid, title, memory, start time, run time, the master's live worker\n"
-"count and each worker's work() calls, with their state, restarts and last\n"
-"exit.  status answers from live state at once; it never sleeps.\n"
-"\n"
-"options:\n"
-"  --title NAME        only the master whose baseTitle is NAME\n"
-"  CONFIG              only the master(s) of the task(s) CONFIG names\n"
-"  --json              print the same facts as one JSON document\n"
-"  -h, --help          show this help\n";
-
-static const char wakeup_help[] =
-"usage: pmhost wakeup (--title NAME | CONFIG)\n"
-"\n"
-"Make a master check its workers now and respawn any that are missing, as\n"
-"SIGALRM does.\n"
-"\n"
-"options:\n"
-"  --title NAME        the master whose baseTitle is NAME\n"
-"  CONFIG              the master(s) of the task(s) CONFIG names\n"
-"  -h, --help          show this help\n";
-
-static const char scale_help[] =
-"usage: pmhost scale (--title NAME | CONFIG) N\n"
-"\n"
-"Set a running master's live worker count to N, 1 to 4096, without a\n"
-"restart: missing workers are started, surplus ones stop gracefully.\n"
-"\n"
-"options:\n"
-"  --title NAME        the master whose baseTitle is NAME\n"
-"  CONFIG              the master(s) of the task(s) CONFIG names\n"
-"  -h, --help          show this help\n";
-
-static const char check_help[] =
-"usage: pmhost check CONFIG\n"
-"\n"
-"Validate CONFIG and load its plugin in a throwaway child to confirm its\n"
-"symbols and ABI, like 'nginx -t'.  Prints 'ok', or every problem found and\n"
-"exits 2.\n"
-"\n"
-"options:\n"
-"  -h, --help          show this help\n";
-
-static const char help_help[] =
-"usage: pmhost help [COMMAND]\n"
-"\n"
-"Show the general help, or the help of COMMAND (run, stop, restart, status,\n"
-"wakeup, scale, check); 'pmhost COMMAND --help' does the same.\n";
-
-static const char version_help[] =
-"usage: pmhost --version | -V\n"
-"\n"
-"Print pmhost's version.\n";
 
 /* Writes a usage error into p->err; returns -1 for the caller to return. */
 static CLI_PRINTF(2, 3) int
@@ -258,18 +80,23 @@ shorten(const char *s, size_t n, char buf[WORD_SHOWN + 4])
 	return buf;
 }
 
-static const struct cmd_spec *
-find_command(const char *name)
+/* An unknown command word: a suggestion when one is close. */
+static int
+unknown_command(struct parser *p, const char *word)
 {
-	for (size_t i = 0; i < NCMDS; i++)
-		if (strcmp(name, cmd_specs[i].name) == 0)
-			return &cmd_specs[i];
-	return NULL;
+	char buf[WORD_SHOWN + 4];
+	const char *hint = command_suggest(word);
+
+	if (hint != NULL)
+		return fail(p, "unknown command '%s' (did you mean '%s'?)",
+		    shorten(word, strlen(word), buf), hint);
+	return fail(p, "unknown command '%s' (try 'pmhost --help')",
+	    shorten(word, strlen(word), buf));
 }
 
 /* The option of this command spelled by the first len bytes of word. */
 static const struct opt_spec *
-find_option(const struct cmd_spec *spec, const char *word, size_t len)
+find_option(const struct command *spec, const char *word, size_t len)
 {
 	for (size_t i = 0; i < NOPTS; i++) {
 		const struct opt_spec *o = &opt_specs[i];
@@ -468,7 +295,7 @@ parse_words(struct parser *p, int argc, char **argv)
 		}
 		/* "scale --title t -1" is a bad N, not an unknown option. */
 		if (!options_done && is_option_word(w) &&
-		    !(p->spec->cmd == CMD_SCALE && is_negative_number(w))) {
+		    !(p->spec->args == ARGS_SCALE && is_negative_number(w))) {
 			if (parse_option(p, argc, argv, &i) == -1)
 				return -1;
 			continue;
@@ -511,7 +338,7 @@ finish_target(struct parser *p, int required)
 	if (p->npos == 1 && set_config(p, p->pos[0]) == -1)
 		return -1;
 	given = (p->cli.title != NULL) + (p->cli.config != NULL) + p->cli.all;
-	if (p->spec->cmd == CMD_STOP) {
+	if (p->spec->args == ARGS_STOP) {
 		if (given == 0)
 			return fail(p, "stop needs one of --title NAME, CONFIG "
 			    "or --all");
@@ -568,56 +395,55 @@ finish_scale(struct parser *p)
 static int
 finish_help(struct parser *p)
 {
-	const struct cmd_spec *topic;
-	char buf[WORD_SHOWN + 4];
+	const struct command *topic;
 
 	if (p->npos > 1)
 		return unexpected(p, p->pos[1]);
 	if (p->npos == 0) {
-		p->cli.help_topic = CMD_NONE;
+		p->cli.help_topic = NULL;
 		return 0;
 	}
-	if ((topic = find_command(p->pos[0])) == NULL)
-		return fail(p, "unknown command '%s' (try 'pmhost --help')",
-		    shorten(p->pos[0], strlen(p->pos[0]), buf));
-	p->cli.help_topic = topic->cmd;
+	if ((topic = command_find(p->pos[0])) == NULL)
+		return unknown_command(p, p->pos[0]);
+	p->cli.help_topic = topic;
 	return 0;
 }
 
 /* Applies the positional rules of p->spec once every word is sorted. */
 static int
-finish(struct parser *p)
+apply_arg_rules(struct parser *p)
 {
-	switch (p->spec->cmd) {
-	case CMD_RUN:
-	case CMD_CHECK:
+	switch (p->spec->args) {
+	case ARGS_NONE:
+		if (p->npos > 0)
+			return unexpected(p, p->pos[0]);
+		return 0;
+	case ARGS_CONFIG:
 		if (p->npos == 0)
 			return fail(p, "%s needs a CONFIG file", p->spec->name);
 		if (p->npos > 1)
 			return unexpected(p, p->pos[1]);
 		return set_config(p, p->pos[0]);
-	case CMD_STOP:
-	case CMD_RESTART:
-	case CMD_WAKEUP:
+	case ARGS_STOP:
+	case ARGS_TARGET:
 		return finish_target(p, 1);
-	case CMD_STATUS:
+	case ARGS_TARGET_OPT:
 		return finish_target(p, 0);
-	case CMD_SCALE:
+	case ARGS_SCALE:
 		return finish_scale(p);
-	case CMD_HELP:
+	case ARGS_HELP:
 		return finish_help(p);
-	default:
-		return fail(p, "internal error: command '%s' has no rules",
-		    p->spec->name);
 	}
+	return fail(p, "internal error: command '%s' has no rules",
+	    p->spec->name);
 }
 
 static void
 cli_defaults(struct cli *cli)
 {
 	memset(cli, 0, sizeof(*cli));
-	cli->cmd = CMD_NONE;
-	cli->help_topic = CMD_NONE;
+	cli->cmd = NULL;
+	cli->help_topic = NULL;
 	cli->log_level = -1;
 	cli->timeout = -1;
 }
@@ -634,31 +460,30 @@ parse(struct parser *p, int argc, char **argv)
 	first = argv[1];
 	if (strcmp(first, "--help") == 0 || strcmp(first, "-h") == 0) {
 		/* Help wins over whatever follows, as with COMMAND --help. */
-		p->cli.cmd = CMD_HELP;
+		p->cli.cmd = command_find("help");
 		return 0;
 	}
 	if (strcmp(first, "--version") == 0 || strcmp(first, "-V") == 0) {
 		if (argc > 2)
 			return fail(p, "unexpected argument '%s' for '%s'",
 			    shorten(argv[2], strlen(argv[2]), buf), first);
-		p->cli.cmd = CMD_VERSION;
+		p->cli.cmd = command_find("version");
 		return 0;
 	}
 	if (is_option_word(first))
 		return fail(p, "unknown option '%s' (try 'pmhost --help')",
 		    shorten(first, strlen(first), buf));
-	if ((p->spec = find_command(first)) == NULL)
-		return fail(p, "unknown command '%s' (try 'pmhost --help')",
-		    shorten(first, strlen(first), buf));
+	if ((p->spec = command_find(first)) == NULL)
+		return unknown_command(p, first);
 	if (help_requested(argc, argv)) {
-		p->cli.cmd = CMD_HELP;
-		p->cli.help_topic = p->spec->cmd;
+		p->cli.cmd = command_find("help");
+		p->cli.help_topic = p->spec;
 		return 0;
 	}
-	p->cli.cmd = p->spec->cmd;
+	p->cli.cmd = p->spec;
 	if (parse_words(p, argc, argv) == -1)
 		return -1;
-	return finish(p);
+	return apply_arg_rules(p);
 }
 
 int
@@ -680,46 +505,43 @@ cli_parse(int argc, char **argv, struct cli *cli, char *err, size_t errlen)
 	return 0;
 }
 
-const char *
-cli_help(enum cli_command cmd)
+/* Appends s with every run of blanks squeezed to one. */
+static void
+add_squeezed(struct buf *out, const char *s)
 {
-	switch (cmd) {
-	case CMD_RUN:
-		return run_help;
-	case CMD_STOP:
-		return stop_help;
-	case CMD_RESTART:
-		return restart_help;
-	case CMD_STATUS:
-		return status_help;
-	case CMD_WAKEUP:
-		return wakeup_help;
-	case CMD_SCALE:
-		return scale_help;
-	case CMD_CHECK:
-		return check_help;
-	case CMD_HELP:
-		return help_help;
-	case CMD_VERSION:
-		return version_help;
-	case CMD_NONE:
-	default:
-		return general_help;
-	}
+	for (; *s != '\0'; s++)
+		if (!(s[0] == ' ' && s[1] == ' '))
+			buf_add(out, s, 1);
 }
 
-const char *
-cli_command_name(enum cli_command cmd)
+/* One "  pmhost run CONFIG ..." line of the general help. */
+static void
+add_usage(const struct command *c, void *arg)
 {
-	switch (cmd) {
-	case CMD_HELP:
-		return "help";
-	case CMD_VERSION:
-		return "version";
-	default:
-		for (size_t i = 0; i < NCMDS; i++)
-			if (cmd_specs[i].cmd == cmd)
-				return cmd_specs[i].name;
-		return "?";
+	buf_printf(arg, "  %s\n", c->usage);
+}
+
+/* One "  run      start a master ..." line of the general help. */
+static void
+add_summary(const struct command *c, void *arg)
+{
+	buf_printf(arg, "  %-8s %s\n", c->name, c->summary);
+}
+
+void
+cli_help(const struct command *cmd, struct buf *out)
+{
+	if (cmd != NULL && strcmp(cmd->name, "help") != 0) {
+		buf_add(out, "usage: ", 7);
+		add_squeezed(out, cmd->usage);
+		buf_printf(out, "\n\n%s", cmd->help);
+		return;
 	}
+	buf_printf(out, "pmhost - run task plugins as a resident master with a "
+	    "pool of workers.\n\nusage:\n");
+	commands_each(add_usage, out);
+	buf_printf(out, "  pmhost --help | -h | help [COMMAND] | --version | "
+	    "-V\n\ncommands:\n");
+	commands_each(add_summary, out);
+	buf_printf(out, "%s", command_find("help")->help);
 }

@@ -1,33 +1,34 @@
 /*
  * cli.h - the command line, parsed into a plain struct.
  *
- * cli_parse() is pure: it reads argv, never the environment or the file
- * system, and reports every usage error as a message (exit code 2).
+ * cli_parse() is pure: it reads argv and the command table (commands.h),
+ * never the environment or the file system, and reports every usage error
+ * as a message (exit code 2).
  */
 #ifndef PMHOST_CLI_H
 #define PMHOST_CLI_H
 
 #include <stddef.h>
 
+#include "commands.h"
+
 #define CLI_TIMEOUT_MAX	86400	/* stop --timeout, seconds */
 #define CLI_SCALE_MAX	4096	/* scale N */
 
-enum cli_command {
-	CMD_NONE,
-	CMD_RUN,
-	CMD_STOP,
-	CMD_RESTART,
-	CMD_STATUS,
-	CMD_WAKEUP,
-	CMD_SCALE,
-	CMD_CHECK,
-	CMD_HELP,
-	CMD_VERSION
+/* Options, as bits so that a command lists the ones it accepts. */
+enum opt_id {
+	OPT_DAEMON	= 1 << 0,
+	OPT_LOG_FILE	= 1 << 1,
+	OPT_LOG_LEVEL	= 1 << 2,
+	OPT_TITLE	= 1 << 3,
+	OPT_ALL		= 1 << 4,
+	OPT_TIMEOUT	= 1 << 5,
+	OPT_JSON	= 1 << 6
 };
 
 struct cli {
-	enum cli_command cmd;
-	enum cli_command help_topic;	/* CMD_HELP: CMD_NONE for general */
+	const struct command *cmd;	/* NULL only after an error */
+	const struct command *help_topic; /* help: NULL for general */
 	const char	*config;	/* CONFIG argument, or NULL */
 	const char	*title;		/* --title NAME, or NULL */
 	int		 all;		/* stop --all */
@@ -46,10 +47,7 @@ struct cli {
 int		 cli_parse(int argc, char **argv, struct cli *cli, char *err,
 		    size_t errlen);
 
-/* Help text for one command, or the general help for CMD_NONE. */
-const char	*cli_help(enum cli_command cmd);
-
-/* "run", "stop", ... ("help", "version"; "?" for CMD_NONE) */
-const char	*cli_command_name(enum cli_command cmd);
+/* Writes the help of cmd (NULL: the general help) into out. */
+void		 cli_help(const struct command *cmd, struct buf *out);
 
 #endif

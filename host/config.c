@@ -26,7 +26,6 @@
 
 #define DEFAULT_TITLE_PREFIX	"process_m"
 #define DEFAULT_BASE_TITLE	"process"
-#define DEFAULT_SCHEDULE	"delay"
 
 #define ONE_YEAR_S	31536000LL
 
@@ -50,6 +49,8 @@ enum key_id {
 	K_LOG_FILE,
 	K_LOG_LEVEL,
 	K_TASKS,
+	K_CONFIG_PATH,		/* derived fields, not keys */
+	K_CONFIG_DIR,
 	K_COUNT
 };
 
@@ -63,38 +64,96 @@ enum value_kind {
 	V_ID,		/* user or group: name or number, not resolved here */
 	V_LEVEL,
 	V_JSON,		/* anything */
-	V_TASKS
+	V_TASKS,
+	V_DERIVED	/* not a key: a field the loader fills itself */
 };
 
+/* Where a key's value lands in struct task_config, and as what. */
+enum field_type {
+	F_NONE,		/* not stored (tasks) */
+	F_STR,		/* char *, owned: copied and freed with the task */
+	F_LLONG,	/* long long */
+	F_INT,		/* int */
+	F_UINT,		/* unsigned */
+	F_U64,		/* uint64_t */
+	F_SCHEDULE,	/* enum schedule */
+	F_LEVEL		/* int, PM_LOG_* or -1 */
+};
+
+#define FIELD(f)	F_NONE, offsetof(struct task_config, f)
+#define AT(t, f)	t, offsetof(struct task_config, f)
+
+/*
+ * Every key: its validation, where it is stored, its default.  Owned
+ * strings (F_STR) are copied and freed by walking this table, so a new
+ * string key needs nothing beyond its entry.
+ */
 static const struct key_spec {
 	const char	*name;
 	enum value_kind	 kind;
 	long long	 min;
 	long long	 max;
+	enum field_type	 type;
+	size_t		 off;
+	long long	 def;		/* numbers */
+	const char	*def_str;	/* strings; NULL: absent */
 } key_specs[K_COUNT] = {
-	[K_PLUGIN] =		{ "plugin", V_PATH, 0, 0 },
-	[K_TITLE_PREFIX] =	{ "titlePrefix", V_PREFIX, 0, 0 },
-	[K_BASE_TITLE] =	{ "baseTitle", V_TITLE, 0, 0 },
+	[K_PLUGIN] =		{ "plugin", V_PATH, 0, 0, AT(F_STR, plugin),
+				    0, NULL },
+	[K_TITLE_PREFIX] =	{ "titlePrefix", V_PREFIX, 0, 0,
+				    AT(F_STR, title_prefix), 0,
+				    DEFAULT_TITLE_PREFIX },
+	[K_BASE_TITLE] =	{ "baseTitle", V_TITLE, 0, 0,
+				    AT(F_STR, base_title), 0,
+				    DEFAULT_BASE_TITLE },
 	[K_CHECK_INTERVAL] =	{ "checkWorkerInterval", V_INT,
-				    -ONE_YEAR_S, ONE_YEAR_S },
+				    -ONE_YEAR_S, ONE_YEAR_S,
+				    AT(F_LLONG, check_interval), 300, NULL },
 	[K_MAX_WORKERS] =	{ "maxWorkerNum", V_INT, 1,
-				    CONFIG_MAX_WORKERS },
-	[K_EXECUTE_TIMES] =	{ "executeTimes", V_INT_MIN, 0, 0 },
+				    CONFIG_MAX_WORKERS, AT(F_INT, max_workers),
+				    4, NULL },
+	[K_EXECUTE_TIMES] =	{ "executeTimes", V_INT_MIN, 0, 0,
+				    AT(F_U64, execute_times), 1, NULL },
 	[K_EXECUTE_USLEEP] =	{ "executeUSleep", V_INT, 0,
-				    ONE_YEAR_S * 1000000 },
-	[K_LIMIT_SECONDS] =	{ "limitSeconds", V_INT, 0, ONE_YEAR_S },
-	[K_PARAMS] =		{ "params", V_JSON, 0, 0 },
-	[K_STOP_TIMEOUT] =	{ "stopTimeout", V_INT, 0, 86400 },
-	[K_WORK_TIMEOUT] =	{ "workTimeout", V_INT, 0, ONE_YEAR_S },
-	[K_MAX_RSS] =		{ "maxRssMb", V_INT, 0, 1048576 },
-	[K_SCHEDULE] =		{ "schedule", V_SCHEDULE, 0, 0 },
-	[K_USER] =		{ "user", V_ID, 0, 0 },
-	[K_GROUP] =		{ "group", V_ID, 0, 0 },
-	[K_RUN_DIR] =		{ "runDir", V_PATH, 0, 0 },
-	[K_LOG_FILE] =		{ "logFile", V_PATH, 0, 0 },
-	[K_LOG_LEVEL] =		{ "logLevel", V_LEVEL, 0, 0 },
-	[K_TASKS] =		{ "tasks", V_TASKS, 0, 0 },
+				    ONE_YEAR_S * 1000000,
+				    AT(F_U64, execute_usleep), 200000, NULL },
+	[K_LIMIT_SECONDS] =	{ "limitSeconds", V_INT, 0, ONE_YEAR_S,
+				    AT(F_U64, limit_seconds), 0, NULL },
+	[K_PARAMS] =		{ "params", V_JSON, 0, 0, AT(F_STR, params),
+				    0, "null" },
+	[K_STOP_TIMEOUT] =	{ "stopTimeout", V_INT, 0, 86400,
+				    AT(F_UINT, stop_timeout), 5, NULL },
+	[K_WORK_TIMEOUT] =	{ "workTimeout", V_INT, 0, ONE_YEAR_S,
+				    AT(F_UINT, work_timeout), 0, NULL },
+	[K_MAX_RSS] =		{ "maxRssMb", V_INT, 0, 1048576,
+				    AT(F_UINT, max_rss_mb), 0, NULL },
+	[K_SCHEDULE] =		{ "schedule", V_SCHEDULE, 0, 0,
+				    AT(F_SCHEDULE, schedule), SCHEDULE_DELAY,
+				    NULL },
+	[K_USER] =		{ "user", V_ID, 0, 0, AT(F_STR, user), 0,
+				    NULL },
+	[K_GROUP] =		{ "group", V_ID, 0, 0, AT(F_STR, group), 0,
+				    NULL },
+	[K_RUN_DIR] =		{ "runDir", V_PATH, 0, 0, AT(F_STR, run_dir),
+				    0, NULL },
+	[K_LOG_FILE] =		{ "logFile", V_PATH, 0, 0,
+				    AT(F_STR, log_file), 0, NULL },
+	[K_LOG_LEVEL] =		{ "logLevel", V_LEVEL, 0, 0,
+				    AT(F_LEVEL, log_level), -1, NULL },
+	[K_TASKS] =		{ "tasks", V_TASKS, 0, 0, FIELD(plugin), 0,
+				    NULL },
+	[K_CONFIG_PATH] =	{ NULL, V_DERIVED, 0, 0,
+				    AT(F_STR, config_path), 0, NULL },
+	[K_CONFIG_DIR] =	{ NULL, V_DERIVED, 0, 0,
+				    AT(F_STR, config_dir), 0, NULL },
 };
+
+/* The field of tc that key k's entry names. */
+static void *
+field_of(struct task_config *tc, int k)
+{
+	return (char *)tc + key_specs[k].off;
+}
 
 /*
  * The values one task is built from: borrowed from the parsed document,
@@ -282,37 +341,6 @@ key_text(const char *key, char *buf, size_t size)
 	json_decref(s);
 }
 
-/* Case-insensitive edit distance of two ASCII-ish keys. */
-static size_t
-key_distance(const char *a, const char *b)
-{
-	size_t	 la = strlen(a), lb = strlen(b), i, j, diag, up, best;
-	size_t	*row;
-
-	if ((row = calloc(lb + 1, sizeof(*row))) == NULL)
-		return SIZE_MAX;
-	for (j = 0; j <= lb; j++)
-		row[j] = j;
-	for (i = 1; i <= la; i++) {
-		diag = row[0];
-		row[0] = i;
-		for (j = 1; j <= lb; j++) {
-			up = row[j];
-			best = diag + (tolower((unsigned char)a[i - 1]) !=
-			    tolower((unsigned char)b[j - 1]));
-			if (up + 1 < best)
-				best = up + 1;
-			if (row[j - 1] + 1 < best)
-				best = row[j - 1] + 1;
-			row[j] = best;
-			diag = up;
-		}
-	}
-	best = row[lb];
-	free(row);
-	return best;
-}
-
 /* The known key closest to key, or NULL if none is close enough. */
 static const char *
 key_suggest(const char *key, int in_task)
@@ -324,13 +352,13 @@ key_suggest(const char *key, int in_task)
 	if (limit < 2)
 		limit = 2;
 	for (int k = 0; k < K_COUNT; k++) {
-		if (in_task && k == K_TASKS)
+		if ((in_task && k == K_TASKS) || key_specs[k].name == NULL)
 			continue;
 		/* The length gap alone bounds the distance; spares huge keys. */
 		klen = strlen(key_specs[k].name);
 		if ((len > klen ? len - klen : klen - len) > limit)
 			continue;
-		d = key_distance(key, key_specs[k].name);
+		d = names_distance(key, key_specs[k].name);
 		if (d < best_d) {
 			best_d = d;
 			best = key_specs[k].name;
@@ -344,7 +372,8 @@ static int
 key_lookup(const char *key)
 {
 	for (int k = 0; k < K_COUNT; k++)
-		if (strcmp(key, key_specs[k].name) == 0)
+		if (key_specs[k].name != NULL &&
+		    strcmp(key, key_specs[k].name) == 0)
 			return k;
 	return -1;
 }
@@ -464,6 +493,7 @@ value_check(struct parse_ctx *ctx, const char *keypath, enum key_id k,
 		snprintf(what, sizeof(what), "be one of %s", LOG_LEVEL_NAMES);
 		break;
 	case V_JSON:
+	case V_DERIVED:
 		return 0;
 	case V_TASKS:
 		if (json_is_array(v) && json_array_size(v) > 0)
@@ -604,18 +634,62 @@ path_resolve(const struct parse_ctx *ctx, char **dst, const json_t *v)
 	return *dst == NULL ? -1 : 0;
 }
 
-/* The string value of key k, or def when the key is absent. */
+/* The string value of key k, or its default when the key is absent. */
 static const char *
 str_or(const struct task_values *tv, enum key_id k, const char *def)
 {
 	return tv->val[k] != NULL ? json_string_value(tv->val[k]) : def;
 }
 
-/* The integer value of key k, or def when the key is absent. */
-static long long
-int_or(const struct task_values *tv, enum key_id k, long long def)
+/*
+ * Stores one key's value (or its default) in its field of tc; -1 only
+ * without memory.  Paths are resolved against the config's directory.
+ */
+static int
+field_build(const struct parse_ctx *ctx, struct task_config *tc, int k,
+    const json_t *v)
 {
-	return tv->val[k] != NULL ? json_integer_value(tv->val[k]) : def;
+	const struct key_spec *spec = &key_specs[k];
+	void *f = field_of(tc, k);
+	long long n = v != NULL && json_is_integer(v) ?
+	    json_integer_value(v) : spec->def;
+
+	switch (spec->type) {
+	case F_NONE:
+		return 0;
+	case F_STR:
+		if (spec->kind == V_PATH)
+			return path_resolve(ctx, (char **)f, v);
+		if (spec->kind == V_JSON && v != NULL) {
+			*(char **)f = json_dumps(v, JSON_COMPACT |
+			    JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+			return *(char **)f == NULL ? -1 : 0;
+		}
+		return str_dup((char **)f, v != NULL ? json_string_value(v) :
+		    spec->def_str);
+	case F_LLONG:
+		*(long long *)f = n;
+		return 0;
+	case F_INT:
+		*(int *)f = (int)n;
+		return 0;
+	case F_UINT:
+		*(unsigned *)f = (unsigned)n;
+		return 0;
+	case F_U64:
+		*(uint64_t *)f = (uint64_t)n;
+		return 0;
+	case F_SCHEDULE:
+		*(enum schedule *)f = v == NULL ? (enum schedule)spec->def :
+		    strcmp(json_string_value(v), "rate") == 0 ? SCHEDULE_RATE :
+		    SCHEDULE_DELAY;
+		return 0;
+	case F_LEVEL:
+		*(int *)f = v == NULL ? (int)spec->def :
+		    log_level_from_name(json_string_value(v));
+		return 0;
+	}
+	return 0;
 }
 
 /* Builds one task from values already validated; -1 only without memory. */
@@ -623,43 +697,20 @@ static int
 task_build(const struct parse_ctx *ctx, struct task_config *tc,
     const struct task_values *tv)
 {
-	const json_t *params = tv->val[K_PARAMS];
-
 	memset(tc, 0, sizeof(*tc));
-	tc->check_interval = int_or(tv, K_CHECK_INTERVAL, 300);
-	tc->max_workers = (int)int_or(tv, K_MAX_WORKERS, 4);
-	tc->execute_times = (uint64_t)int_or(tv, K_EXECUTE_TIMES, 1);
-	tc->execute_usleep = (uint64_t)int_or(tv, K_EXECUTE_USLEEP, 200000);
-	tc->limit_seconds = (uint64_t)int_or(tv, K_LIMIT_SECONDS, 0);
-	tc->stop_timeout = (unsigned)int_or(tv, K_STOP_TIMEOUT, 5);
-	tc->work_timeout = (unsigned)int_or(tv, K_WORK_TIMEOUT, 0);
-	tc->max_rss_mb = (unsigned)int_or(tv, K_MAX_RSS, 0);
-	tc->schedule = strcmp(str_or(tv, K_SCHEDULE, DEFAULT_SCHEDULE),
-	    "rate") == 0 ? SCHEDULE_RATE : SCHEDULE_DELAY;
-	tc->log_level = tv->val[K_LOG_LEVEL] != NULL ?
-	    log_level_from_name(json_string_value(tv->val[K_LOG_LEVEL])) : -1;
-
-	if (params != NULL)
-		tc->params = json_dumps(params, JSON_COMPACT |
-		    JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
-	else
-		tc->params = strdup("null");
-	if (tc->params == NULL ||
-	    str_dup(&tc->config_path, ctx->abs_path) == -1 ||
-	    str_dup(&tc->config_dir, ctx->dir) == -1 ||
-	    path_resolve(ctx, &tc->plugin, tv->val[K_PLUGIN]) == -1 ||
-	    str_dup(&tc->title_prefix, str_or(tv, K_TITLE_PREFIX,
-	    DEFAULT_TITLE_PREFIX)) == -1 ||
-	    str_dup(&tc->base_title, str_or(tv, K_BASE_TITLE,
-	    DEFAULT_BASE_TITLE)) == -1 ||
-	    str_dup(&tc->user, str_or(tv, K_USER, NULL)) == -1 ||
-	    str_dup(&tc->group, str_or(tv, K_GROUP, NULL)) == -1 ||
-	    path_resolve(ctx, &tc->run_dir, tv->val[K_RUN_DIR]) == -1 ||
-	    path_resolve(ctx, &tc->log_file, tv->val[K_LOG_FILE]) == -1) {
-		task_config_free(tc);
-		return -1;
+	for (int k = 0; k < K_COUNT; k++) {
+		if (key_specs[k].kind == V_DERIVED)
+			continue;
+		if (field_build(ctx, tc, k, tv->val[k]) < 0)
+			goto fail;
 	}
+	if (str_dup(&tc->config_path, ctx->abs_path) < 0 ||
+	    str_dup(&tc->config_dir, ctx->dir) < 0)
+		goto fail;
 	return 0;
+fail:
+	task_config_free(tc);
+	return -1;
 }
 
 /* Reads the keys of one object (top level when prefix is NULL) into tv. */
@@ -1019,22 +1070,17 @@ task_config_copy(struct task_config *dst, const struct task_config *src)
 {
 	/* Scalars by value; no pointer may alias src if we fail halfway. */
 	*dst = *src;
-	dst->config_path = dst->config_dir = NULL;
-	dst->plugin = dst->title_prefix = NULL;
-	dst->base_title = dst->params = dst->user = dst->group = NULL;
-	dst->run_dir = dst->log_file = NULL;
-	if (str_dup(&dst->config_path, src->config_path) == -1 ||
-	    str_dup(&dst->config_dir, src->config_dir) == -1 ||
-	    str_dup(&dst->plugin, src->plugin) == -1 ||
-	    str_dup(&dst->title_prefix, src->title_prefix) == -1 ||
-	    str_dup(&dst->base_title, src->base_title) == -1 ||
-	    str_dup(&dst->params, src->params) == -1 ||
-	    str_dup(&dst->user, src->user) == -1 ||
-	    str_dup(&dst->group, src->group) == -1 ||
-	    str_dup(&dst->run_dir, src->run_dir) == -1 ||
-	    str_dup(&dst->log_file, src->log_file) == -1) {
-		task_config_free(dst);
-		return -1;
+	for (int k = 0; k < K_COUNT; k++)
+		if (key_specs[k].type == F_STR)
+			*(char **)field_of(dst, k) = NULL;
+	for (int k = 0; k < K_COUNT; k++) {
+		if (key_specs[k].type != F_STR)
+			continue;
+		if (str_dup((char **)field_of(dst, k),
+		    *(char *const *)((const char *)src + key_specs[k].off)) < 0) {
+			task_config_free(dst);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -1042,16 +1088,9 @@ task_config_copy(struct task_config *dst, const struct task_config *src)
 void
 task_config_free(struct task_config *tc)
 {
-	free(tc->config_path);
-	free(tc->config_dir);
-	free(tc->plugin);
-	free(tc->title_prefix);
-	free(tc->base_title);
-	free(tc->params);
-	free(tc->user);
-	free(tc->group);
-	free(tc->run_dir);
-	free(tc->log_file);
+	for (int k = 0; k < K_COUNT; k++)
+		if (key_specs[k].type == F_STR)
+			free(*(char **)field_of(tc, k));
 	memset(tc, 0, sizeof(*tc));
 	tc->log_level = -1;
 }

@@ -3,11 +3,11 @@
  * the one event loop with non-blocking I/O and a deadline each: a client
  * that is slow, oversized, malformed or gone costs a closed descriptor,
  * never a blocked or crashed master.  Peers must have the master's uid or
- * be root (SO_PEERCRED).
+ * be root (SO_PEERCRED).  A request is bound to its connection: one whose
+ * client has hung up before the master acts on it is dropped.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,26 +17,30 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "control.h"
+#include "evtag.h"
 #include "log.h"
-#include "master.h"
 #include "util.h"
 
 int
-control_open(struct master *m)
+control_open(struct control *ctl, int epfd, const char *dir,
+    const char *name)
 {
 	struct sockaddr_un sa;
 	struct epoll_event ev;
 	mode_t old;
 	int fd;
 
+	memset(ctl, 0, sizeof(*ctl));
+	ctl->epfd = epfd;
+	ctl->listen_fd = -1;
 	for (int i = 0; i < CTL_MAX_CLIENTS; i++)
-		m->clients[i].fd = -1;
-	if (rundir_path(m->sock_path, sizeof(m->sock_path), m->run_dir,
-	    m->cfg.base_title, ".sock") < 0 ||
-	    strlen(m->sock_path) >= sizeof(sa.sun_path)) {
+		ctl->clients[i].fd = -1;
+	if (rundir_path(ctl->sock_path, sizeof(ctl->sock_path), dir, name,
+	    ".sock") < 0 || strlen(ctl->sock_path) >= sizeof(sa.sun_path)) {
 		logmsg(PM_LOG_ERROR, "control socket %s: path too long",
-		    m->sock_path);
-		m->sock_path[0] = '\0';
+		    ctl->sock_path);
+		ctl->sock_path[0] = '\0';
 		return -1;
 	}
 	/*
@@ -46,86 +50,87 @@ control_open(struct master *m)
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
 	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.%ld",
-	    m->sock_path, (long)getpid()) >= sizeof(sa.sun_path))
-		copy_str(sa.sun_path, m->sock_path, sizeof(sa.sun_path));
+	    ctl->sock_path, (long)getpid()) >= sizeof(sa.sun_path))
+		copy_str(sa.sun_path, ctl->sock_path, sizeof(sa.sun_path));
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		logmsg(PM_LOG_ERROR, "socket: %s", strerror(errno));
+		ctl->sock_path[0] = '\0';
 		return -1;
 	}
 	/* We hold the pid file lock: a socket file left here is stale. */
 	unlink(sa.sun_path);
 	old = umask(0177);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(fd, 64) < 0 || rename(sa.sun_path, m->sock_path) < 0) {
+	    listen(fd, 64) < 0 || rename(sa.sun_path, ctl->sock_path) < 0) {
 		umask(old);
-		logmsg(PM_LOG_ERROR, "control socket %s: %s", m->sock_path,
+		logmsg(PM_LOG_ERROR, "control socket %s: %s", ctl->sock_path,
 		    strerror(errno));
 		unlink(sa.sun_path);
 		close(fd);
+		ctl->sock_path[0] = '\0';
 		return -1;
 	}
 	umask(old);
 	memset(&ev, 0, sizeof(ev));
 	ev.events = EPOLLIN;
 	ev.data.u64 = EV_DATA(EV_LISTEN, 0);
-	if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		logmsg(PM_LOG_ERROR, "epoll_ctl: %s", strerror(errno));
 		close(fd);
 		return -1;
 	}
-	m->listen_fd = fd;
+	ctl->listen_fd = fd;
 	return 0;
 }
 
 /* Drops a client: closes its socket, frees its buffers. */
 static void
-drop(struct master *m, int i)
+drop(struct control *ctl, int i)
 {
-	struct client *c = &m->clients[i];
+	struct client *c = &ctl->clients[i];
 
 	if (c->fd < 0)
 		return;
 	close(c->fd);
 	free(c->in);
 	buf_free(&c->out);
-	if (m->ro.client == i)
-		m->ro.client = -1;
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
 }
 
 void
-control_close(struct master *m)
+control_close(struct control *ctl)
 {
 	for (int i = 0; i < CTL_MAX_CLIENTS; i++)
-		drop(m, i);
-	if (m->listen_fd >= 0) {
-		close(m->listen_fd);
-		m->listen_fd = -1;
+		drop(ctl, i);
+	if (ctl->listen_fd >= 0) {
+		close(ctl->listen_fd);
+		ctl->listen_fd = -1;
 	}
-	if (m->sock_path[0] != '\0')
-		unlink(m->sock_path);
+	if (ctl->sock_path[0] != '\0')
+		unlink(ctl->sock_path);
+	ctl->sock_path[0] = '\0';
 }
 
 /* Watches a client for input or for room to write its answer. */
 static void
-watch(struct master *m, int i, uint32_t events)
+watch(struct control *ctl, int i, uint32_t events)
 {
 	struct epoll_event ev;
 
 	memset(&ev, 0, sizeof(ev));
 	ev.events = events;
 	ev.data.u64 = EV_DATA(EV_CLIENT, i);
-	if (epoll_ctl(m->epfd, EPOLL_CTL_MOD, m->clients[i].fd, &ev) < 0)
-		drop(m, i);
+	if (epoll_ctl(ctl->epfd, EPOLL_CTL_MOD, ctl->clients[i].fd, &ev) < 0)
+		drop(ctl, i);
 }
 
 /* Writes what it can of a client's answer; drops it once all is sent. */
 static void
-flush_out(struct master *m, int i)
+flush_out(struct control *ctl, int i)
 {
-	struct client *c = &m->clients[i];
+	struct client *c = &ctl->clients[i];
 
 	while (c->outoff < c->out.len) {
 		ssize_t n = send(c->fd, c->out.p + c->outoff,
@@ -134,241 +139,140 @@ flush_out(struct master *m, int i)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
-			watch(m, i, EPOLLOUT);
+			watch(ctl, i, EPOLLOUT);
 			return;
 		}
 		if (n <= 0) {
-			drop(m, i);
+			drop(ctl, i);
 			return;
 		}
 		c->outoff += (size_t)n;
 	}
-	drop(m, i);
+	drop(ctl, i);
 }
 
-void
-control_reply(struct master *m, int i, int ok, const char *fmt, ...)
+/* The client behind tok, or NULL if it has gone. */
+static struct client *
+token_client(struct control *ctl, struct reply_token tok)
 {
 	struct client *c;
-	char text[1024];
-	va_list ap;
 
-	if (i < 0 || i >= CTL_MAX_CLIENTS || m->clients[i].fd < 0)
-		return;
-	c = &m->clients[i];
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	/* The answer is one line: no newline may split it. */
-	for (char *p = text; *p; p++)
-		if (*p == '\n')
-			*p = ' ';
-	buf_printf(&c->out, "%s%s%s\n", ok ? "ok" : "error",
+	if (tok.client < 0 || tok.client >= CTL_MAX_CLIENTS)
+		return NULL;
+	c = &ctl->clients[tok.client];
+	return c->fd >= 0 && c->serial == tok.serial ? c : NULL;
+}
+
+/* Queues a final line for client i and starts sending. */
+static void
+reply_line(struct control *ctl, int i, int ok, const char *text)
+{
+	struct client *c = &ctl->clients[i];
+	size_t start = c->out.len;
+
+	buf_printf(&c->out, "%s%s%s", ok ? "ok" : "error",
 	    text[0] != '\0' ? " " : "", text);
+	/* The answer is one line: no newline may split it. */
+	for (size_t k = start; k < c->out.len; k++)
+		if (c->out.p[k] == '\n' || c->out.p[k] == '\r')
+			c->out.p[k] = ' ';
+	buf_add(&c->out, "\n", 1);
 	c->replying = 1;
 	c->deadline = mono_ns() + CTL_CLIENT_NS;
 	if (c->out.oom) {
-		drop(m, i);
+		drop(ctl, i);
 		return;
 	}
-	flush_out(m, i);
+	flush_out(ctl, i);
 }
 
-/* Human name of a worker's state, from its cell and the master's view. */
-static const char *
-proc_state(const struct master *m, int idx)
+void
+control_answer(struct control *ctl, struct reply_token tok,
+    const struct buf *body, int ok, const char *text)
 {
-	static const char *const phases[] = {
-		[PHASE_STARTING] = "starting",
-		[PHASE_INIT] = "init",
-		[PHASE_HELD] = "held",
-		[PHASE_IDLE] = "idle",
-		[PHASE_BUSY] = "busy",
-		[PHASE_EXITING] = "exiting",
-	};
-	uint32_t ph = atomic_load(&m->sb->cells[idx].phase);
+	struct client *c = token_client(ctl, tok);
 
-	if (m->procs[idx].retiring && ph != PHASE_EXITING)
-		return "stopping";
-	return ph < nitems(phases) ? phases[ph] : "?";
+	if (c == NULL)
+		return;
+	if (body != NULL && body->len > 0)
+		buf_add(&c->out, body->p, body->len);
+	reply_line(ctl, tok.client, ok, text);
 }
 
-/* RSS of a process in KiB from /proc/PID/statm; -1 if unknown. */
-static long long
-rss_kb(pid_t pid)
+void
+control_defer(struct control *ctl, struct reply_token tok)
 {
-	char path[64], buf[128];
-	unsigned long long size, res;
-	ssize_t n;
-	int fd;
+	struct client *c = token_client(ctl, tok);
 
-	/* No stdio: a status request must not grow the master's heap. */
-	snprintf(path, sizeof(path), "/proc/%ld/statm", (long)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	if (sscanf(buf, "%llu %llu", &size, &res) != 2)
-		return -1;
-	return (long long)(res * (unsigned long long)(sysconf(_SC_PAGESIZE) /
-	    1024));
+	if (c != NULL)
+		c->deadline = 0;
 }
 
-/* One "worker" record for a live process. */
+/* Has the peer closed its socket altogether (not just its sending side)? */
+static int
+peer_gone(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
+}
+
+int
+control_waiting(struct control *ctl, struct reply_token tok)
+{
+	struct client *c = token_client(ctl, tok);
+
+	return c != NULL && !peer_gone(c->fd);
+}
+
+/* Splits a request line into verb and argument. */
 static void
-put_worker(struct master *m, struct buf *b, int idx, int64_t now,
-    int64_t now_real)
+split_request(const char *line, struct request *rq)
 {
-	const struct proc *p = &m->procs[idx];
-	const struct sb_cell *c = &m->sb->cells[idx];
-	const struct slot *s = &m->slots[p->slot];
-	int64_t started = atomic_load(&c->call_started);
-	uint32_t ph = atomic_load(&c->phase);
+	size_t n;
 
-	buf_printf(b, "worker");
-	proto_put_int(b, "slot", p->slot);
-	proto_put_int(b, "pid", p->pid);
-	proto_put(b, "state", proc_state(m, idx));
-	proto_put_int(b, "start_ms", p->started_real / NS_PER_MS);
-	proto_put_int(b, "run_ms", (now - p->started) / NS_PER_MS);
-	proto_put_int(b, "rss_kb", rss_kb(p->pid));
-	proto_put_int(b, "work", (long long)atomic_load(&c->calls));
-	proto_put_int(b, "errors", (long long)atomic_load(&c->errors));
-	proto_put_int(b, "restarts", (long long)s->restarts);
-	proto_put_int(b, "failures", s->failures);
-	proto_put_int(b, "generation", p->gen);
-	if (ph == PHASE_BUSY && started != 0)
-		proto_put_int(b, "call_ms", (now - started) / NS_PER_MS);
-	if (s->last_exit[0] != '\0')
-		proto_put(b, "last_exit", s->last_exit);
-	(void)now_real;
-	buf_add(b, "\n", 1);
-}
-
-/* The "status" answer: one master record, one worker record per row. */
-static void
-put_status(struct master *m, struct buf *b)
-{
-	int64_t now = mono_ns(), now_real = real_ns();
-	char wtitle[PROC_TITLE_MAX];
-
-	title_compose(wtitle, sizeof(wtitle), m->cfg.title_prefix,
-	    TITLE_WORKER, m->cfg.base_title);
-	buf_printf(b, "master");
-	proto_put(b, "name", m->cfg.base_title);
-	proto_put_int(b, "pid", getpid());
-	proto_put(b, "title", m->title);
-	proto_put(b, "worker_title", wtitle);
-	proto_put(b, "state", m->state == MASTER_STOPPING ? "stopping" :
-	    m->ro.phase != RO_IDLE ? "restarting" : "running");
-	proto_put_int(b, "start_ms", m->started_real / NS_PER_MS);
-	proto_put_int(b, "run_ms", (now_real - m->started_real) / NS_PER_MS);
-	proto_put_int(b, "rss_kb", rss_kb(getpid()));
-	proto_put_int(b, "count", m->nlive);
-	proto_put_int(b, "target", m->target);
-	proto_put_int(b, "generation", m->gen);
-	proto_put_int(b, "stop_timeout", m->cfg.stop_timeout);
-	proto_put(b, "config", m->cfg.config_path);
-	proto_put(b, "plugin", m->cfg.plugin);
-	proto_put(b, "run_dir", m->run_dir);
-	buf_add(b, "\n", 1);
-
-	/* Slots in order; a slot's replacement right after its worker. */
-	for (int i = 0; i < m->nslots; i++) {
-		const struct slot *s = &m->slots[i];
-
-		if (s->cur >= 0)
-			put_worker(m, b, s->cur, now, now_real);
-		if (s->next >= 0)
-			put_worker(m, b, s->next, now, now_real);
-		if (s->cur >= 0 || s->next >= 0 || i >= m->target)
-			continue;
-		/* No process: backing off, or about to be respawned. */
-		buf_printf(b, "worker");
-		proto_put_int(b, "slot", i);
-		proto_put(b, "state", s->respawn_at > now && s->last_failed ?
-		    "backoff" : m->run_once ? "done" : "pending");
-		proto_put_int(b, "restarts", (long long)s->restarts);
-		proto_put_int(b, "failures", s->failures);
-		if (s->respawn_at > now)
-			proto_put_int(b, "respawn_in_ms",
-			    (s->respawn_at - now) / NS_PER_MS);
-		if (s->last_exit[0] != '\0')
-			proto_put(b, "last_exit", s->last_exit);
-		buf_add(b, "\n", 1);
+	copy_str(rq->line, line, sizeof(rq->line));
+	n = strcspn(rq->line, " ");
+	rq->verb[0] = '\0';
+	if (n < sizeof(rq->verb)) {
+		memcpy(rq->verb, rq->line, n);
+		rq->verb[n] = '\0';
 	}
+	rq->arg = rq->line[n] == ' ' ? rq->line + n + 1 : rq->line + n;
 }
 
-/* Executes one request line from client i. */
-static void
-dispatch(struct master *m, int i, char *line)
+/* Reads from client i; 1 with *rq once a whole line is in. */
+static int
+read_request(struct control *ctl, int i, struct request *rq)
 {
-	struct client *c = &m->clients[i];
-	char msg[256];
-	long n;
-
-	if (strcmp(line, "status") == 0) {
-		put_status(m, &c->out);
-		control_reply(m, i, 1, "%s", "");
-	} else if (strcmp(line, "wakeup") == 0) {
-		int k = master_wakeup(m, "wakeup command");
-
-		control_reply(m, i, 1, "respawned %d workers", k);
-	} else if (strncmp(line, "scale ", 6) == 0) {
-		if (parse_long(line + 6, 1, CONFIG_MAX_WORKERS, &n) < 0)
-			control_reply(m, i, 0, "scale: N must be an integer "
-			    "from 1 to %d", CONFIG_MAX_WORKERS);
-		else if (master_scale(m, (int)n, "scale command", msg,
-		    sizeof(msg)) < 0)
-			control_reply(m, i, 0, "%s", msg);
-		else
-			control_reply(m, i, 1, "%s", msg);
-	} else if (strcmp(line, "reload") == 0) {
-		c->replying = 1;
-		c->deadline = 0;	/* answered when the rollout ends */
-		reload_begin(m, i, "restart command");
-	} else if (strcmp(line, "stop") == 0) {
-		control_reply(m, i, 1, "stopping stop_timeout=%u",
-		    m->cfg.stop_timeout);
-		master_begin_stop(m, "stop command");
-	} else {
-		control_reply(m, i, 0, "unknown request \"%.40s\" (expected "
-		    "status, wakeup, scale N, reload or stop)", line);
-	}
-}
-
-/* Reads from client i; acts once a whole line is in. */
-static void
-read_request(struct master *m, int i)
-{
-	struct client *c = &m->clients[i];
+	struct client *c = &ctl->clients[i];
 	char *nl;
 
 	for (;;) {
 		ssize_t n;
 
 		if (c->inlen == PROTO_REQUEST_MAX) {
-			control_reply(m, i, 0, "request longer than %d bytes",
-			    PROTO_REQUEST_MAX);
-			return;
+			char msg[64];
+
+			snprintf(msg, sizeof(msg), "request longer than %d "
+			    "bytes", PROTO_REQUEST_MAX);
+			reply_line(ctl, i, 0, msg);
+			return 0;
 		}
 		n = recv(c->fd, c->in + c->inlen, PROTO_REQUEST_MAX - c->inlen,
 		    MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
-			return;
+			return 0;
 		if (n <= 0) {
 			/* Gone, or half-closed without a whole line. */
 			if (n == 0 && c->inlen > 0 && memchr(c->in, '\n',
 			    c->inlen) == NULL)
-				control_reply(m, i, 0, "incomplete request");
+				reply_line(ctl, i, 0, "incomplete request");
 			else
-				drop(m, i);
-			return;
+				drop(ctl, i);
+			return 0;
 		}
 		c->inlen += (size_t)n;
 		if ((nl = memchr(c->in, '\n', c->inlen)) != NULL)
@@ -378,13 +282,24 @@ read_request(struct master *m, int i)
 	if (nl > c->in && nl[-1] == '\r')
 		nl[-1] = '\0';
 	if (memchr(c->in, '\0', (size_t)(nl - c->in)) != NULL) {
-		control_reply(m, i, 0, "malformed request");
-		return;
+		reply_line(ctl, i, 0, "malformed request");
+		return 0;
 	}
+	split_request(c->in, rq);
 	/* Stop reading: one request per connection. */
-	watch(m, i, 0);
-	if (m->clients[i].fd >= 0)
-		dispatch(m, i, c->in);
+	watch(ctl, i, 0);
+	if (c->fd < 0)
+		return 0;
+	if (peer_gone(c->fd)) {
+		logmsg(PM_LOG_NOTICE, "control: dropped request \"%.40s\": "
+		    "its client has gone", rq->verb);
+		drop(ctl, i);
+		return 0;
+	}
+	c->replying = 1;
+	rq->token.client = i;
+	rq->token.serial = c->serial;
+	return 1;
 }
 
 /*
@@ -418,14 +333,15 @@ peer_allowed(int fd, uid_t *uid)
 }
 
 void
-control_accept(struct master *m)
+control_accept(struct control *ctl)
 {
 	for (;;) {
 		struct epoll_event ev;
+		struct client *c;
 		uid_t uid = (uid_t)-1;
 		int fd, i;
 
-		fd = accept4(m->listen_fd, NULL, NULL, SOCK_NONBLOCK |
+		fd = accept4(ctl->listen_fd, NULL, NULL, SOCK_NONBLOCK |
 		    SOCK_CLOEXEC);
 		if (fd < 0)
 			return;
@@ -436,62 +352,68 @@ control_accept(struct master *m)
 			continue;
 		}
 		for (i = 0; i < CTL_MAX_CLIENTS; i++)
-			if (m->clients[i].fd < 0)
+			if (ctl->clients[i].fd < 0)
 				break;
 		if (i == CTL_MAX_CLIENTS) {
 			refuse(fd, "error too many clients\n");
 			continue;
 		}
-		memset(&m->clients[i], 0, sizeof(m->clients[i]));
+		c = &ctl->clients[i];
+		memset(c, 0, sizeof(*c));
 		/* The request buffer exists only while a client does. */
-		if ((m->clients[i].in = malloc(PROTO_REQUEST_MAX)) == NULL) {
+		if ((c->in = malloc(PROTO_REQUEST_MAX)) == NULL) {
+			c->fd = -1;
 			refuse(fd, "error out of memory\n");
 			continue;
 		}
-		m->clients[i].fd = fd;
-		m->clients[i].deadline = mono_ns() + CTL_CLIENT_NS;
+		c->fd = fd;
+		c->serial = ++ctl->serials;
+		c->deadline = mono_ns() + CTL_CLIENT_NS;
 		memset(&ev, 0, sizeof(ev));
 		ev.events = EPOLLIN;
 		ev.data.u64 = EV_DATA(EV_CLIENT, i);
-		if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-			drop(m, i);
+		if (epoll_ctl(ctl->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+			drop(ctl, i);
 	}
 }
 
-void
-control_event(struct master *m, int i, uint32_t events)
+int
+control_event(struct control *ctl, int i, uint32_t events,
+    struct request *rq)
 {
-	struct client *c = &m->clients[i];
+	struct client *c;
 
-	if (i < 0 || i >= CTL_MAX_CLIENTS || c->fd < 0)
-		return;
+	if (i < 0 || i >= CTL_MAX_CLIENTS || ctl->clients[i].fd < 0)
+		return 0;
+	c = &ctl->clients[i];
 	if (c->replying) {
 		if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
-			flush_out(m, i);
-		return;
+			flush_out(ctl, i);
+		return 0;
 	}
 	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
-		read_request(m, i);
+		return read_request(ctl, i, rq);
+	return 0;
 }
 
 void
-control_expire(struct master *m, int64_t now)
+control_expire(struct control *ctl, int64_t now)
 {
 	for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
-		struct client *c = &m->clients[i];
+		struct client *c = &ctl->clients[i];
 
 		if (c->fd >= 0 && c->deadline != 0 && c->deadline <= now)
-			drop(m, i);
+			drop(ctl, i);
 	}
 }
 
 int64_t
-control_next_deadline(const struct master *m)
+control_next_deadline(const struct control *ctl)
 {
 	int64_t next = 0;
 
 	for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
-		const struct client *c = &m->clients[i];
+		const struct client *c = &ctl->clients[i];
 
 		if (c->fd >= 0 && c->deadline != 0 &&
 		    (next == 0 || c->deadline < next))

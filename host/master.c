@@ -2,8 +2,13 @@
  * master.c - the master's event loop and lifecycle.  One thread blocks in
  * one epoll_wait() over a signalfd (every signal is read there, never in
  * a handler) and whatever else the master serves; its timeout is the
- * nearest deadline (a respawn, a kill, the reconcile tick), so an idle
+ * nearest deadline (a respawn, a kill, a client's budget), so an idle
  * master does not wake at all.  The master runs no plugin code.
+ *
+ * Control flows one way: the loop routes each child's exit by pid (to the
+ * slots, or to a restart's probe), each request to its command's handler
+ * (serve.c), and what slots and restart report back as values it acts
+ * on (a commit, an answer to a waiting client).
  */
 #include <errno.h>
 #include <signal.h>
@@ -14,8 +19,11 @@
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "commands.h"
+#include "evtag.h"
 #include "log.h"
 #include "master.h"
 #include "notify.h"
@@ -56,83 +64,243 @@ setup_signals(void)
 	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 
-void
-master_begin_stop(struct master *m, const char *why)
+/* What workers of the running config are spawned with. */
+static struct spawn_ctx
+spawn_ctx(const struct master *m)
 {
+	struct spawn_ctx ctx = { &m->cfg, &m->prep.creds, m->gen };
+
+	return ctx;
+}
+
+static void
+notify_status(const struct master *m, const char *state)
+{
+	notify_send("%s%sSTATUS=%d/%d workers, generation %u",
+	    state != NULL ? state : "", state != NULL ? "\n" : "",
+	    m->slots.nlive, m->slots.target, m->gen);
+}
+
+/* The log level in force: the command line's, else the config's. */
+static int
+effective_level(const struct master *m)
+{
+	return m->ov.log_level >= 0 ? m->ov.log_level :
+	    m->cfg.log_level >= 0 ? m->cfg.log_level : PM_LOG_INFO;
+}
+
+static void handle_restart(struct master *m, struct restart_result *res);
+
+/*
+ * Takes the restart's new config.  The command line's overrides hold; a
+ * changed log file is opened (the old one stays if it cannot be).
+ */
+static void
+commit(struct master *m, char *note, size_t size)
+{
+	char old_log[PATH_MAX];
+	int64_t now = mono_ns();
+	int old_target = m->slots.target;
+
+	note[0] = '\0';
+	copy_str(old_log, m->prep.log_path, sizeof(old_log));
+	m->gen = restart_take(&m->rs, &m->slots, &m->cfg, &m->prep);
+	log_setup(effective_level(m), m->title);
+	if (strcmp(old_log, m->prep.log_path) != 0) {
+		logmsg(PM_LOG_INFO, "restart: the log moves to %s",
+		    m->prep.log_path[0] != '\0' ? m->prep.log_path : "stderr");
+		if (log_open(m->prep.log_path[0] != '\0' ? m->prep.log_path :
+		    NULL, m->ov.detached) < 0) {
+			snprintf(note, size, "; log file %.200s: %s, still "
+			    "logging to %.200s", m->prep.log_path,
+			    strerror(errno), old_log[0] != '\0' ? old_log :
+			    "stderr");
+			logmsg(PM_LOG_ERROR, "restart: log file %s: %s; the log "
+			    "stays where it was", m->prep.log_path,
+			    strerror(errno));
+			copy_str(m->prep.log_path, old_log,
+			    sizeof(m->prep.log_path));
+		} else {
+			atomic_fetch_add(&m->sb->log_generation, 1);
+			logmsg(PM_LOG_INFO, "restart: logging to %s (was %s)",
+			    m->prep.log_path[0] != '\0' ? m->prep.log_path :
+			    "stderr", old_log[0] != '\0' ? old_log : "stderr");
+		}
+	}
+	atomic_store(&m->sb->rss_warned, 0);
+	m->mode = m->cfg.check_interval > 0 ? MODE_RESIDENT : MODE_RUN_ONCE;
+	m->slots.respawn = m->mode == MODE_RESIDENT;
+	m->slots.stop_timeout = m->cfg.stop_timeout;
+	if (slots_resize(&m->slots, m->cfg.max_workers, now) < 0)
+		logmsg(PM_LOG_ERROR, "restart: out of memory resizing slots");
+	logmsg(PM_LOG_INFO, "restart: canary ready; replacing workers "
+	    "(generation %u, %d -> %d workers)", m->gen, old_target,
+	    m->slots.target);
+	/* A restart is how a fixed plugin is deployed: no waiting. */
+	for (int i = 0; i < m->slots.target; i++) {
+		m->slots.v[i].failures = 0;
+		if (m->slots.v[i].state == SLOT_WAITING)
+			m->slots.v[i].respawn_at = now;
+	}
+}
+
+/* Acts on what a restart reported, until it reports nothing more. */
+static void
+handle_restart(struct master *m, struct restart_result *res)
+{
+	char note[512] = "";
+
+	while (res->what != RR_NONE) {
+		struct spawn_ctx ctx;
+
+		if (res->what == RR_DONE) {
+			if (m->state != MASTER_STOPPING)
+				notify_status(m, "READY=1");
+			if (res->ok && note[0] != '\0') {
+				size_t n = strlen(res->text);
+
+				snprintf(res->text + n, sizeof(res->text) - n,
+				    "%s", note);
+			}
+			control_answer(&m->ctl, res->token, NULL, res->ok,
+			    res->text);
+			return;
+		}
+		commit(m, note, sizeof(note));
+		ctx = spawn_ctx(m);
+		restart_step(&m->rs, &m->slots, &ctx, mono_ns(), res);
+	}
+}
+
+void
+master_stop(struct master *m, const char *why)
+{
+	struct restart_result res;
 	int64_t now = mono_ns();
 
 	if (m->state == MASTER_STOPPING)
 		return;
-	reload_cancel(m, "the task is stopping");
+	restart_cancel(&m->rs, "the task is stopping", m->gen, &res);
+	handle_restart(m, &res);
 	m->state = MASTER_STOPPING;
 	m->stop_deadline = now + (int64_t)m->cfg.stop_timeout * NS_PER_SEC;
 	logmsg(PM_LOG_INFO, "stopping (%s): %d workers to finish", why,
-	    m->nlive);
+	    m->slots.nlive);
 	notify_send("STOPPING=1\nSTATUS=stopping (%s)", why);
-	for (int i = 0; i < m->ncells; i++) {
-		if (m->procs[i].pid == 0)
-			continue;
-		slots_request_exit(m, i);
-		/* A kill already due sooner (workTimeout's grace) stands. */
-		if (m->procs[i].kill_at == 0 ||
-		    m->procs[i].kill_at > m->stop_deadline)
-			m->procs[i].kill_at = m->stop_deadline;
-	}
-	for (int i = 0; i < m->nslots; i++)
-		m->slots[i].respawn_at = 0;
+	slots_stop_all(&m->slots, now);
 	/* stopTimeout 0: no grace at all. */
 	if (m->cfg.stop_timeout == 0)
-		slots_kill_overdue(m, now);
+		slots_run_deadlines(&m->slots, &m->cfg, now);
 }
 
 int
 master_scale(struct master *m, int target, const char *why, char *msg,
     size_t size)
 {
-	int from = m->target;
+	struct spawn_ctx ctx = spawn_ctx(m);
+	int from = m->slots.target;
+	int64_t now = mono_ns();
 
 	if (target < 1 || target > CONFIG_MAX_WORKERS) {
 		snprintf(msg, size, "worker count stays %d (allowed: 1 to %d)",
-		    m->target, CONFIG_MAX_WORKERS);
+		    from, CONFIG_MAX_WORKERS);
 		logmsg(PM_LOG_NOTICE, "%s: %s", why, msg);
 		return -1;
 	}
-	if (m->state != MASTER_RUNNING) {
+	if (m->state == MASTER_STOPPING) {
 		snprintf(msg, size, "the task is stopping");
 		return -1;
 	}
-	if (m->ro.phase != RO_IDLE) {
+	if (m->rs.phase != RS_IDLE) {
 		snprintf(msg, size, "a restart is in progress");
+		logmsg(PM_LOG_NOTICE, "%s: refused: %s", why, msg);
 		return -1;
 	}
-	if (slots_resize(m, target) < 0) {
+	if (slots_resize(&m->slots, target, now) < 0) {
 		snprintf(msg, size, "out of memory");
 		return -1;
 	}
 	snprintf(msg, size, "workers %d -> %d", from, target);
 	logmsg(PM_LOG_INFO, "%s: %s", why, msg);
-	slots_respawn_due(m, mono_ns(), 0);
-	master_notify_status(m, NULL);
+	if (m->mode == MODE_RESIDENT)
+		slots_respawn_due(&m->slots, &ctx, now, 0);
+	notify_status(m, NULL);
 	return 0;
-}
-
-void
-master_notify_status(struct master *m, const char *state)
-{
-	notify_send("%s%sSTATUS=%d/%d workers, generation %u",
-	    state != NULL ? state : "", state != NULL ? "\n" : "", m->nlive,
-	    m->target, m->gen);
 }
 
 int
 master_wakeup(struct master *m, const char *why)
 {
-	int before = m->nlive;
+	struct spawn_ctx ctx = spawn_ctx(m);
+	int n = 0;
 
-	slots_respawn_due(m, mono_ns(), 1);
-	logmsg(PM_LOG_INFO, "%s: checked workers, respawned %d", why,
-	    m->nlive - before);
-	return m->nlive - before;
+	if (m->state != MASTER_STOPPING)
+		n = slots_respawn_due(&m->slots, &ctx, mono_ns(), 1);
+	logmsg(PM_LOG_INFO, "%s: checked workers, respawned %d", why, n);
+	return n;
+}
+
+int
+master_restart(struct master *m, struct reply_token tok, const char *why,
+    char *msg, size_t size)
+{
+	struct restart_result res;
+
+	if (m->state == MASTER_STOPPING) {
+		snprintf(msg, size, "the task is stopping");
+		return -1;
+	}
+	if (m->rs.phase != RS_IDLE) {
+		snprintf(msg, size, "a restart is already in progress");
+		logmsg(PM_LOG_NOTICE, "restart (%s): refused: %s", why, msg);
+		return -1;
+	}
+	/* Answered when the rollout ends, however long it takes. */
+	control_defer(&m->ctl, tok);
+	logmsg(PM_LOG_INFO, "restart (%s)", why);
+	notify_send("RELOADING=1\nMONOTONIC_USEC=%lld\nSTATUS=restarting",
+	    (long long)(mono_ns() / NS_PER_US));
+	restart_begin(&m->rs, tok, &m->cfg, m->gen, &m->ov, m->run_dir,
+	    &res);
+	handle_restart(m, &res);
+	return 0;
+}
+
+/* Reaps every exited child and routes its exit by pid. */
+static void
+reap(struct master *m)
+{
+	for (;;) {
+		struct restart_result res = { RR_NONE, 0, "", NO_CLIENT };
+		struct worker_exit ex;
+		siginfo_t si;
+		int wstatus, idx;
+		pid_t pid;
+
+		/* Peek first: the group is killed while its id cannot be reused. */
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 ||
+		    si.si_pid == 0)
+			return;
+		pid = si.si_pid;
+		idx = slots_find_pid(&m->slots, pid);
+		if (idx >= 0)
+			kill(-pid, SIGKILL);
+		while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
+			;
+		if (idx >= 0) {
+			slots_exited(&m->slots, idx, wstatus, mono_ns(), &ex);
+			if (ex.cls == EXIT_FAILED && m->state != MASTER_STOPPING)
+				m->any_failed = 1;
+			restart_worker_exited(&m->rs, &ex, &res);
+		} else if (restart_owns(&m->rs, pid)) {
+			restart_probe_exited(&m->rs, &m->slots, wstatus, &res);
+		} else {
+			logmsg(PM_LOG_DEBUG, "reaped pid %ld (not a worker)",
+			    (long)pid);
+		}
+		handle_restart(m, &res);
+	}
 }
 
 /* Reads every pending signal and acts on it. */
@@ -145,12 +313,12 @@ handle_signals(struct master *m)
 	while (read(m->sigfd, &si, sizeof(si)) == sizeof(si)) {
 		switch (si.ssi_signo) {
 		case SIGCHLD:
-			slots_reap(m);
+			reap(m);
 			break;
 		case SIGTERM:
 		case SIGINT:
-			master_begin_stop(m, policy_signal_name(
-			    (int)si.ssi_signo, name, sizeof(name)));
+			master_stop(m, policy_signal_name((int)si.ssi_signo,
+			    name, sizeof(name)));
 			break;
 		case SIGUSR1:
 			if (log_reopen() < 0)
@@ -160,31 +328,56 @@ handle_signals(struct master *m)
 			logmsg(PM_LOG_INFO, "log reopened (SIGUSR1)");
 			break;
 		case SIGTTIN:
-			master_scale(m, m->target + 1, "SIGTTIN", msg,
+			master_scale(m, m->slots.target + 1, "SIGTTIN", msg,
 			    sizeof(msg));
 			break;
 		case SIGTTOU:
-			master_scale(m, m->target - 1, "SIGTTOU", msg,
+			master_scale(m, m->slots.target - 1, "SIGTTOU", msg,
 			    sizeof(msg));
 			break;
 		case SIGALRM:
 			master_wakeup(m, "SIGALRM");
 			break;
 		case SIGHUP:
-			reload_begin(m, -1, "SIGHUP");
+			master_restart(m, NO_CLIENT, "SIGHUP", msg,
+			    sizeof(msg));
 			break;
 		}
 	}
 	/* A SIGCHLD may have been coalesced with another signal's read. */
-	slots_reap(m);
+	reap(m);
+}
+
+/* Executes one control request through its command's handler. */
+static void
+serve(struct master *m, const struct request *rq)
+{
+	const struct command *cmd = command_for_verb(rq->verb);
+	struct reply rp;
+	enum serve_result r;
+
+	memset(&rp, 0, sizeof(rp));
+	if (cmd == NULL || cmd->serve == NULL) {
+		snprintf(rp.text, sizeof(rp.text), "unknown request \"%.40s\" "
+		    "(expected status, wakeup, scale N, restart or stop)",
+		    rq->line);
+		control_answer(&m->ctl, rq->token, NULL, 0, rp.text);
+		return;
+	}
+	r = cmd->serve(m, rq, &rp);
+	if (r != SERVE_LATER)
+		control_answer(&m->ctl, rq->token, &rp.body, r == SERVE_OK,
+		    rp.text);
+	buf_free(&rp.body);
 }
 
 /* The epoll timeout for the nearest deadline: -1 (none) or ms, rounded up. */
 static int
 wait_ms(struct master *m, int64_t now)
 {
-	int64_t d[] = { slots_next_deadline(m), m->tick_at,
-	    control_next_deadline(m), reload_next_deadline(m), m->notify_at };
+	int64_t d[] = { slots_next_deadline(&m->slots, &m->cfg), m->tick_at,
+	    control_next_deadline(&m->ctl), restart_next_deadline(&m->rs),
+	    m->notify_at };
 	int64_t next = 0, left;
 
 	for (size_t i = 0; i < nitems(d); i++)
@@ -200,83 +393,117 @@ wait_ms(struct master *m, int64_t now)
 	return (int)((left + NS_PER_MS - 1) / NS_PER_MS);
 }
 
+/*
+ * The reconcile tick (checkWorkerInterval) is armed only while a slot
+ * wants a worker and has none planned: exits are seen at once, so a full
+ * or backing-off task never needs it and an idle master sleeps.
+ */
+static void
+arm_tick(struct master *m, int64_t now)
+{
+	if (m->mode != MODE_RESIDENT || m->state == MASTER_STOPPING ||
+	    !slots_any_unattended(&m->slots))
+		m->tick_at = 0;
+	else if (m->tick_at == 0)
+		m->tick_at = now + m->cfg.check_interval * NS_PER_SEC;
+}
+
 /* Acts on every deadline that has passed. */
 static void
 run_timers(struct master *m, int64_t now)
 {
-	control_expire(m, now);
+	struct restart_result res;
+	struct spawn_ctx ctx = spawn_ctx(m);
+
+	control_expire(&m->ctl, now);
 	if (m->notify_at != 0 && m->notify_at <= now) {
-		master_notify_status(m, "WATCHDOG=1");
+		notify_status(m, "WATCHDOG=1");
 		m->notify_at = now + notify_watchdog_ns();
 	}
-	slots_watchdog(m, now);
-	slots_kill_overdue(m, now);
-	reload_step(m, now);
-	slots_respawn_due(m, now, 0);
-	if (m->tick_at != 0 && m->tick_at <= now) {
-		/* The reconcile tick: a slot without a worker gets one. */
-		for (int i = 0; i < m->target; i++) {
-			struct slot *s = &m->slots[i];
-
-			if (s->cur < 0 && s->next < 0 && s->respawn_at == 0 &&
-			    m->state == MASTER_RUNNING && !m->run_once)
-				s->respawn_at = now;
+	slots_run_deadlines(&m->slots, &m->cfg, now);
+	restart_step(&m->rs, &m->slots, &ctx, now, &res);
+	handle_restart(m, &res);
+	ctx = spawn_ctx(m);
+	if (m->mode == MODE_RESIDENT && m->state != MASTER_STOPPING) {
+		if (m->tick_at != 0 && m->tick_at <= now) {
+			slots_reconcile(&m->slots, now);
+			m->tick_at = 0;
 		}
-		slots_respawn_due(m, now, 0);
-		m->tick_at = now + m->cfg.check_interval * NS_PER_SEC;
+		slots_respawn_due(&m->slots, &ctx, now, 0);
 	}
+	arm_tick(m, now);
 }
 
 /* Routes one epoll event to its handler. */
 static void
 dispatch(struct master *m, uint64_t data, uint32_t events)
 {
-	int idx = (int)(uint32_t)data;
+	struct restart_result res;
+	struct spawn_ctx ctx;
+	struct request rq;
 	uint64_t count;
 
-	switch ((enum ev_tag)(data >> 32)) {
+	switch (EV_TAG(data)) {
 	case EV_SIGNAL:
 		handle_signals(m);
 		break;
 	case EV_LISTEN:
-		control_accept(m);
+		control_accept(&m->ctl);
 		break;
 	case EV_CLIENT:
-		control_event(m, idx, events);
+		if (control_event(&m->ctl, EV_INDEX(data), events, &rq))
+			serve(m, &rq);
 		break;
-	case EV_HELD:
+	case EV_READY:
 		/* A held worker finished work_init. */
-		while (read(m->held_fd, &count, sizeof(count)) > 0)
+		while (read(m->ready_fd, &count, sizeof(count)) > 0)
 			;
-		reload_held(m);
+		ctx = spawn_ctx(m);
+		restart_step(&m->rs, &m->slots, &ctx, mono_ns(), &res);
+		handle_restart(m, &res);
 		break;
 	}
 }
 
-/* Tells a waiting "run -d" that the master is up. */
+/* Tells a waiting "run -d" and the service manager that we are up. */
 static void
 report_ready(struct master *m)
 {
-	master_notify_status(m, "READY=1");
+	m->state = MASTER_RUNNING;
+	notify_status(m, "READY=1");
 	if (notify_watchdog_ns() > 0)
 		m->notify_at = mono_ns() + notify_watchdog_ns();
-	if (m->ready_fd < 0)
+	if (m->caller_fd < 0)
 		return;
-	(void)write_all(m->ready_fd, "ok", 2);
-	close(m->ready_fd);
-	m->ready_fd = -1;
+	(void)write_all(m->caller_fd, "ok", 2);
+	close(m->caller_fd);
+	m->caller_fd = -1;
+}
+
+/* Watches fd in the loop under tag; 0 or -1 (logged). */
+static int
+watch_fd(struct master *m, int fd, enum ev_tag tag)
+{
+	struct epoll_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.u64 = EV_DATA(tag, 0);
+	if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		logmsg(PM_LOG_ERROR, "epoll_ctl: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 /* Sets up everything the loop needs; 0, or -1 after logging why. */
 static int
 master_setup(struct master *m)
 {
-	struct epoll_event ev;
-
 	title_compose(m->title, sizeof(m->title), m->cfg.title_prefix,
 	    TITLE_MASTER, m->cfg.base_title);
 	title_set(m->title);
-	log_set_identity(m->title);
+	log_setup(effective_level(m), m->title);
 	/* Orphans of workers' children come to us, not to init. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	notify_init();
@@ -289,36 +516,28 @@ master_setup(struct master *m)
 		logmsg(PM_LOG_ERROR, "epoll: %s", strerror(errno));
 		return -1;
 	}
-	memset(&ev, 0, sizeof(ev));
-	ev.events = EPOLLIN;
-	ev.data.u64 = EV_DATA(EV_SIGNAL, 0);
-	if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->sigfd, &ev) < 0) {
-		logmsg(PM_LOG_ERROR, "epoll_ctl: %s", strerror(errno));
+	if (watch_fd(m, m->sigfd, EV_SIGNAL) < 0)
 		return -1;
-	}
-	if ((m->held_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+	if ((m->ready_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
 		logmsg(PM_LOG_ERROR, "eventfd: %s", strerror(errno));
 		return -1;
 	}
-	ev.data.u64 = EV_DATA(EV_HELD, 0);
-	if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->held_fd, &ev) < 0) {
-		logmsg(PM_LOG_ERROR, "epoll_ctl: %s", strerror(errno));
-		return -1;
-	}
-	if (control_open(m) < 0)
+	if (watch_fd(m, m->ready_fd, EV_READY) < 0 ||
+	    control_open(&m->ctl, m->epfd, m->run_dir, m->cfg.base_title) < 0)
 		return -1;
 	if ((m->sb = scoreboard_create()) == NULL) {
 		logmsg(PM_LOG_ERROR, "scoreboard: %s", strerror(errno));
 		return -1;
 	}
-	if (slots_init(m) < 0) {
+	spawner_init(&m->spawner);
+	if (slots_init(&m->slots, m->sb, &m->spawner, m->ready_fd,
+	    m->cfg.max_workers, m->cfg.stop_timeout) < 0) {
 		logmsg(PM_LOG_ERROR, "slot table: out of memory");
 		return -1;
 	}
-	m->run_once = m->cfg.check_interval <= 0;
+	m->mode = m->cfg.check_interval > 0 ? MODE_RESIDENT : MODE_RUN_ONCE;
+	m->slots.respawn = m->mode == MODE_RESIDENT;
 	m->started_real = real_ns();
-	if (!m->run_once)
-		m->tick_at = mono_ns() + m->cfg.check_interval * NS_PER_SEC;
 	return 0;
 }
 
@@ -326,47 +545,74 @@ master_setup(struct master *m)
 static void
 master_teardown(struct master *m)
 {
-	reload_cancel(m, "the master is exiting");
-	control_close(m);
-	if (m->held_fd >= 0)
-		close(m->held_fd);
+	struct restart_result res;
+
+	restart_cancel(&m->rs, "the master is exiting", m->gen, &res);
+	handle_restart(m, &res);
+	control_close(&m->ctl);
+	if (m->ready_fd >= 0)
+		close(m->ready_fd);
 	pidfile_release(m->run_dir, m->cfg.base_title, m->pid_fd);
 	if (m->epfd >= 0)
 		close(m->epfd);
 	if (m->sigfd >= 0)
 		close(m->sigfd);
-	if (m->ready_fd >= 0)
-		close(m->ready_fd);
-	slots_free(m);
+	if (m->caller_fd >= 0)
+		close(m->caller_fd);
+	slots_free(&m->slots);
 	scoreboard_destroy(m->sb);
+	prepared_free(&m->prep);
 	task_config_free(&m->cfg);
 }
 
-int
-master_run(const struct task_config *cfg, const struct creds *creds,
-    const char *run_dir, int pid_fd, int ready_fd)
+/* Copies what the caller prepared into m; 0 or -1 (out of memory). */
+static int
+adopt(struct master *m, const struct prepared *p, const struct overrides *ov)
 {
-	struct master m;
+	m->prep = *p;
+	m->prep.task = &m->cfg;
+	memset(&m->prep.creds, 0, sizeof(m->prep.creds));
+	m->ov = *ov;
+	if (ov->log_file != NULL) {
+		copy_str(m->ov_log_file, ov->log_file, sizeof(m->ov_log_file));
+		m->ov.log_file = m->ov_log_file;
+	}
+	copy_str(m->run_dir, p->run_dir, sizeof(m->run_dir));
+	if (task_config_copy(&m->cfg, p->task) < 0 ||
+	    creds_copy(&m->prep.creds, &p->creds) < 0)
+		return -1;
+	return 0;
+}
+
+int
+master_run(const struct prepared *p, const struct overrides *ov, int pid_fd,
+    int caller_fd)
+{
 	struct epoll_event evs[16];
+	struct spawn_ctx ctx;
+	struct master m;
 	int status;
 
 	memset(&m, 0, sizeof(m));
-	m.epfd = m.sigfd = m.listen_fd = m.held_fd = -1;
-	m.ro.client = m.ro.canary = -1;
+	m.epfd = m.sigfd = m.ready_fd = -1;
+	m.ctl.listen_fd = -1;
+	for (int i = 0; i < CTL_MAX_CLIENTS; i++)
+		m.ctl.clients[i].fd = -1;
+	restart_init(&m.rs);
 	m.gen = 1;
 	m.pid_fd = pid_fd;
-	m.ready_fd = ready_fd;
-	m.creds = *creds;
-	copy_str(m.run_dir, run_dir, sizeof(m.run_dir));
-	if (task_config_copy(&m.cfg, cfg) < 0 || master_setup(&m) < 0) {
+	m.caller_fd = caller_fd;
+	m.state = MASTER_STARTING;
+	if (adopt(&m, p, ov) < 0 || master_setup(&m) < 0) {
 		master_teardown(&m);
 		return 1;
 	}
 
-	logmsg(PM_LOG_INFO, "started: %d workers of %s", m.target,
+	logmsg(PM_LOG_INFO, "started: %d workers of %s", m.slots.target,
 	    m.cfg.plugin);
-	for (int i = 0; i < m.target; i++)
-		slots_spawn(&m, i, &m.cfg, &m.creds, m.gen, 0);
+	ctx = spawn_ctx(&m);
+	for (int i = 0; i < m.slots.target; i++)
+		slots_spawn(&m.slots, i, &ctx, 0);
 	report_ready(&m);
 
 	for (;;) {
@@ -374,23 +620,24 @@ master_run(const struct task_config *cfg, const struct creds *creds,
 		int n;
 
 		run_timers(&m, now);
-		if (m.nlive == 0 && (m.state == MASTER_STOPPING || m.run_once)) {
-			slots_kill_strays(&m);
-			slots_reap(&m);
+		if (m.slots.nlive == 0 && (m.state == MASTER_STOPPING ||
+		    m.mode == MODE_RUN_ONCE)) {
+			slots_kill_strays(&m.slots);
+			reap(&m);
 			break;
 		}
 		n = epoll_wait(m.epfd, evs, (int)nitems(evs),
 		    wait_ms(&m, now));
 		if (n < 0 && errno != EINTR) {
 			logmsg(PM_LOG_ERROR, "epoll_wait: %s", strerror(errno));
-			master_begin_stop(&m, "internal error");
+			master_stop(&m, "internal error");
 			continue;
 		}
 		for (int i = 0; i < n; i++)
 			dispatch(&m, evs[i].data.u64, evs[i].events);
 	}
 
-	if (m.run_once && m.state == MASTER_RUNNING) {
+	if (m.mode == MODE_RUN_ONCE && m.state != MASTER_STOPPING) {
 		status = m.any_failed ? 1 : 0;
 		logmsg(PM_LOG_INFO, "all workers done (run once)%s",
 		    m.any_failed ? "; some failed" : "");

@@ -1,7 +1,11 @@
 /*
- * names.c - title syntax and log level names, shared by cli.c and config.c
- * so that a title valid on the command line is valid in a config file.
+ * names.c - title syntax, log level names and the edit distance behind
+ * every "did you mean", shared by cli.c, commands.c and config.c so that
+ * a title valid on the command line is valid in a config file.
  */
+#include <ctype.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define PMHOST_HOST
@@ -50,4 +54,34 @@ log_level_name(int level)
 	    level >= (int)(sizeof(level_names) / sizeof(level_names[0])))
 		return "?";
 	return level_names[level];
+}
+
+size_t
+names_distance(const char *a, const char *b)
+{
+	size_t	 la = strlen(a), lb = strlen(b), i, j, diag, up, best;
+	size_t	*row;
+
+	if ((row = calloc(lb + 1, sizeof(*row))) == NULL)
+		return SIZE_MAX;
+	for (j = 0; j <= lb; j++)
+		row[j] = j;
+	for (i = 1; i <= la; i++) {
+		diag = row[0];
+		row[0] = i;
+		for (j = 1; j <= lb; j++) {
+			up = row[j];
+			best = diag + (tolower((unsigned char)a[i - 1]) !=
+			    tolower((unsigned char)b[j - 1]));
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	best = row[lb];
+	free(row);
+	return best;
 }

@@ -5,6 +5,8 @@
 #ifndef PMHOST_NAMES_H
 #define PMHOST_NAMES_H
 
+#include <stddef.h>
+
 #define TITLE_MAX	64	/* longest baseTitle */
 
 /* Is s a valid baseTitle: [A-Za-z0-9_.-]{1,64}, and not "." or ".."? */
@@ -15,6 +17,9 @@ int		 log_level_from_name(const char *name);
 
 /* PM_LOG_* to its name; "?" if out of range. */
 const char	*log_level_name(int level);
+
+/* Case-insensitive edit distance of two words (SIZE_MAX without memory). */
+size_t		 names_distance(const char *a, const char *b);
 
 /* "debug, info, notice, warning, error", for messages. */
 #define LOG_LEVEL_NAMES	"debug, info, notice, warning, error"

@@ -124,6 +124,21 @@ creds_apply(const struct creds *c, char *err, size_t errlen)
 	return 0;
 }
 
+int
+creds_copy(struct creds *dst, const struct creds *src)
+{
+	*dst = *src;
+	dst->groups = NULL;
+	if (src->ngroups == 0)
+		return 0;
+	if ((dst->groups = calloc((size_t)src->ngroups, sizeof(gid_t))) ==
+	    NULL)
+		return -1;
+	memcpy(dst->groups, src->groups, (size_t)src->ngroups *
+	    sizeof(gid_t));
+	return 0;
+}
+
 void
 creds_free(struct creds *c)
 {

@@ -30,6 +30,8 @@ int	creds_resolve(const char *user, const char *group, struct creds *c,
 /* setgroups, setgid, setuid, in that order, then checks root is gone. */
 int	creds_apply(const struct creds *c, char *err, size_t errlen);
 
+/* A deep copy of src; 0, or -1 without memory. */
+int	creds_copy(struct creds *dst, const struct creds *src);
 void	creds_free(struct creds *c);
 
 #endif

@@ -115,9 +115,8 @@ hexval(char c)
 	return -1;
 }
 
-/* Decodes %XX in place. */
-static void
-decode(char *s)
+void
+proto_decode(char *s)
 {
 	char *w = s;
 
@@ -149,7 +148,7 @@ proto_parse(char *line, struct record *r)
 		if (eq == NULL || r->n == PROTO_RECORD_KEYS)
 			continue;
 		*eq = '\0';
-		decode(eq + 1);
+		proto_decode(eq + 1);
 		r->key[r->n] = tok;
 		r->val[r->n] = eq + 1;
 		r->n++;

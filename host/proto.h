@@ -34,6 +34,9 @@ void	buf_free(struct buf *b);
 void	proto_put(struct buf *b, const char *key, const char *value);
 void	proto_put_int(struct buf *b, const char *key, long long v);
 
+/* Decodes %XX in place (lenient: a bad escape stays as it is). */
+void	proto_decode(char *s);
+
 /* One decoded record line: its type and its key/value pairs. */
 struct record {
 	const char	*type;

@@ -18,24 +18,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "commands.h"
-#include "config.h"
+#include "cli.h"
+#include "client.h"
 #include "log.h"
 #include "master.h"
+#include "msg.h"
 #include "notify.h"
 #include "plugin.h"
-#include "privs.h"
-#include "rundir.h"
+#include "prepare.h"
+#include "run.h"
 #include "util.h"
-
-/* What a task needs before a master can be started for it. */
-struct prepared {
-	const struct task_config *task;
-	char		 run_dir[RUNDIR_PATH_MAX];
-	char		 log_path[PATH_MAX];	/* "": stderr */
-	int		 log_level;
-	struct creds	 creds;
-};
 
 /*
  * Blocks the master's signals (a stop may come as soon as the pid file
@@ -48,19 +40,6 @@ block_master_signals(sigset_t *old)
 
 	master_signal_set(&set);
 	sigprocmask(SIG_BLOCK, &set, old);
-}
-
-int
-load_config(const char *path, struct config *cfg)
-{
-	struct config_errors errs = { 0, NULL };
-
-	if (config_load(path, cfg, &errs) == 0)
-		return 0;
-	for (size_t i = 0; i < errs.count; i++)
-		errmsg("%s", errs.msgs[i]);
-	config_errors_free(&errs);
-	return -1;
 }
 
 /* An absolute version of a command-line path (relative to the cwd). */
@@ -80,51 +59,39 @@ absolute_path(const char *path, char *buf, size_t size)
 }
 
 /*
- * Checks a task can start: run dir, user, plugin.  0, or an exit status
- * after printing why.
+ * The command line's overrides: --log-file made absolute (the master's
+ * cwd is "/"), --log-level, -d.  0, or an exit status after printing why.
  */
 static int
-prepare_task(const struct cli *cli, const struct task_config *t,
-    struct prepared *p)
+cli_overrides(const struct cli *cli, struct overrides *ov, char *buf,
+    size_t size)
 {
-	char err[PLUGIN_ERR_MAX];
-
-	memset(p, 0, sizeof(*p));
-	p->task = t;
-	p->log_level = cli != NULL && cli->log_level >= 0 ? cli->log_level :
-	    t->log_level >= 0 ? t->log_level : PM_LOG_INFO;
-	if (rundir_resolve(t->run_dir, p->run_dir, sizeof(p->run_dir), err,
-	    sizeof(err)) < 0 || rundir_prepare(p->run_dir, err,
-	    sizeof(err)) < 0) {
-		errmsg("%s: %s", t->base_title, err);
-		return EXIT_RUNTIME;
-	}
-	if (rundir_path(err, sizeof(err), p->run_dir, t->base_title,
-	    ".sock") < 0 || strlen(err) >= SOCKET_PATH_MAX) {
-		errmsg("%s: run dir %s: too long for the control socket %s.sock "
-		    "(at most %d bytes in all)", t->base_title, p->run_dir,
-		    t->base_title, SOCKET_PATH_MAX - 1);
-		return EXIT_RUNTIME;
-	}
-	if (cli != NULL && cli->log_file != NULL) {
-		if (absolute_path(cli->log_file, p->log_path,
-		    sizeof(p->log_path)) < 0) {
+	memset(ov, 0, sizeof(*ov));
+	ov->log_level = cli->log_level;
+	ov->detached = cli->daemon;
+	if (cli->log_file != NULL) {
+		if (absolute_path(cli->log_file, buf, size) < 0) {
 			errmsg("--log-file %s: path too long", cli->log_file);
 			return EXIT_USAGE;
 		}
-	} else if (t->log_file != NULL) {
-		copy_str(p->log_path, t->log_file, sizeof(p->log_path));
-	}
-	if (creds_resolve(t->user, t->group, &p->creds, err, sizeof(err)) < 0) {
-		errmsg("%s: %s", t->config_path, err);
-		return EXIT_USAGE;
-	}
-	if (plugin_probe(t, &p->creds, err, sizeof(err)) < 0) {
-		errmsg("%s: plugin: %s", t->config_path, err);
-		creds_free(&p->creds);
-		return EXIT_USAGE;
+		ov->log_file = buf;
 	}
 	return 0;
+}
+
+/* The one check of a task before a master is started; an exit status. */
+static int
+check_task(const struct task_config *t, const struct overrides *ov,
+    struct prepared *p)
+{
+	char err[PLUGIN_ERR_MAX + 512];
+	int r;
+
+	r = prepare_task(t, ov, PREP_MAKE_RUNDIR | PREP_PROBE, p, err,
+	    sizeof(err));
+	if (r != 0)
+		errmsg("%s", err);
+	return r;
 }
 
 /* Takes the task's pid file; 0, or an exit status after printing why. */
@@ -158,7 +125,7 @@ take_pidfile(const struct prepared *p, int *fd, char *msg, size_t size)
  * ready_fd (or -1) hears "ok" once its workers are up.
  */
 static int
-run_foreground(struct prepared *p, int ready_fd)
+run_foreground(struct prepared *p, const struct overrides *ov, int ready_fd)
 {
 	char msg[600];
 	int fd, r;
@@ -174,7 +141,7 @@ run_foreground(struct prepared *p, int ready_fd)
 		pidfile_release(p->run_dir, p->task->base_title, fd);
 		return EXIT_RUNTIME;
 	}
-	return master_run(p->task, &p->creds, p->run_dir, fd, ready_fd);
+	return master_run(p, ov, fd, ready_fd);
 }
 
 /*
@@ -183,7 +150,7 @@ run_foreground(struct prepared *p, int ready_fd)
  * fd as "CODE message" before it exits; the master itself writes "ok".
  */
 static _Noreturn void
-daemon_child(struct prepared *p, int fd)
+daemon_child(struct prepared *p, const struct overrides *ov, int fd)
 {
 	char msg[PATH_MAX + 800];
 	int pidfd, nullfd, r;
@@ -199,9 +166,6 @@ daemon_child(struct prepared *p, int fd)
 		(void)write_all(fd, msg, strlen(msg));
 		_exit(r);
 	}
-	if (p->log_path[0] == '\0' && rundir_path(p->log_path,
-	    sizeof(p->log_path), p->run_dir, p->task->base_title, ".log") < 0)
-		copy_str(p->log_path, "/dev/null", sizeof(p->log_path));
 	log_setup(p->log_level, "pmhost");
 	if (log_open(p->log_path, 1) < 0) {
 		snprintf(msg, sizeof(msg), "1 %s: log file %s: %s",
@@ -215,7 +179,7 @@ daemon_child(struct prepared *p, int fd)
 		if (nullfd != 0)
 			close(nullfd);
 	}
-	_exit(master_run(p->task, &p->creds, p->run_dir, pidfd, fd));
+	_exit(master_run(p, ov, pidfd, fd));
 }
 
 /*
@@ -223,7 +187,7 @@ daemon_child(struct prepared *p, int fd)
  * it is ready or fails.  Returns the exit status for the caller.
  */
 static int
-run_detached(struct prepared *p)
+run_detached(struct prepared *p, const struct overrides *ov)
 {
 	char buf[800];
 	int pfd[2], wstatus;
@@ -248,7 +212,7 @@ run_detached(struct prepared *p)
 		/* Not a session leader: it can never regain a terminal. */
 		if ((pid = fork()) != 0)
 			_exit(pid < 0 ? EXIT_RUNTIME : 0);
-		daemon_child(p, pfd[1]);
+		daemon_child(p, ov, pfd[1]);
 	}
 	close(pfd[1]);
 	sigprocmask(SIG_SETMASK, &old, NULL);
@@ -272,13 +236,14 @@ run_detached(struct prepared *p)
 int
 start_detached(const struct task_config *t)
 {
+	struct overrides ov = { NULL, -1, 1 };
 	struct prepared p;
 	int r;
 
-	if ((r = prepare_task(NULL, t, &p)) != 0)
+	if ((r = check_task(t, &ov, &p)) != 0)
 		return r;
-	r = run_detached(&p);
-	creds_free(&p.creds);
+	r = run_detached(&p, &ov);
+	prepared_free(&p);
 	return r;
 }
 
@@ -290,7 +255,8 @@ struct member {
 
 /* Forks the master of one task of a group; 0, or -1 after printing why. */
 static int
-start_member(struct prepared *p, struct member *mb)
+start_member(struct prepared *p, const struct overrides *ov,
+    struct member *mb)
 {
 	int pfd[2];
 
@@ -314,7 +280,7 @@ start_member(struct prepared *p, struct member *mb)
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() == 1)
 			_exit(EXIT_RUNTIME);
-		_exit(run_foreground(p, pfd[1]));
+		_exit(run_foreground(p, ov, pfd[1]));
 	}
 	close(pfd[1]);
 	mb->ready_fd = pfd[0];
@@ -351,7 +317,7 @@ reap_members(struct member *mbs, size_t n, size_t *live, int status)
  * have, with the worst of their statuses.
  */
 static int
-run_group(struct prepared *ps, size_t n)
+run_group(struct prepared *ps, const struct overrides *ov, size_t n)
 {
 	struct member *mbs = calloc(n, sizeof(*mbs));
 	struct pollfd *pfds = calloc(n + 1, sizeof(*pfds));
@@ -371,7 +337,7 @@ run_group(struct prepared *ps, size_t n)
 	master_signal_set(&set);
 	sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	for (size_t i = 0; i < n; i++) {
-		if (start_member(&ps[i], &mbs[i]) < 0) {
+		if (start_member(&ps[i], ov, &mbs[i]) < 0) {
 			status = EXIT_RUNTIME;
 			continue;
 		}
@@ -457,12 +423,16 @@ none_running(struct prepared *ps, size_t n)
 int
 cmd_run(const struct cli *cli)
 {
+	char log_file[PATH_MAX];
+	struct overrides ov;
 	struct prepared *ps;
 	struct config cfg;
 	size_t ready = 0;
 	int r = 0;
 
 	block_master_signals(NULL);
+	if ((r = cli_overrides(cli, &ov, log_file, sizeof(log_file))) != 0)
+		return r;
 	if (load_config(cli->config, &cfg) < 0)
 		return EXIT_USAGE;
 	if ((ps = calloc(cfg.ntasks, sizeof(*ps))) == NULL) {
@@ -472,26 +442,26 @@ cmd_run(const struct cli *cli)
 	}
 	/* Nothing starts unless every task can. */
 	for (; ready < cfg.ntasks; ready++)
-		if ((r = prepare_task(cli, &cfg.tasks[ready], &ps[ready])) != 0)
+		if ((r = check_task(&cfg.tasks[ready], &ov, &ps[ready])) != 0)
 			break;
 	if (r == 0 && cfg.ntasks > 1)
 		r = none_running(ps, cfg.ntasks);
 	if (r == 0) {
 		if (cli->daemon) {
 			for (size_t i = 0; i < cfg.ntasks; i++) {
-				int ri = run_detached(&ps[i]);
+				int ri = run_detached(&ps[i], &ov);
 
 				if (ri > r)
 					r = ri;
 			}
 		} else if (cfg.ntasks == 1) {
-			r = run_foreground(&ps[0], -1);
+			r = run_foreground(&ps[0], &ov, -1);
 		} else {
-			r = run_group(ps, cfg.ntasks);
+			r = run_group(ps, &ov, cfg.ntasks);
 		}
 	}
 	for (size_t i = 0; i < ready; i++)
-		creds_free(&ps[i].creds);
+		prepared_free(&ps[i]);
 	free(ps);
 	config_free(&cfg);
 	return r;
@@ -500,35 +470,22 @@ cmd_run(const struct cli *cli)
 int
 cmd_check(const struct cli *cli)
 {
-	char err[PLUGIN_ERR_MAX];
+	char err[PLUGIN_ERR_MAX + 512];
+	struct prepared p;
 	struct config cfg;
 	int bad = 0;
 
 	if (load_config(cli->config, &cfg) < 0)
 		return EXIT_USAGE;
 	for (size_t i = 0; i < cfg.ntasks; i++) {
-		const struct task_config *t = &cfg.tasks[i];
-		struct creds creds;
-
-		if (creds_resolve(t->user, t->group, &creds, err,
-		    sizeof(err)) < 0) {
-			if (cfg.ntasks > 1)
-				errmsg("%s: task %s: %s", t->config_path,
-				    t->base_title, err);
-			else
-				errmsg("%s: %s", t->config_path, err);
+		if (prepare_task(&cfg.tasks[i], NULL, PREP_PROBE |
+		    (cfg.ntasks > 1 ? PREP_NAME_TASK : 0), &p, err,
+		    sizeof(err)) != 0) {
+			errmsg("%s", err);
 			bad = 1;
 			continue;
 		}
-		if (plugin_probe(t, &creds, err, sizeof(err)) < 0) {
-			if (cfg.ntasks > 1)
-				errmsg("%s: task %s: plugin: %s",
-				    t->config_path, t->base_title, err);
-			else
-				errmsg("%s: plugin: %s", t->config_path, err);
-			bad = 1;
-		}
-		creds_free(&creds);
+		prepared_free(&p);
 	}
 	config_free(&cfg);
 	if (bad)

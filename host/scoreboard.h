@@ -3,11 +3,11 @@
  * share (anonymous shared memory mapped before the first fork).
  *
  * One cell per worker process.  Each field has one writer at a time: the
- * master initialises a cell before forking and then writes only cmd; the
- * worker writes the rest.  The doorbell alone is a counter that both ring
- * (only ever incremented); a worker sleeps on it with a futex, so the
- * master wakes it without a signal and nothing can be left held if either
- * side dies.  Readers use atomics; there are no locks.
+ * master writes cmd, the worker its report (see struct sb_report for the
+ * two moments the master touches it).  The doorbell alone is a counter
+ * that both ring (only ever incremented); a worker sleeps on it with a
+ * futex, so the master wakes it without a signal and nothing can be left
+ * held if either side dies.  Readers use atomics; there are no locks.
  */
 #ifndef PMHOST_SCOREBOARD_H
 #define PMHOST_SCOREBOARD_H
@@ -49,23 +49,33 @@ enum exit_why {
 	WHY_SETUP		/* the worker could not set itself up */
 };
 
+/*
+ * What a worker reports about itself.  The master resets it in one
+ * operation before the worker exists and seeds next_due; from then on the
+ * worker alone writes it (the master writes next_due again only while the
+ * worker is held, before it lets it go, when the worker does not read it).
+ */
+struct sb_report {
+	_Atomic uint32_t phase;		/* enum cell_phase */
+	_Atomic uint32_t why;		/* enum exit_why */
+	_Atomic uint32_t wants_term;	/* its plugin took the stop fd: the
+					   master adds SIGTERM to a stop */
+	_Atomic uint64_t calls;		/* work() calls completed */
+	_Atomic uint64_t errors;	/* negative returns */
+	_Atomic int64_t	 call_started;	/* mono ns of the last call start it
+					   timed (0: none) */
+	_Atomic int64_t	 next_due;	/* mono ns before which no call may
+					   start: the slot's cadence */
+	_Atomic uint64_t rss_kb;	/* RSS at its last check */
+	_Atomic int64_t	 ready_at;	/* mono ns work_init ended;
+					   limitSeconds counts from it */
+};
+
+/* One worker process's cell. */
 struct sb_cell {
 	_Atomic uint32_t cmd;		/* master: enum cell_cmd */
-	_Atomic uint32_t doorbell;	/* futex word, both ring */
-	_Atomic uint32_t phase;		/* worker: enum cell_phase */
-	_Atomic uint32_t why;		/* worker: enum exit_why */
-	_Atomic uint64_t calls;		/* worker: work() calls completed */
-	_Atomic uint64_t errors;	/* worker: negative returns */
-	_Atomic int64_t	 call_started;	/* worker: mono ns of the last call
-					   start it timed (0: none) */
-	_Atomic int64_t	 next_due;	/* worker (master seeds it): mono ns
-					   before which no call may start */
-	_Atomic uint64_t rss_kb;	/* worker: RSS at its last check */
-	_Atomic int64_t	 ready_at;	/* worker: mono ns work_init ended;
-					   limitSeconds counts from it */
-	_Atomic uint32_t wants_term;	/* worker: its plugin took the stop
-					   fd; the master adds SIGTERM to a
-					   stop request */
+	_Atomic uint32_t doorbell;	/* futex word; both ring it */
+	struct sb_report w;		/* the worker's */
 } __attribute__((aligned(64)));
 
 struct scoreboard {

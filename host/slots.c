@@ -1,425 +1,387 @@
 /*
- * slots.c - the slot table: forking a worker into a slot, reaping it, and
- * applying the respawn policy (policy.c) to what it says about its exit.
- * A slot keeps its index across respawns; its cadence (next_due) is copied
- * from each worker's cell into the next one's.
+ * slots.c - the slot table: spawning a worker into a slot, moving workers
+ * and slots through their states (lifecycle.c), applying the respawn
+ * policy (policy.c) to an exit the master hands over, and acting on each
+ * process's deadline.  A slot keeps its index across respawns; its
+ * cadence (next_due) is copied from each worker's cell into the next.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
-#include "master.h"
-#include "policy.h"
+#include "slots.h"
 #include "util.h"
-#include "worker.h"
 
 int
-slots_init(struct master *m)
+slots_init(struct slots *s, struct scoreboard *sb, struct spawner *sp,
+    int ready_fd, int target, unsigned stop_timeout)
 {
-	m->procs = calloc(SB_CELLS, sizeof(*m->procs));
-	m->free_cells = calloc(SB_CELLS, sizeof(*m->free_cells));
-	if (m->procs == NULL || m->free_cells == NULL)
+	memset(s, 0, sizeof(*s));
+	s->sb = sb;
+	s->spawner = sp;
+	s->ready_fd = ready_fd;
+	s->respawn = 1;
+	s->stop_timeout = stop_timeout;
+	s->procs = calloc(SB_CELLS, sizeof(*s->procs));
+	s->free_cells = calloc(SB_CELLS, sizeof(*s->free_cells));
+	if (s->procs == NULL || s->free_cells == NULL)
 		return -1;
 	/* Pop low cells first: the scoreboard pages they touch stay few. */
 	for (int i = 0; i < SB_CELLS; i++)
-		m->free_cells[i] = SB_CELLS - 1 - i;
-	m->nfree = SB_CELLS;
-	return slots_resize(m, m->cfg.max_workers);
+		s->free_cells[i] = SB_CELLS - 1 - i;
+	s->nfree = SB_CELLS;
+	return slots_resize(s, target, mono_ns());
 }
 
 void
-slots_free(struct master *m)
+slots_free(struct slots *s)
 {
-	free(m->procs);
-	free(m->free_cells);
-	free(m->slots);
-	m->procs = NULL;
-	m->free_cells = NULL;
-	m->slots = NULL;
+	free(s->procs);
+	free(s->free_cells);
+	free(s->v);
+	s->procs = NULL;
+	s->free_cells = NULL;
+	s->v = NULL;
+}
+
+/* Does slot i want a worker (in this master's mode and at this target)? */
+static int
+slot_wanted(const struct slots *s, int i)
+{
+	return s->respawn && i < s->target;
+}
+
+/* Moves slot i by event e. */
+static void
+slot_move(struct slots *s, int i, enum slot_event e)
+{
+	s->v[i].state = slot_next(s->v[i].state, e);
 }
 
 /* Grows the slot array to hold n slots; new slots start empty. */
 static int
-ensure_slots(struct master *m, int n)
+ensure_slots(struct slots *s, int n)
 {
-	struct slot *s;
+	struct slot *v;
 
-	if (n <= m->slots_cap)
+	if (n <= s->cap)
 		return 0;
-	if ((s = realloc(m->slots, (size_t)n * sizeof(*s))) == NULL)
+	if ((v = realloc(s->v, (size_t)n * sizeof(*v))) == NULL)
 		return -1;
-	memset(s + m->slots_cap, 0, (size_t)(n - m->slots_cap) * sizeof(*s));
-	for (int i = m->slots_cap; i < n; i++)
-		s[i].cur = s[i].next = -1;
-	m->slots = s;
-	m->slots_cap = n;
+	memset(v + s->cap, 0, (size_t)(n - s->cap) * sizeof(*v));
+	for (int i = s->cap; i < n; i++) {
+		v[i].state = SLOT_EMPTY;
+		v[i].cur = v[i].next = -1;
+	}
+	s->v = v;
+	s->cap = n;
 	return 0;
+}
+
+/* Rings a cell's doorbell; adds SIGTERM for a plugin watching its fd. */
+static void
+tell(struct slots *s, int idx, enum cell_cmd cmd)
+{
+	struct sb_cell *c = &s->sb->cells[idx];
+
+	atomic_store(&c->cmd, cmd);
+	scoreboard_ring(c);
+	if (atomic_load(&c->w.wants_term))
+		kill(s->procs[idx].pid, SIGTERM);
 }
 
 void
-slots_request_exit(struct master *m, int idx)
+slots_stop_proc(struct slots *s, int idx, int64_t now)
 {
-	struct proc *p = &m->procs[idx];
-	struct sb_cell *c = &m->sb->cells[idx];
+	struct proc *p = &s->procs[idx];
+	int64_t deadline = now + (int64_t)s->stop_timeout * NS_PER_SEC;
 
-	p->retiring = 1;
-	atomic_store(&c->cmd, CELL_EXIT);
-	scoreboard_ring(c);
-	if (atomic_load(&c->wants_term))
-		kill(p->pid, SIGTERM);
+	if (p->state == PROC_FREE || p->state == PROC_STOPPING ||
+	    p->state == PROC_TERMINATING || p->state == PROC_KILLED)
+		return;
+	p->state = proc_next(p->state, PE_STOP);
+	p->deadline = deadline;
+	tell(s, idx, CELL_EXIT);
+}
+
+void
+slots_stop_all(struct slots *s, int64_t now)
+{
+	int64_t deadline = now + (int64_t)s->stop_timeout * NS_PER_SEC;
+
+	s->respawn = 0;
+	s->stopping = 1;
+	for (int i = 0; i < s->n; i++)
+		slot_move(s, i, SE_STOP);
+	for (int i = 0; i < s->ncells; i++) {
+		struct proc *p = &s->procs[i];
+
+		if (p->state == PROC_FREE)
+			continue;
+		slots_stop_proc(s, i, now);
+		/* A kill already due sooner (workTimeout's grace) stands. */
+		if (p->deadline == 0 || p->deadline > deadline)
+			p->deadline = deadline;
+	}
 }
 
 int
-slots_resize(struct master *m, int target)
+slots_resize(struct slots *s, int target, int64_t now)
 {
-	if (ensure_slots(m, target) < 0)
+	if (ensure_slots(s, target) < 0)
 		return -1;
 	/* Surplus slots: their workers finish gracefully, highest first. */
-	for (int i = m->nslots - 1; i >= target; i--) {
-		struct slot *s = &m->slots[i];
+	for (int i = s->n - 1; i >= target; i--) {
+		struct slot *sl = &s->v[i];
 
-		s->respawn_at = 0;
-		if (s->next >= 0)
-			slots_request_exit(m, s->next);
-		if (s->cur >= 0 && !m->procs[s->cur].retiring)
-			slots_request_exit(m, s->cur);
+		slot_move(s, i, SE_SHRINK);
+		if (sl->next >= 0)
+			slots_stop_proc(s, sl->next, now);
+		if (sl->cur >= 0)
+			slots_stop_proc(s, sl->cur, now);
 	}
-	for (int i = m->nslots; i < target; i++) {
-		struct slot *s = &m->slots[i];
+	for (int i = 0; i < target; i++) {
+		struct slot *sl = &s->v[i];
 
-		/* A slot coming back keeps its history but not a backoff. */
-		if (s->cur < 0 && s->next < 0)
-			s->respawn_at = 1;
+		if (i >= s->n && sl->state == SLOT_EMPTY) {
+			/* A slot made anew starts with a clean history. */
+			memset(sl, 0, sizeof(*sl));
+			sl->cur = sl->next = -1;
+		}
+		if (sl->state == SLOT_EMPTY || sl->state == SLOT_RETIRING) {
+			slot_move(s, i, SE_GROW);
+			if (sl->state == SLOT_WAITING)
+				sl->respawn_at = now;
+		}
 	}
-	if (target > m->nslots)
-		m->nslots = target;
-	m->target = target;
+	if (target > s->n)
+		s->n = target;
+	s->target = target;
 	return 0;
 }
 
-int
-slots_spawn(struct master *m, int slot, const struct task_config *cfg,
-    const struct creds *creds, unsigned gen, int hold)
+/* Clears a cell for a new worker: one reset of everything it reports. */
+static void
+cell_reset(struct sb_cell *c, enum cell_cmd cmd, int64_t next_due)
 {
+	memset(&c->w, 0, sizeof(c->w));
+	atomic_store(&c->w.next_due, next_due);
+	atomic_store(&c->cmd, cmd);
+	atomic_store(&c->doorbell, 0);
+}
+
+int
+slots_spawn(struct slots *s, int i, const struct spawn_ctx *ctx, int hold)
+{
+	const struct task_config *cfg = ctx->cfg;
+	struct slot *sl = &s->v[i];
 	struct worker_args wa;
-	struct sb_cell *c;
 	struct proc *p;
+	int64_t now;
 	int idx;
 	pid_t pid;
 
-	if (m->nfree == 0) {
-		logmsg(PM_LOG_ERROR, "slot %d: no free scoreboard cell", slot);
+	if (s->nfree == 0) {
+		logmsg(PM_LOG_ERROR, "slot %d: no free scoreboard cell", i);
 		return -1;
 	}
-	idx = m->free_cells[--m->nfree];
-	if (idx >= m->ncells)
-		m->ncells = idx + 1;
-	c = &m->sb->cells[idx];
-	atomic_store(&c->cmd, hold ? CELL_HOLD : CELL_RUN);
-	atomic_store(&c->doorbell, 0);
-	atomic_store(&c->phase, PHASE_STARTING);
-	atomic_store(&c->why, WHY_NONE);
-	atomic_store(&c->calls, 0);
-	atomic_store(&c->errors, 0);
-	atomic_store(&c->call_started, 0);
-	atomic_store(&c->next_due, m->slots[slot].next_due);
-	atomic_store(&c->rss_kb, 0);
-	atomic_store(&c->ready_at, 0);
-	atomic_store(&c->wants_term, 0);
+	idx = s->free_cells[--s->nfree];
+	if (idx >= s->ncells)
+		s->ncells = idx + 1;
+	cell_reset(&s->sb->cells[idx], hold ? CELL_HOLD : CELL_RUN,
+	    sl->next_due);
 
+	memset(&wa, 0, sizeof(wa));
 	wa.cfg = cfg;
-	wa.creds = creds;
-	wa.cell = c;
-	wa.sb = m->sb;
-	wa.slot = slot;
-	wa.master = getpid();
-	wa.held_fd = hold ? m->held_fd : -1;
+	wa.creds = ctx->creds;
+	wa.cell = &s->sb->cells[idx];
+	wa.sb = s->sb;
+	wa.slot = i;
+	wa.master = s->spawner->master;
+	wa.ready_fd = hold ? s->ready_fd : -1;
 
-	if ((pid = fork()) < 0) {
-		logmsg(PM_LOG_ERROR, "slot %d: fork: %s", slot,
-		    strerror(errno));
-		m->free_cells[m->nfree++] = idx;
-		m->slots[slot].respawn_at = mono_ns() + BACKOFF_BASE_NS;
+	now = mono_ns();
+	if (spawner_spawn(s->spawner, &wa, &pid) < 0) {
+		logmsg(PM_LOG_ERROR, "slot %d: fork: %s", i, strerror(errno));
+		s->free_cells[s->nfree++] = idx;
+		/* Try again later, as after a failed worker. */
+		if (!hold && sl->state == SLOT_WAITING)
+			sl->respawn_at = now + BACKOFF_BASE_NS;
 		return -1;
 	}
-	if (pid == 0)
-		worker_main(&wa);
-	/* Both sides set the group, so neither can act before it exists. */
-	setpgid(pid, pid);
 
-	p = &m->procs[idx];
+	p = &s->procs[idx];
 	memset(p, 0, sizeof(*p));
+	p->state = proc_next(PROC_FREE, hold ? PE_SPAWN_HELD : PE_SPAWN);
 	p->pid = pid;
-	p->slot = slot;
-	p->gen = gen;
-	p->held = hold;
-	p->started = mono_ns();
+	p->slot = i;
+	p->gen = ctx->gen;
+	p->started = now;
 	p->started_real = real_ns();
 	p->hot = cfg->execute_usleep == 0;
 	p->lifetime = (int64_t)cfg->limit_seconds * NS_PER_SEC;
-	/* The earliest it can be due; checked against ready_at then. */
-	if (p->lifetime > 0)
-		p->expire_at = p->started + p->lifetime;
-	m->nlive++;
-	if (hold) {
+	if (hold)
 		/* It must finish work_init in time, or it is killed. */
-		p->kill_at = p->started + INIT_TIMEOUT_NS;
-		m->slots[slot].next = idx;
+		p->deadline = now + INIT_TIMEOUT_NS;
+	else if (p->lifetime > 0)
+		/* The earliest it can be due; checked against ready_at then. */
+		p->deadline = now + p->lifetime;
+	s->nlive++;
+	if (hold) {
+		sl->next = idx;
 	} else {
-		m->slots[slot].cur = idx;
+		/* A new slot's first worker is a start, not a respawn. */
+		if (sl->last_exit[0] != '\0')
+			sl->respawns++;
+		sl->cur = idx;
+		slot_move(s, i, SE_SPAWNED);
 	}
-	m->slots[slot].respawn_at = 0;
-	logmsg(PM_LOG_DEBUG, "slot %d: worker pid %ld started%s", slot,
+	logmsg(PM_LOG_DEBUG, "slot %d: worker pid %ld started%s", i,
 	    (long)pid, hold ? " (held until its slot is free)" : "");
 	return 0;
 }
 
-void
-slots_retire(struct master *m, int idx, int64_t now)
+int
+slots_respawn_due(struct slots *s, const struct spawn_ctx *ctx, int64_t now,
+    int force)
 {
-	if (m->procs[idx].pid == 0 || m->procs[idx].retiring)
-		return;
-	slots_request_exit(m, idx);
-	m->procs[idx].kill_at = now + (int64_t)m->cfg.stop_timeout *
-	    NS_PER_SEC;
+	int started = 0;
+
+	if (!s->respawn)
+		return 0;
+	for (int i = 0; i < s->target; i++) {
+		struct slot *sl = &s->v[i];
+
+		if (sl->state != SLOT_WAITING ||
+		    (!force && sl->respawn_at > now))
+			continue;
+		if (slots_spawn(s, i, ctx, 0) == 0)
+			started++;
+	}
+	return started;
 }
 
 void
-slots_promote(struct master *m, int slot)
+slots_release(struct slots *s, int i)
 {
-	struct slot *s = &m->slots[slot];
-	int n = s->next;
+	struct slot *sl = &s->v[i];
+	int n = sl->next;
 
-	if (n < 0 || s->cur >= 0)
+	if (n < 0 || sl->cur >= 0)
 		return;
-	s->cur = n;
-	s->next = -1;
-	m->procs[n].held = 0;
-	m->procs[n].kill_at = 0;
-	/* The slot's cadence carries over to its new worker. */
-	atomic_store(&m->sb->cells[n].next_due, s->next_due);
-	atomic_store(&m->sb->cells[n].cmd, CELL_RUN);
-	scoreboard_ring(&m->sb->cells[n]);
+	sl->cur = n;
+	sl->next = -1;
+	s->procs[n].state = proc_next(s->procs[n].state, PE_RELEASE);
+	s->procs[n].deadline = s->procs[n].lifetime > 0 ?
+	    mono_ns() + s->procs[n].lifetime : 0;
+	slot_move(s, i, SE_SPAWNED);
+	/* The slot's cadence carries over; the worker reads it once let go. */
+	atomic_store(&s->sb->cells[n].w.next_due, sl->next_due);
+	atomic_store(&s->sb->cells[n].cmd, CELL_RUN);
+	scoreboard_ring(&s->sb->cells[n]);
 }
 
-/* The proc index of a worker pid, or -1. */
-static int
-find_proc(const struct master *m, pid_t pid)
+int
+slots_find_pid(const struct slots *s, pid_t pid)
 {
-	for (int i = 0; i < m->ncells; i++)
-		if (m->procs[i].pid == pid)
+	for (int i = 0; i < s->ncells; i++)
+		if (s->procs[i].state != PROC_FREE && s->procs[i].pid == pid)
 			return i;
 	return -1;
 }
 
-/* Does slot i still want a worker after its worker ended? */
-static int
-slot_wanted(const struct master *m, int i)
+/* Plans slot i after its worker's exit of class cls; the plan's words. */
+static void
+plan_slot(struct slots *s, int i, enum exit_class cls, int healthy,
+    int64_t now, char *plan, size_t size)
 {
-	return m->state == MASTER_RUNNING && !m->run_once && i < m->target;
+	struct slot *sl = &s->v[i];
+	int64_t delay;
+
+	if (sl->cur >= 0) {
+		copy_str(plan, "not respawned", size);
+		return;
+	}
+	if (sl->next >= 0 && s->procs[sl->next].gen == s->release_gen &&
+	    slot_wanted(s, i)) {
+		/* A restart's replacement was waiting for this exit. */
+		if (s->procs[sl->next].state == PROC_HELD) {
+			slots_release(s, i);
+			copy_str(plan, "replaced", size);
+		} else {
+			copy_str(plan, "its replacement takes over once "
+			    "ready", size);
+		}
+		return;
+	}
+	if (!slot_wanted(s, i)) {
+		slot_move(s, i, SE_DROPPED);
+		copy_str(plan, "not respawned", size);
+		return;
+	}
+	slot_move(s, i, SE_EXITED);
+	delay = policy_after_exit(&sl->failures, cls, healthy);
+	sl->respawn_at = now + delay;
+	if (delay == 0)
+		copy_str(plan, "respawning now", size);
+	else
+		snprintf(plan, size, "respawning in %.1f s (%u failures in a "
+		    "row)", (double)delay / NS_PER_SEC, sl->failures);
 }
 
-/* Frees a reaped worker's cell, logs its exit, plans its slot's future. */
-static void
-worker_exited(struct master *m, int idx, int wstatus)
+void
+slots_exited(struct slots *s, int idx, int wstatus, int64_t now,
+    struct worker_exit *ex)
 {
-	struct proc *p = &m->procs[idx];
-	struct sb_cell *c = &m->sb->cells[idx];
-	struct slot *s = &m->slots[p->slot];
+	struct proc *p = &s->procs[idx];
+	struct sb_cell *c = &s->sb->cells[idx];
+	struct slot *sl = &s->v[p->slot];
 	struct exit_facts f;
-	char text[EXIT_TEXT_MAX], plan[96];
-	enum exit_class cls;
-	int64_t now = mono_ns(), delay = 0;
-	int level;
+	char plan[96];
 
 	memset(&f, 0, sizeof(f));
 	f.wstatus = wstatus;
-	f.why = atomic_load(&c->why);
-	f.calls = atomic_load(&c->calls);
+	f.why = atomic_load(&c->w.why);
+	f.calls = atomic_load(&c->w.calls);
 	f.lived_ns = now - p->started;
-	f.rss_kb = atomic_load(&c->rss_kb);
+	f.rss_kb = atomic_load(&c->w.rss_kb);
 	f.timed_out = p->timed_out;
 	f.call_ns = p->timeout_call_ns;
-	f.stop_killed = p->stop_killed;
-	cls = policy_classify(&f, text, sizeof(text));
+	f.stop_killed = p->killed_at_stop;
 
-	if (s->cur == idx) {
-		s->cur = -1;
-		s->next_due = atomic_load(&c->next_due);
-	} else if (s->next == idx) {
-		s->next = -1;
+	memset(ex, 0, sizeof(*ex));
+	ex->idx = idx;
+	ex->slot = p->slot;
+	ex->pid = p->pid;
+	ex->gen = p->gen;
+	ex->cls = policy_classify(&f, ex->text, sizeof(ex->text));
+
+	if (sl->cur == idx) {
+		sl->cur = -1;
+		sl->next_due = atomic_load(&c->w.next_due);
+	} else if (sl->next == idx) {
+		sl->next = -1;
 	}
-	if (cls == EXIT_FAILED && m->state == MASTER_RUNNING)
-		m->any_failed = 1;
+	p->state = proc_next(p->state, PE_EXIT);
+	s->free_cells[s->nfree++] = idx;
+	s->nlive--;
 
-	if (s->cur < 0 && s->next >= 0 && m->ro.phase == RO_REPLACE &&
-	    m->procs[s->next].gen == m->gen) {
-		/* A rollout's replacement was waiting for this exit: go. */
-		slots_promote(m, p->slot);
-		copy_str(plan, "replaced", sizeof(plan));
-	} else if (s->cur >= 0 || !slot_wanted(m, p->slot)) {
-		copy_str(plan, "not respawned", sizeof(plan));
-	} else {
-		delay = policy_after_exit(&s->failures, cls,
-		    policy_healthy(f.calls, f.lived_ns));
-		s->respawn_at = now + delay;
-		if (delay == 0)
-			copy_str(plan, "respawning now", sizeof(plan));
-		else
-			snprintf(plan, sizeof(plan), "respawning in %.1f s "
-			    "(%u failures in a row)", (double)delay / NS_PER_SEC,
-			    s->failures);
-	}
-	copy_str(s->last_exit, text, sizeof(s->last_exit));
-	s->last_failed = cls == EXIT_FAILED;
-
-	level = cls == EXIT_FAILED && m->state == MASTER_RUNNING ?
-	    PM_LOG_WARNING : PM_LOG_INFO;
-	logmsg(level, "worker %d (pid %ld) exited: %s; %s", p->slot,
-	    (long)p->pid, text, plan);
-
-	if (m->ro.phase != RO_IDLE)
-		reload_worker_exited(m, idx, text);
+	plan_slot(s, p->slot, ex->cls, policy_healthy(f.calls, f.lived_ns),
+	    now, plan, sizeof(plan));
+	copy_str(sl->last_exit, ex->text, sizeof(sl->last_exit));
+	sl->last_failed = ex->cls == EXIT_FAILED;
+	logmsg(ex->cls == EXIT_FAILED && !s->stopping ? PM_LOG_WARNING :
+	    PM_LOG_INFO, "worker %d (pid %ld) exited: %s; %s", p->slot,
+	    (long)p->pid, ex->text, plan);
 	memset(p, 0, sizeof(*p));
-	m->free_cells[m->nfree++] = idx;
-	m->nlive--;
 	/* Slots beyond a lowered target disappear once their workers have. */
-	while (m->nslots > m->target && m->slots[m->nslots - 1].cur < 0 &&
-	    m->slots[m->nslots - 1].next < 0)
-		m->nslots--;
-}
-
-void
-slots_reap(struct master *m)
-{
-	for (;;) {
-		siginfo_t si;
-		int wstatus, idx;
-		pid_t pid;
-
-		/* Peek first: the group is killed while its id cannot be reused. */
-		memset(&si, 0, sizeof(si));
-		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 ||
-		    si.si_pid == 0)
-			return;
-		pid = si.si_pid;
-		idx = find_proc(m, pid);
-		if (idx >= 0)
-			kill(-pid, SIGKILL);
-		while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
-			;
-		if (idx >= 0)
-			worker_exited(m, idx, wstatus);
-		else if (pid == m->ro.probe_pid)
-			reload_probe_exited(m, wstatus);
-		else
-			logmsg(PM_LOG_DEBUG, "reaped pid %ld (not a worker)",
-			    (long)pid);
-	}
-}
-
-void
-slots_respawn_due(struct master *m, int64_t now, int skip_backoff)
-{
-	if (m->state != MASTER_RUNNING || m->run_once)
-		return;
-	for (int i = 0; i < m->target; i++) {
-		struct slot *s = &m->slots[i];
-
-		/* A held replacement does not stand in for a live worker. */
-		if (s->cur >= 0)
-			continue;
-		if (skip_backoff || (s->respawn_at != 0 && s->respawn_at <= now)) {
-			/* A new slot's first worker is a start, not a restart. */
-			if (slots_spawn(m, i, &m->cfg, &m->creds, m->gen, 0) == 0 &&
-			    s->last_exit[0] != '\0')
-				s->restarts++;
-		}
-	}
-}
-
-void
-slots_kill_overdue(struct master *m, int64_t now)
-{
-	for (int i = 0; i < m->ncells; i++) {
-		struct proc *p = &m->procs[i];
-
-		if (p->pid == 0)
-			continue;
-		/*
-		 * limitSeconds counts from the end of work_init (ready_at):
-		 * a worker due by that measure ends like a stop, an orderly
-		 * end; one that is not yet due, or still initialising, is
-		 * looked at again when it will be.
-		 */
-		if (p->expire_at != 0 && p->expire_at <= now) {
-			int64_t ready = atomic_load(&m->sb->cells[i].ready_at);
-
-			if (ready == 0 || ready + p->lifetime > now) {
-				p->expire_at = ready == 0 ? now + p->lifetime :
-				    ready + p->lifetime;
-			} else {
-				p->expire_at = 0;
-				if (!p->retiring && !p->held) {
-					atomic_store(&m->sb->cells[i].cmd,
-					    CELL_EXPIRE);
-					scoreboard_ring(&m->sb->cells[i]);
-					if (atomic_load(&m->sb->cells[i].
-					    wants_term))
-						kill(p->pid, SIGTERM);
-				}
-			}
-		}
-		if (p->kill_at == 0 || p->kill_at > now)
-			continue;
-		p->kill_at = 0;
-		p->stop_killed = m->state == MASTER_STOPPING;
-		if (p->held)
-			logmsg(PM_LOG_WARNING, "worker %d (pid %ld) did not "
-			    "finish work_init within %lld s; killing it",
-			    p->slot, (long)p->pid,
-			    (long long)(INIT_TIMEOUT_NS / NS_PER_SEC));
-		else
-			logmsg(PM_LOG_WARNING, "worker %d (pid %ld) still "
-			    "running after %s; killing its process group",
-			    p->slot, (long)p->pid, p->stop_killed ?
-			    "stopTimeout" : p->timed_out ? "workTimeout's "
-			    "grace period" : "stopTimeout (replaced)");
-		kill(-p->pid, SIGKILL);
-		kill(p->pid, SIGKILL);
-	}
-}
-
-int64_t
-slots_next_deadline(const struct master *m)
-{
-	int64_t next = 0;
-
-	for (int i = 0; i < m->nslots; i++) {
-		int64_t t = m->slots[i].respawn_at;
-
-		if (t != 0 && m->state == MASTER_RUNNING && !m->run_once &&
-		    (next == 0 || t < next))
-			next = t;
-	}
-	for (int i = 0; i < m->ncells; i++) {
-		const struct proc *p = &m->procs[i];
-
-		if (p->pid == 0)
-			continue;
-		if (p->kill_at != 0 && (next == 0 || p->kill_at < next))
-			next = p->kill_at;
-		if (p->expire_at != 0 && (next == 0 || p->expire_at < next))
-			next = p->expire_at;
-	}
-	if (m->watch_at != 0 && (next == 0 || m->watch_at < next))
-		next = m->watch_at;
-	return next;
+	while (s->n > s->target && s->v[s->n - 1].state == SLOT_EMPTY &&
+	    s->v[s->n - 1].next < 0)
+		s->n--;
 }
 
 /*
@@ -431,9 +393,9 @@ slots_next_deadline(const struct master *m)
 static int64_t
 call_age(struct proc *p, const struct sb_cell *c, int64_t now)
 {
-	uint64_t calls = atomic_load(&c->calls);
+	uint64_t calls = atomic_load(&c->w.calls);
 
-	if (atomic_load(&c->phase) != PHASE_BUSY) {
+	if (atomic_load(&c->w.phase) != PHASE_BUSY) {
 		p->watch_since = 0;
 		return 0;
 	}
@@ -441,67 +403,196 @@ call_age(struct proc *p, const struct sb_cell *c, int64_t now)
 		p->watch_calls = calls;
 		p->watch_since = now;
 	}
-	if (!p->hot && atomic_load(&c->call_started) != 0)
-		return now - atomic_load(&c->call_started);
+	if (!p->hot && atomic_load(&c->w.call_started) != 0)
+		return now - atomic_load(&c->w.call_started);
 	return now - p->watch_since;
 }
 
-/*
- * workTimeout: a worker whose current work() call has run longer gets
- * SIGTERM, then SIGKILL after TIMEOUT_GRACE_NS.  The check runs every
- * quarter timeout (to notice calls that began unseen) and at the moment a
- * timed call would become overdue.
- */
-void
-slots_watchdog(struct master *m, int64_t now)
+/* Is limitSeconds over for p?  Moves its deadline if not yet. */
+static int
+lifetime_over(struct slots *s, int idx, int64_t now)
 {
-	int64_t limit = (int64_t)m->cfg.work_timeout * NS_PER_SEC, next;
+	struct proc *p = &s->procs[idx];
+	int64_t ready = atomic_load(&s->sb->cells[idx].w.ready_at);
 
-	if (limit == 0) {
-		m->watch_at = 0;
-		return;
-	}
-	if (m->watch_at != 0 && m->watch_at > now)
-		return;
-	next = now + limit / 4;
-	for (int i = 0; i < m->ncells; i++) {
-		struct proc *p = &m->procs[i];
-		struct sb_cell *c = &m->sb->cells[i];
-		int64_t age;
-
-		if (p->pid == 0 || p->timed_out || p->held)
-			continue;
-		age = call_age(p, c, now);
-		if (age < limit) {
-			if (age > 0 && now + (limit - age) < next)
-				next = now + (limit - age);
-			continue;
-		}
-		p->timed_out = 1;
-		p->timeout_call_ns = age;
-		logmsg(PM_LOG_WARNING, "worker %d (pid %ld): work() call %llu "
-		    "has run %.1f s, over workTimeout %u s; terminating it",
-		    p->slot, (long)p->pid,
-		    (unsigned long long)atomic_load(&c->calls) + 1,
-		    (double)age / NS_PER_SEC, m->cfg.work_timeout);
-		kill(p->pid, SIGTERM);
-		if (p->kill_at == 0 || p->kill_at > now + TIMEOUT_GRACE_NS)
-			p->kill_at = now + TIMEOUT_GRACE_NS;
-	}
-	m->watch_at = next;
+	/* limitSeconds counts from the end of work_init (ready_at). */
+	if (ready != 0 && ready + p->lifetime <= now)
+		return 1;
+	p->deadline = ready == 0 ? now + p->lifetime : ready + p->lifetime;
+	return 0;
 }
 
-/*
- * Kills what is left of the task besides workers: orphans adopted as
- * subreaper (a plugin's daemonised children) that outlived their worker.
- */
+/* Kills proc idx's process group for passing its deadline. */
+static void
+kill_overdue(struct slots *s, int idx, enum proc_deadline why, int stopping)
+{
+	struct proc *p = &s->procs[idx];
+
+	p->killed_at_stop = why == DL_STOP && stopping;
+	if (why == DL_INIT)
+		logmsg(PM_LOG_WARNING, "worker %d (pid %ld) did not finish "
+		    "work_init within %lld s; killing it", p->slot,
+		    (long)p->pid, (long long)(INIT_TIMEOUT_NS / NS_PER_SEC));
+	else
+		logmsg(PM_LOG_WARNING, "worker %d (pid %ld) still running "
+		    "after %s; killing its process group", p->slot,
+		    (long)p->pid, why == DL_GRACE ? "workTimeout's grace "
+		    "period" : stopping ? "stopTimeout" :
+		    "stopTimeout (replaced)");
+	p->state = proc_next(p->state, PE_DEADLINE);
+	p->deadline = 0;
+	kill(-p->pid, SIGKILL);
+	kill(p->pid, SIGKILL);
+}
+
+/* workTimeout: SIGTERM a worker whose call ran too long. */
+static void
+time_out(struct slots *s, int idx, int64_t age, unsigned limit_s,
+    int64_t now)
+{
+	struct proc *p = &s->procs[idx];
+
+	p->timed_out = 1;
+	p->timeout_call_ns = age;
+	logmsg(PM_LOG_WARNING, "worker %d (pid %ld): work() call %llu has "
+	    "run %.1f s, over workTimeout %u s; terminating it", p->slot,
+	    (long)p->pid, (unsigned long long)atomic_load(
+	    &s->sb->cells[idx].w.calls) + 1, (double)age / NS_PER_SEC,
+	    limit_s);
+	kill(p->pid, SIGTERM);
+	/* A stop's kill already due sooner stands. */
+	if (p->state != PROC_STOPPING || p->deadline > now + TIMEOUT_GRACE_NS)
+		p->deadline = now + TIMEOUT_GRACE_NS;
+	p->state = proc_next(p->state, PE_TIMEOUT);
+}
+
 void
-slots_kill_strays(struct master *m)
+slots_run_deadlines(struct slots *s, const struct task_config *cfg,
+    int64_t now)
+{
+	int64_t limit = (int64_t)cfg->work_timeout * NS_PER_SEC;
+
+	for (int i = 0; i < s->ncells; i++) {
+		struct proc *p = &s->procs[i];
+		enum proc_deadline kind = proc_deadline_kind(p->state);
+
+		if (p->state == PROC_FREE)
+			continue;
+		if (limit > 0 && !p->timed_out && (p->state == PROC_RUNNING ||
+		    p->state == PROC_EXPIRING || p->state == PROC_STOPPING)) {
+			int64_t age = call_age(p, &s->sb->cells[i], now);
+
+			if (age >= limit) {
+				time_out(s, i, age, cfg->work_timeout, now);
+				continue;
+			}
+		}
+		if (kind == DL_NONE || p->deadline == 0 || p->deadline > now)
+			continue;
+		if (kind == DL_LIFETIME) {
+			if (!lifetime_over(s, i, now))
+				continue;
+			p->state = proc_next(p->state, PE_EXPIRE);
+			p->deadline = 0;
+			tell(s, i, CELL_EXPIRE);
+			continue;
+		}
+		kill_overdue(s, i, kind, s->stopping);
+	}
+}
+
+int64_t
+slots_next_deadline(const struct slots *s, const struct task_config *cfg)
+{
+	int64_t limit = (int64_t)cfg->work_timeout * NS_PER_SEC, next = 0;
+	int watched = 0;
+
+	for (int i = 0; s->respawn && i < s->target; i++) {
+		int64_t t = s->v[i].respawn_at;
+
+		if (s->v[i].state == SLOT_WAITING && (next == 0 || t < next))
+			next = t;
+	}
+	for (int i = 0; i < s->ncells; i++) {
+		const struct proc *p = &s->procs[i];
+		const struct sb_cell *c = &s->sb->cells[i];
+		int64_t t = p->deadline;
+
+		if (p->state == PROC_FREE)
+			continue;
+		if (t != 0 && proc_deadline_kind(p->state) != DL_NONE &&
+		    (next == 0 || t < next))
+			next = t;
+		if (limit == 0 || p->timed_out ||
+		    (p->state != PROC_RUNNING && p->state != PROC_EXPIRING &&
+		    p->state != PROC_STOPPING))
+			continue;
+		/* A timed call is due at its stamp + limit. */
+		t = atomic_load(&c->w.call_started);
+		if (!p->hot && t != 0 && atomic_load(&c->w.phase) ==
+		    PHASE_BUSY) {
+			if (next == 0 || t + limit < next)
+				next = t + limit;
+		} else {
+			watched = 1;
+		}
+	}
+	/* Calls the master cannot see start: look every quarter timeout. */
+	if (watched) {
+		int64_t t = mono_ns() + limit / 4;
+
+		if (next == 0 || t < next)
+			next = t;
+	}
+	return next;
+}
+
+int
+slots_any_unattended(const struct slots *s)
+{
+	for (int i = 0; s->respawn && i < s->target; i++)
+		if (s->v[i].state == SLOT_EMPTY)
+			return 1;
+	return 0;
+}
+
+void
+slots_reconcile(struct slots *s, int64_t now)
+{
+	for (int i = 0; s->respawn && i < s->target; i++) {
+		if (s->v[i].state != SLOT_EMPTY)
+			continue;
+		slot_move(s, i, SE_GROW);
+		s->v[i].respawn_at = now;
+	}
+}
+
+void
+slots_collect_ready(struct slots *s)
+{
+	for (int i = 0; i < s->ncells; i++)
+		if (s->procs[i].state == PROC_PREPARING &&
+		    slots_proc_ready(s, i)) {
+			s->procs[i].state = proc_next(PROC_PREPARING,
+			    PE_READY);
+			s->procs[i].deadline = 0;
+		}
+}
+
+int
+slots_proc_ready(const struct slots *s, int idx)
+{
+	uint32_t ph = atomic_load(&s->sb->cells[idx].w.phase);
+
+	return ph >= PHASE_HELD && ph <= PHASE_BUSY;
+}
+
+void
+slots_kill_strays(const struct slots *s)
 {
 	char path[64], buf[4096];
 	FILE *f;
 
-	(void)m;
 	snprintf(path, sizeof(path), "/proc/self/task/%ld/children",
 	    (long)getpid());
 	if ((f = fopen(path, "re")) == NULL)
@@ -509,7 +600,7 @@ slots_kill_strays(struct master *m)
 	while (fscanf(f, "%4095s", buf) == 1) {
 		long pid = strtol(buf, NULL, 10);
 
-		if (pid > 0 && find_proc(m, (pid_t)pid) < 0) {
+		if (pid > 0 && slots_find_pid(s, (pid_t)pid) < 0) {
 			logmsg(PM_LOG_INFO, "killing pid %ld, left behind by "
 			    "a worker", pid);
 			kill((pid_t)pid, SIGKILL);

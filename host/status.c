@@ -1,8 +1,8 @@
 /*
- * status.c - parses a master's status records and renders them, either as
- * process_manage's table (rows Master and Worker; columns pid, title,
- * memory(m), start, run(s), then count or work, then pmhost's own: state,
- * slot, restarts, last exit) or as one JSON document with the same facts.
+ * status.c - the status schema's table (status.h), the records a master
+ * writes by it, and the two renderings of a parsed reply: process_manage's
+ * table (rows Master and Worker; columns pid, title, memory(m), start,
+ * run(s), then count or work, then pmhost's own) and one JSON document.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,80 +12,111 @@
 #include "status.h"
 #include "util.h"
 
-/* An integer field of r, or def when absent or not a number. */
-static long long
-num(const struct record *r, const char *key, long long def)
-{
-	const char *v = record_get(r, key);
-	char *end;
-	long long n;
+enum rec_kind { M, W };
+enum val_type { I, T };
+enum json_form { J_INT, J_INTN, J_LIVE, J_SECS, J_MEM, J_TIME, J_TEXT,
+	J_TEXTN, J_NONE };
+enum cell_form { C_INT, C_LIVE, C_TEXT, C_MEM, C_TIME, C_SECS, C_LAST };
 
-	if (v == NULL || *v == '\0')
-		return def;
-	n = strtoll(v, &end, 10);
-	return *end == '\0' ? n : def;
+static const struct field {
+	const char	*key;
+	unsigned char	 rec;
+	unsigned char	 type;
+	unsigned char	 json;
+	const char	*json_key;
+	const char	*column;
+	unsigned char	 cell;
+	unsigned char	 colno;
+} fields[SK_COUNT_] = {
+#define STATUS_ROW(id, key, rec, type, json, jkey, col, cell, no)	\
+	[SK_##id] = { key, rec, type, json, jkey, col, cell, no },
+	STATUS_FIELDS(STATUS_ROW)
+#undef STATUS_ROW
+};
+
+#define NCOLS		10	/* the highest col# in the schema */
+#define STATUS_CELL_MAX	320	/* a last exit and its respawn time */
+
+void
+status_put_num(struct buf *b, enum status_key k, long long v)
+{
+	proto_put_int(b, fields[k].key, v);
 }
 
-/* Copies a text field of r into dst (empty when absent). */
-static void
-text(const struct record *r, const char *key, char *dst, size_t size)
+void
+status_put_text(struct buf *b, enum status_key k, const char *v)
 {
-	const char *v = record_get(r, key);
-
-	copy_str(dst, v != NULL ? v : "", size);
+	proto_put(b, fields[k].key, v);
 }
 
-static void
-parse_master(const struct record *r, struct status_master *m)
+long long
+status_num(const struct status_rec *r, enum status_key k, long long def)
 {
-	text(r, "name", m->name, sizeof(m->name));
-	text(r, "title", m->title, sizeof(m->title));
-	text(r, "worker_title", m->worker_title, sizeof(m->worker_title));
-	text(r, "state", m->state, sizeof(m->state));
-	text(r, "config", m->config, sizeof(m->config));
-	text(r, "plugin", m->plugin, sizeof(m->plugin));
-	text(r, "run_dir", m->run_dir, sizeof(m->run_dir));
-	m->pid = (long)num(r, "pid", -1);
-	m->start_ms = num(r, "start_ms", 0);
-	m->run_ms = num(r, "run_ms", 0);
-	m->rss_kb = num(r, "rss_kb", -1);
-	m->count = num(r, "count", 0);
-	m->target = num(r, "target", 0);
-	m->generation = num(r, "generation", 0);
-	m->stop_timeout = num(r, "stop_timeout", -1);
+	return r->has[k] ? r->num[k] : def;
 }
 
-static void
-parse_worker(const struct record *r, struct status_worker *w)
+const char *
+status_text(const struct status_rec *r, enum status_key k)
 {
-	memset(w, 0, sizeof(*w));
-	w->slot = (int)num(r, "slot", -1);
-	w->pid = (long)num(r, "pid", -1);
-	text(r, "state", w->state, sizeof(w->state));
-	w->start_ms = num(r, "start_ms", 0);
-	w->run_ms = num(r, "run_ms", -1);
-	w->rss_kb = num(r, "rss_kb", -1);
-	w->work = num(r, "work", 0);
-	w->errors = num(r, "errors", 0);
-	w->restarts = num(r, "restarts", 0);
-	w->failures = num(r, "failures", 0);
-	w->generation = num(r, "generation", 0);
-	w->call_ms = num(r, "call_ms", -1);
-	w->respawn_in_ms = num(r, "respawn_in_ms", -1);
-	text(r, "last_exit", w->last_exit, sizeof(w->last_exit));
+	return r->has[k] && r->text[k] != NULL ? r->text[k] : "";
+}
+
+/* Stores one decoded key=value of a record of kind rec. */
+static void
+rec_set(struct status_rec *r, enum rec_kind rec, const char *key,
+    const char *val)
+{
+	for (int k = 0; k < SK_COUNT_; k++) {
+		char *end;
+
+		if (fields[k].rec != rec || strcmp(fields[k].key, key) != 0)
+			continue;
+		r->text[k] = val;
+		r->has[k] = 1;
+		if (fields[k].type == I) {
+			r->num[k] = strtoll(val, &end, 10);
+			/* Not a number: as if absent. */
+			if (*val == '\0' || *end != '\0')
+				r->has[k] = 0;
+		}
+	}
+}
+
+/* Splits "TYPE k=v k=v" in place into r; -1 if it is not such a line. */
+static int
+rec_parse(char *line, enum rec_kind rec, struct status_rec *r)
+{
+	char *save = NULL, *tok;
+
+	memset(r, 0, sizeof(*r));
+	if (strtok_r(line, " ", &save) == NULL)
+		return -1;
+	while ((tok = strtok_r(NULL, " ", &save)) != NULL) {
+		char *eq = strchr(tok, '=');
+
+		if (eq == NULL)
+			continue;
+		*eq = '\0';
+		proto_decode(eq + 1);
+		rec_set(r, rec, tok, eq + 1);
+	}
+	return 0;
 }
 
 int
-status_parse(char *reply, struct status_master *m, char *err, size_t errlen)
+status_parse(const char *reply, struct status_master *m, char *err,
+    size_t errlen)
 {
 	char *line, *save = NULL;
 	int have_master = 0, done = 0;
 
 	memset(m, 0, sizeof(*m));
-	for (line = strtok_r(reply, "\n", &save); line != NULL;
+	if ((m->mem = strdup(reply)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (line = strtok_r(m->mem, "\n", &save); line != NULL;
 	    line = strtok_r(NULL, "\n", &save)) {
-		struct record r;
-
 		if (strncmp(line, "error", 5) == 0 &&
 		    (line[5] == ' ' || line[5] == '\0')) {
 			snprintf(err, errlen, "%s", line[5] ? line + 6 :
@@ -97,13 +128,11 @@ status_parse(char *reply, struct status_master *m, char *err, size_t errlen)
 			done = 1;
 			break;
 		}
-		if (proto_parse(line, &r) < 0)
-			continue;
-		if (strcmp(r.type, "master") == 0) {
-			parse_master(&r, m);
+		if (strncmp(line, "master ", 7) == 0) {
+			rec_parse(line, M, &m->m);
 			have_master = 1;
-		} else if (strcmp(r.type, "worker") == 0) {
-			struct status_worker *w = realloc(m->workers,
+		} else if (strncmp(line, "worker ", 7) == 0) {
+			struct status_rec *w = realloc(m->workers,
 			    (m->nworkers + 1) * sizeof(*w));
 
 			if (w == NULL) {
@@ -112,7 +141,7 @@ status_parse(char *reply, struct status_master *m, char *err, size_t errlen)
 				return -1;
 			}
 			m->workers = w;
-			parse_worker(&r, &w[m->nworkers++]);
+			rec_parse(line, W, &w[m->nworkers++]);
 		}
 	}
 	if (!have_master || !done) {
@@ -120,6 +149,12 @@ status_parse(char *reply, struct status_master *m, char *err, size_t errlen)
 		status_free(m);
 		return -1;
 	}
+	for (size_t i = 0; i < m->nworkers; i++)
+		if (!m->workers[i].has[SK_W_TITLE]) {
+			m->workers[i].text[SK_W_TITLE] =
+			    status_text(&m->m, SK_WORKER_TITLE);
+			m->workers[i].has[SK_W_TITLE] = 1;
+		}
 	return 0;
 }
 
@@ -127,8 +162,8 @@ void
 status_free(struct status_master *m)
 {
 	free(m->workers);
-	m->workers = NULL;
-	m->nworkers = 0;
+	free(m->mem);
+	memset(m, 0, sizeof(*m));
 }
 
 /* "2026-11-27 07:43:20" in local time. */
@@ -144,147 +179,160 @@ fmt_time(long long ms, char *buf, size_t size)
 		strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
-/* RSS in MiB with one decimal, "-" if unknown. */
+/* The table cell of field k in record r. */
 static void
-fmt_mem(long long kb, char *buf, size_t size)
+cell_text(const struct status_rec *r, int k, char *buf, size_t size)
 {
-	if (kb < 0)
-		copy_str(buf, "-", size);
-	else
-		snprintf(buf, size, "%.1f", (double)kb / 1024);
+	long long n = status_num(r, (enum status_key)k, -1);
+	long long respawn = status_num(r, SK_W_RESPAWN_IN_MS, -1);
+	const char *t = status_text(r, (enum status_key)k);
+
+	switch (fields[k].cell) {
+	case C_INT:
+	case C_LIVE:
+		/* Absent: a count is 0, anything else unknown. */
+		if (!r->has[k] && fields[k].json != J_INT)
+			copy_str(buf, "-", size);
+		else
+			snprintf(buf, size, "%lld", r->has[k] ? n : 0);
+		break;
+	case C_MEM:
+		if (n < 0)
+			copy_str(buf, "-", size);
+		else
+			snprintf(buf, size, "%.1f", (double)n / 1024);
+		break;
+	case C_TIME:
+		fmt_time(r->has[k] ? n : 0, buf, size);
+		break;
+	case C_SECS:
+		if (n < 0)
+			copy_str(buf, "-", size);
+		else
+			snprintf(buf, size, "%lld", n / 1000);
+		break;
+	case C_LAST:
+		if (t[0] == '\0' && respawn >= 0)
+			snprintf(buf, size, "respawn in %.1f s",
+			    (double)respawn / 1000);
+		else if (t[0] == '\0')
+			copy_str(buf, "-", size);
+		else if (respawn >= 0)
+			snprintf(buf, size, "%s; respawn in %.1f s", t,
+			    (double)respawn / 1000);
+		else
+			copy_str(buf, t, size);
+		break;
+	default:
+		copy_str(buf, r->has[k] ? t : "-", size);
+		break;
+	}
 }
 
-/* The cells of one table row. */
+/* The field filling column col (1-based) of a record kind; -1: none. */
+static int
+column_field(enum rec_kind rec, int col)
+{
+	for (int k = 0; k < SK_COUNT_; k++)
+		if (fields[k].rec == rec && fields[k].colno == col)
+			return k;
+	return -1;
+}
+
+/* A table row: its cells, in column order. */
 struct row {
 	const char	*type;
-	char		 pid[24], mem[24], start[32], run[24], num[24];
-	const char	*title, *state;
-	char		 slot[16], restarts[24];
-	char		 last[STATUS_TEXT + 48];
+	int		 ncols;
+	char		 cell[NCOLS][STATUS_CELL_MAX];
 };
 
-enum { COL_PID, COL_TITLE, COL_MEM, COL_START, COL_RUN, COL_NUM, COL_STATE,
-	COL_SLOT, COL_RESTARTS, NCOLS };
-
-static const char *
-cell(const struct row *r, int col)
-{
-	switch (col) {
-	case COL_PID:		return r->pid;
-	case COL_TITLE:		return r->title;
-	case COL_MEM:		return r->mem;
-	case COL_START:		return r->start;
-	case COL_RUN:		return r->run;
-	case COL_NUM:		return r->num;
-	case COL_STATE:		return r->state;
-	case COL_SLOT:		return r->slot;
-	default:		return r->restarts;
-	}
-}
-
 static void
-master_row(const struct status_master *m, struct row *r)
+make_row(const struct status_rec *r, enum rec_kind rec, struct row *row)
 {
-	memset(r, 0, sizeof(*r));
-	r->type = "Master";
-	snprintf(r->pid, sizeof(r->pid), "%ld", m->pid);
-	r->title = m->title;
-	fmt_mem(m->rss_kb, r->mem, sizeof(r->mem));
-	fmt_time(m->start_ms, r->start, sizeof(r->start));
-	snprintf(r->run, sizeof(r->run), "%lld", m->run_ms / 1000);
-	snprintf(r->num, sizeof(r->num), "%lld", m->count);
-	r->state = m->state;
-}
+	row->type = rec == M ? "Master" : "Worker";
+	row->ncols = 0;
+	for (int c = 1; c <= NCOLS; c++) {
+		int k = column_field(rec, c);
 
-static void
-worker_row(const struct status_master *m, const struct status_worker *w,
-    struct row *r)
-{
-	memset(r, 0, sizeof(*r));
-	r->type = "Worker";
-	r->title = m->worker_title;
-	r->state = w->state;
-	snprintf(r->slot, sizeof(r->slot), "%d", w->slot);
-	snprintf(r->restarts, sizeof(r->restarts), "%lld", w->restarts);
-	if (w->pid > 0) {
-		snprintf(r->pid, sizeof(r->pid), "%ld", w->pid);
-		fmt_mem(w->rss_kb, r->mem, sizeof(r->mem));
-		fmt_time(w->start_ms, r->start, sizeof(r->start));
-		snprintf(r->run, sizeof(r->run), "%lld", w->run_ms / 1000);
-		snprintf(r->num, sizeof(r->num), "%lld", w->work);
-	} else {
-		copy_str(r->pid, "-", sizeof(r->pid));
-		copy_str(r->mem, "-", sizeof(r->mem));
-		copy_str(r->start, "-", sizeof(r->start));
-		copy_str(r->run, "-", sizeof(r->run));
-		copy_str(r->num, "-", sizeof(r->num));
+		if (k < 0)
+			break;
+		cell_text(r, k, row->cell[c - 1], sizeof(row->cell[c - 1]));
+		row->ncols = c;
 	}
-	if (w->last_exit[0] == '\0' && w->respawn_in_ms >= 0)
-		snprintf(r->last, sizeof(r->last), "respawn in %.1f s",
-		    (double)w->respawn_in_ms / 1000);
-	else if (w->last_exit[0] == '\0')
-		copy_str(r->last, "-", sizeof(r->last));
-	else if (w->respawn_in_ms >= 0)
-		snprintf(r->last, sizeof(r->last), "%s; respawn in %.1f s",
-		    w->last_exit, (double)w->respawn_in_ms / 1000);
-	else
-		copy_str(r->last, w->last_exit, sizeof(r->last));
 }
 
 /* Appends one line: a type column, then cells padded to widths. */
 static void
 put_line(struct buf *out, const char *type, const char *const *cells,
-    int ncells, const int *width, const char *last)
+    int ncells, const int *width)
 {
 	buf_printf(out, "%-8s", type);
-	for (int c = 0; c < ncells; c++)
-		buf_printf(out, "%-*s", width[c] + 2, cells[c]);
-	if (last != NULL)
-		buf_printf(out, "%s", last);
+	for (int c = 0; c < ncells; c++) {
+		if (c == ncells - 1 && ncells == NCOLS)
+			buf_printf(out, "%s", cells[c]);
+		else
+			buf_printf(out, "%-*s", width[c] + 2, cells[c]);
+	}
 	/* No trailing blanks. */
 	while (out->len > 0 && out->p[out->len - 1] == ' ')
 		out->p[--out->len] = '\0';
 	buf_add(out, "\n", 1);
 }
 
+/* The headings of a record kind's columns. */
+static int
+headings(enum rec_kind rec, const char **h)
+{
+	int n = 0;
+
+	for (int c = 1; c <= NCOLS; c++) {
+		int k = column_field(rec, c);
+
+		if (k < 0)
+			break;
+		h[n++] = fields[k].column;
+	}
+	return n;
+}
+
 static void
 table_one(const struct status_master *m, struct buf *out)
 {
-	static const char *const mhead[] = { "pid", "title", "memory(m)",
-	    "start", "run(s)", "count", "state" };
-	static const char *const whead[] = { "pid", "title", "memory(m)",
-	    "start", "run(s)", "work", "state", "slot", "restarts" };
+	const char *mhead[NCOLS], *whead[NCOLS], *cells[NCOLS];
+	int width[NCOLS] = { 0 }, nm, nw;
 	struct row mr, *wr;
-	int width[NCOLS];
-	const char *cells[NCOLS];
 
 	if ((wr = calloc(m->nworkers + 1, sizeof(*wr))) == NULL) {
 		out->oom = 1;
 		return;
 	}
-	master_row(m, &mr);
+	nm = headings(M, mhead);
+	nw = headings(W, whead);
+	make_row(&m->m, M, &mr);
 	for (size_t i = 0; i < m->nworkers; i++)
-		worker_row(m, &m->workers[i], &wr[i]);
+		make_row(&m->workers[i], W, &wr[i]);
 	/* One set of widths, so master and worker columns line up. */
 	for (int c = 0; c < NCOLS; c++) {
-		width[c] = (int)strlen(whead[c]);
-		if (c < 7 && (int)strlen(mhead[c]) > width[c])
+		if (c < nw && (int)strlen(whead[c]) > width[c])
+			width[c] = (int)strlen(whead[c]);
+		if (c < nm && (int)strlen(mhead[c]) > width[c])
 			width[c] = (int)strlen(mhead[c]);
-		if (c < 7 && (int)strlen(cell(&mr, c)) > width[c])
-			width[c] = (int)strlen(cell(&mr, c));
+		if (c < mr.ncols && (int)strlen(mr.cell[c]) > width[c])
+			width[c] = (int)strlen(mr.cell[c]);
 		for (size_t i = 0; i < m->nworkers; i++)
-			if ((int)strlen(cell(&wr[i], c)) > width[c])
-				width[c] = (int)strlen(cell(&wr[i], c));
+			if (c < wr[i].ncols &&
+			    (int)strlen(wr[i].cell[c]) > width[c])
+				width[c] = (int)strlen(wr[i].cell[c]);
 	}
-	put_line(out, "", mhead, 7, width, NULL);
-	for (int c = 0; c < 7; c++)
-		cells[c] = cell(&mr, c);
-	put_line(out, mr.type, cells, 7, width, NULL);
-	put_line(out, "", whead, NCOLS, width, "last exit");
+	put_line(out, "", mhead, nm, width);
+	for (int c = 0; c < mr.ncols; c++)
+		cells[c] = mr.cell[c];
+	put_line(out, mr.type, cells, mr.ncols, width);
+	put_line(out, "", whead, nw, width);
 	for (size_t i = 0; i < m->nworkers; i++) {
-		for (int c = 0; c < NCOLS; c++)
-			cells[c] = cell(&wr[i], c);
-		put_line(out, wr[i].type, cells, NCOLS, width, wr[i].last);
+		for (int c = 0; c < wr[i].ncols; c++)
+			cells[c] = wr[i].cell[c];
+		put_line(out, wr[i].type, cells, wr[i].ncols, width);
 	}
 	free(wr);
 }
@@ -299,118 +347,137 @@ status_table(const struct status_master *ms, size_t n, struct buf *out)
 	}
 }
 
-/* Appends s as a JSON string. */
+/* Length of the valid UTF-8 sequence at p (1 to 4), or 0 if invalid. */
+static size_t
+utf8_len(const unsigned char *p)
+{
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		return (p[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 ||
+		    (p[0] == 0xe0 && p[1] < 0xa0) ||
+		    (p[0] == 0xed && p[1] >= 0xa0))
+			return 0;
+		return 3;
+	}
+	if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 ||
+		    (p[3] & 0xc0) != 0x80 || (p[0] == 0xf0 && p[1] < 0x90) ||
+		    (p[0] == 0xf4 && p[1] >= 0x90))
+			return 0;
+		return 4;
+	}
+	return 0;
+}
+
+/*
+ * Appends s as a JSON string.  Output is always valid JSON: each byte
+ * that does not start a valid UTF-8 sequence becomes U+FFFD.
+ */
 static void
 json_str(struct buf *out, const char *s)
 {
 	buf_add(out, "\"", 1);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+	for (const unsigned char *p = (const unsigned char *)s; *p; ) {
+		size_t n = utf8_len(p);
+
 		if (*p == '"' || *p == '\\')
 			buf_printf(out, "\\%c", *p);
 		else if (*p < 0x20 || *p == 0x7f)
 			buf_printf(out, "\\u%04x", *p);
+		else if (n == 0)
+			buf_add(out, "\\ufffd", 6);
 		else
-			buf_add(out, (const char *)p, 1);
+			buf_add(out, (const char *)p, n);
+		p += n == 0 ? 1 : n;
 	}
 	buf_add(out, "\"", 1);
 }
 
-/* ,"key":"value" (or null when empty and nullable) */
+/* ,"key":... for field k of record r, in its JSON form. */
 static void
-json_kv_str(struct buf *out, const char *key, const char *v, int nullable)
+json_field(const struct status_rec *r, int k, struct buf *out, int first)
 {
-	buf_printf(out, ",\"%s\":", key);
-	if (nullable && v[0] == '\0')
-		buf_add(out, "null", 4);
-	else
-		json_str(out, v);
+	const struct field *f = &fields[k];
+	const char *key = f->json_key != NULL ? f->json_key : f->key;
+	long long n = status_num(r, (enum status_key)k, -1);
+	const char *t = status_text(r, (enum status_key)k);
+	char when[32];
+
+	buf_printf(out, "%s\"%s%s\":", first ? "" : ",", key,
+	    f->json == J_MEM ? "_mb" : "");
+	switch (f->json) {
+	case J_INT:
+		buf_printf(out, "%lld", status_num(r, (enum status_key)k, 0));
+		break;
+	case J_INTN:
+	case J_LIVE:
+		if (!r->has[k] || (f->json == J_INTN && n < 0))
+			buf_add(out, "null", 4);
+		else
+			buf_printf(out, "%lld", n);
+		break;
+	case J_SECS:
+		if (n < 0)
+			buf_add(out, "null", 4);
+		else
+			buf_printf(out, "%.3f", (double)n / 1000);
+		break;
+	case J_MEM:
+		if (n < 0)
+			buf_printf(out, "null,\"%s_kb\":null", key);
+		else
+			buf_printf(out, "%.1f,\"%s_kb\":%lld", (double)n / 1024,
+			    key, n);
+		break;
+	case J_TIME:
+		if (!r->has[k]) {
+			buf_printf(out, "null,\"%s_unix_ms\":null", key);
+		} else {
+			fmt_time(n, when, sizeof(when));
+			json_str(out, when);
+			buf_printf(out, ",\"%s_unix_ms\":%lld", key, n);
+		}
+		break;
+	case J_TEXTN:
+		if (t[0] == '\0') {
+			buf_add(out, "null", 4);
+			break;
+		}
+		/* FALLTHROUGH */
+	default:
+		json_str(out, t);
+		break;
+	}
 }
 
-/* ,"key":n (or null when n < 0 and nullable) */
+/* The JSON object of one record (without its closing brace). */
 static void
-json_kv_num(struct buf *out, const char *key, long long v, int nullable)
+json_rec(const struct status_rec *r, enum rec_kind rec, struct buf *out)
 {
-	if (nullable && v < 0)
-		buf_printf(out, ",\"%s\":null", key);
-	else
-		buf_printf(out, ",\"%s\":%lld", key, v);
-}
+	int first = 1;
 
-static void
-json_kv_secs(struct buf *out, const char *key, long long ms)
-{
-	if (ms < 0)
-		buf_printf(out, ",\"%s\":null", key);
-	else
-		buf_printf(out, ",\"%s\":%.3f", key, (double)ms / 1000);
-}
-
-static void
-json_kv_mb(struct buf *out, const char *key, long long kb)
-{
-	if (kb < 0)
-		buf_printf(out, ",\"%s\":null", key);
-	else
-		buf_printf(out, ",\"%s\":%.1f", key, (double)kb / 1024);
-}
-
-static void
-json_worker(const struct status_master *m, const struct status_worker *w,
-    struct buf *out)
-{
-	char start[32] = "";
-	int live = w->pid > 0;
-
-	if (live)
-		fmt_time(w->start_ms, start, sizeof(start));
-	buf_printf(out, "{\"slot\":%d", w->slot);
-	json_kv_num(out, "pid", live ? w->pid : -1, 1);
-	json_kv_str(out, "title", m->worker_title, 0);
-	json_kv_str(out, "state", w->state, 0);
-	json_kv_mb(out, "memory_mb", live ? w->rss_kb : -1);
-	json_kv_num(out, "memory_kb", live ? w->rss_kb : -1, 1);
-	json_kv_str(out, "start", start, 1);
-	json_kv_num(out, "start_unix_ms", live ? w->start_ms : -1, 1);
-	json_kv_secs(out, "run_s", live ? w->run_ms : -1);
-	json_kv_num(out, "work", live ? w->work : -1, 1);
-	json_kv_num(out, "errors", live ? w->errors : -1, 1);
-	json_kv_num(out, "restarts", w->restarts, 0);
-	json_kv_num(out, "failures", w->failures, 0);
-	json_kv_num(out, "generation", live ? w->generation : -1, 1);
-	json_kv_secs(out, "call_s", w->call_ms);
-	json_kv_secs(out, "respawn_in_s", w->respawn_in_ms);
-	json_kv_str(out, "last_exit", w->last_exit, 1);
-	buf_add(out, "}", 1);
+	buf_add(out, "{", 1);
+	for (int k = 0; k < SK_COUNT_; k++) {
+		if (fields[k].rec != rec || fields[k].json == J_NONE)
+			continue;
+		json_field(r, k, out, first);
+		first = 0;
+	}
 }
 
 static void
 json_master(const struct status_master *m, struct buf *out)
 {
-	char start[32];
-
-	fmt_time(m->start_ms, start, sizeof(start));
-	buf_add(out, "{\"name\":", 8);
-	json_str(out, m->name);
-	json_kv_num(out, "pid", m->pid, 0);
-	json_kv_str(out, "title", m->title, 0);
-	json_kv_str(out, "state", m->state, 0);
-	json_kv_mb(out, "memory_mb", m->rss_kb);
-	json_kv_num(out, "memory_kb", m->rss_kb, 1);
-	json_kv_str(out, "start", start, 0);
-	json_kv_num(out, "start_unix_ms", m->start_ms, 0);
-	json_kv_secs(out, "run_s", m->run_ms);
-	json_kv_num(out, "count", m->count, 0);
-	json_kv_num(out, "target", m->target, 0);
-	json_kv_num(out, "generation", m->generation, 0);
-	json_kv_num(out, "stop_timeout", m->stop_timeout, 1);
-	json_kv_str(out, "config", m->config, 0);
-	json_kv_str(out, "plugin", m->plugin, 0);
-	json_kv_str(out, "run_dir", m->run_dir, 0);
+	json_rec(&m->m, M, out);
 	buf_add(out, ",\"workers\":[", 12);
 	for (size_t i = 0; i < m->nworkers; i++) {
 		if (i > 0)
 			buf_add(out, ",", 1);
-		json_worker(m, &m->workers[i], out);
+		json_rec(&m->workers[i], W, out);
+		buf_add(out, "}", 1);
 	}
 	buf_add(out, "]}", 2);
 }

@@ -1,61 +1,100 @@
 /*
- * status.h - what "pmhost status" shows: the master's reply parsed into
- * plain structs, and the two renderings of it (process_manage's table and
- * one JSON document).  Pure: no I/O, unit-tested on canned replies.
+ * status.h - what "pmhost status" shows, as one schema: every field a
+ * master reports, with its wire key, the record it belongs to, how --json
+ * shows it and which table column (if any) it fills.  The master writes
+ * records by these keys (serve.c); the command parses them back and
+ * renders process_manage's table or one JSON document.  Parsing and
+ * rendering are pure: unit-tested on canned replies.
  */
 #ifndef PMHOST_STATUS_H
 #define PMHOST_STATUS_H
 
 #include <stddef.h>
-#include <time.h>
 
 #include "proto.h"
 
-#define STATUS_TEXT	256
-#define STATUS_PATH	4096
+/*
+ * The schema, one line per field:
+ *   X(ID, wire key, record, type, JSON form, JSON key, column, cell, col#)
+ * record: M master, W worker.  type: I integer, T text.
+ * JSON form: J_INT, J_INTN (null when < 0), J_LIVE (null without a
+ *   process), J_SECS (ms as seconds, null when < 0), J_MEM (KiB as
+ *   KEY_mb and KEY_kb), J_TIME (ms as "date time" and KEY_unix_ms),
+ *   J_TEXT, J_TEXTN (null when empty), J_NONE (not in --json).
+ * cell: how the table shows it; col#: its column, 0 for none.  A worker
+ * record without "title" shows its master's "worker_title".
+ * The order of the lines is the order of --json.
+ */
+#define STATUS_FIELDS(X)						\
+	X(NAME,		"name",		M, T, J_TEXT, NULL, NULL, C_TEXT, 0)	\
+	X(PID,		"pid",		M, I, J_INT, NULL, "pid", C_INT, 1)	\
+	X(TITLE,	"title",	M, T, J_TEXT, NULL, "title", C_TEXT, 2) \
+	X(WORKER_TITLE,	"worker_title",	M, T, J_NONE, NULL, NULL, C_TEXT, 0)	\
+	X(STATE,	"state",	M, T, J_TEXT, NULL, "state", C_TEXT, 7) \
+	X(RSS_KB,	"rss_kb",	M, I, J_MEM, "memory", "memory(m)", C_MEM, 3) \
+	X(START_MS,	"start_ms",	M, I, J_TIME, "start", "start", C_TIME, 4) \
+	X(RUN_MS,	"run_ms",	M, I, J_SECS, "run_s", "run(s)", C_SECS, 5) \
+	X(COUNT,	"count",	M, I, J_INT, NULL, "count", C_INT, 6)	\
+	X(TARGET,	"target",	M, I, J_INT, NULL, NULL, C_INT, 0)	\
+	X(GENERATION,	"generation",	M, I, J_INT, NULL, NULL, C_INT, 0)	\
+	X(STOP_TIMEOUT,	"stop_timeout",	M, I, J_INTN, NULL, NULL, C_INT, 0)	\
+	X(CONFIG,	"config",	M, T, J_TEXT, NULL, NULL, C_TEXT, 0)	\
+	X(PLUGIN,	"plugin",	M, T, J_TEXT, NULL, NULL, C_TEXT, 0)	\
+	X(RUN_DIR,	"run_dir",	M, T, J_TEXT, NULL, NULL, C_TEXT, 0)	\
+	X(W_SLOT,	"slot",		W, I, J_INT, NULL, "slot", C_INT, 8)	\
+	X(W_PID,	"pid",		W, I, J_LIVE, NULL, "pid", C_LIVE, 1)	\
+	X(W_TITLE,	"title",	W, T, J_TEXT, NULL, "title", C_TEXT, 2) \
+	X(W_STATE,	"state",	W, T, J_TEXT, NULL, "state", C_TEXT, 7) \
+	X(W_RSS_KB,	"rss_kb",	W, I, J_MEM, "memory", "memory(m)", C_MEM, 3) \
+	X(W_START_MS,	"start_ms",	W, I, J_TIME, "start", "start", C_TIME, 4) \
+	X(W_RUN_MS,	"run_ms",	W, I, J_SECS, "run_s", "run(s)", C_SECS, 5) \
+	X(W_WORK,	"work",		W, I, J_LIVE, NULL, "work", C_LIVE, 6)	\
+	X(W_ERRORS,	"errors",	W, I, J_LIVE, NULL, NULL, C_INT, 0)	\
+	X(W_RESTARTS,	"restarts",	W, I, J_INT, NULL, "restarts", C_INT, 9) \
+	X(W_FAILURES,	"failures",	W, I, J_INT, NULL, NULL, C_INT, 0)	\
+	X(W_GENERATION,	"generation",	W, I, J_LIVE, NULL, NULL, C_INT, 0)	\
+	X(W_CALL_MS,	"call_ms",	W, I, J_SECS, "call_s", NULL, C_INT, 0) \
+	X(W_RESPAWN_IN_MS, "respawn_in_ms", W, I, J_SECS, "respawn_in_s", NULL, \
+	    C_INT, 0)							\
+	X(W_LAST_EXIT,	"last_exit",	W, T, J_TEXTN, NULL, "last exit",	\
+	    C_LAST, 10)
 
-struct status_worker {
-	int		 slot;
-	long		 pid;		/* -1: no process (backoff, pending) */
-	char		 state[16];
-	long long	 start_ms;	/* wall clock, ms since the epoch */
-	long long	 run_ms;
-	long long	 rss_kb;	/* -1: unknown */
-	long long	 work;		/* work() calls completed */
-	long long	 errors;
-	long long	 restarts;
-	long long	 failures;
-	long long	 generation;
-	long long	 call_ms;	/* current call's age; -1: none */
-	long long	 respawn_in_ms;	/* -1: none pending */
-	char		 last_exit[STATUS_TEXT];
+#define STATUS_ENUM(id, key, rec, type, json, jkey, col, cell, no) SK_##id,
+enum status_key {
+	STATUS_FIELDS(STATUS_ENUM)
+	SK_COUNT_
+};
+#undef STATUS_ENUM
+
+/* One parsed record: each field's value, if the master sent it. */
+struct status_rec {
+	unsigned char	 has[SK_COUNT_];
+	long long	 num[SK_COUNT_];
+	const char	*text[SK_COUNT_];	/* into the reply's copy */
 };
 
 struct status_master {
-	char		 name[72];
-	char		 title[160];
-	char		 worker_title[160];
-	char		 state[16];
-	char		 config[STATUS_PATH];
-	char		 plugin[STATUS_PATH];
-	char		 run_dir[STATUS_PATH];
-	long		 pid;
-	long long	 start_ms;
-	long long	 run_ms;
-	long long	 rss_kb;
-	long long	 count;		/* live workers */
-	long long	 target;
-	long long	 generation;
-	long long	 stop_timeout;
+	char		*mem;		/* the reply's copy the texts live in */
+	struct status_rec m;
 	size_t		 nworkers;
-	struct status_worker *workers;
+	struct status_rec *workers;
 };
 
+/* Master side: appends " key=value" for field k (proto encoding). */
+void	status_put_num(struct buf *b, enum status_key k, long long v);
+void	status_put_text(struct buf *b, enum status_key k, const char *v);
+
+/* A field's number (def when absent or not a number) or text ("" when
+ * absent). */
+long long	 status_num(const struct status_rec *r, enum status_key k,
+		    long long def);
+const char	*status_text(const struct status_rec *r, enum status_key k);
+
 /*
- * Parses a master's "status" reply (modified in place).  0, or -1 with a
- * message in err (the master's "error" line, or what was malformed).
+ * Parses a master's "status" reply.  0, or -1 with a message in err (the
+ * master's "error" line, or what was malformed).
  */
-int	status_parse(char *reply, struct status_master *m, char *err,
+int	status_parse(const char *reply, struct status_master *m, char *err,
 	    size_t errlen);
 void	status_free(struct status_master *m);
 

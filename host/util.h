@@ -13,6 +13,11 @@
 #define NS_PER_MS	1000000LL
 #define NS_PER_US	1000LL
 
+/* Exit statuses of every pmhost command. */
+#define EXIT_OK		0	/* success */
+#define EXIT_RUNTIME	1	/* not running, timeout, plugin failed */
+#define EXIT_USAGE	2	/* usage or config error */
+
 #define nitems(a)	(sizeof(a) / sizeof((a)[0]))
 
 /* CLOCK_MONOTONIC and CLOCK_REALTIME in nanoseconds. */

@@ -89,16 +89,16 @@ stop_reason(const struct worker *wk)
 
 /* Records why, runs work_fini if work_init succeeded, and exits. */
 static _Noreturn void
-finish(struct worker *wk, enum exit_why why)
+end_worker(struct worker *wk, enum exit_why why)
 {
 	struct sb_cell *c = wk->cell;
 	int code = (why == WHY_LOAD || why == WHY_INIT || why == WHY_SETUP) ?
 	    WORKER_EXIT_FAILED : 0;
 
-	atomic_store(&c->phase, PHASE_EXITING);
+	atomic_store(&c->w.phase, PHASE_EXITING);
 	if (wk->initialised && wk->plugin.fini != NULL)
 		wk->plugin.fini(&wk->api.pub, wk->state);
-	atomic_store(&c->why, why);
+	atomic_store(&c->w.why, why);
 	/* The plugin's buffered stdio output is part of its work. */
 	fflush(NULL);
 	_exit(code);
@@ -148,11 +148,11 @@ watch_master(void)
 static void
 setup_fds(const struct worker_args *a)
 {
-	int keep[2] = { log_fd(), a->held_fd }, lo = 3, fd;
+	int keep[2] = { log_fd(), a->ready_fd }, lo = 3, fd;
 
 	if (keep[1] >= 0 && keep[1] < keep[0]) {
 		keep[1] = keep[0];
-		keep[0] = a->held_fd;
+		keep[0] = a->ready_fd;
 	}
 	for (int i = 0; i < 2; i++) {
 		if (keep[i] < lo)
@@ -198,7 +198,8 @@ over_memory_limit(struct worker *wk)
 	if (wk->rss_limit_kb == 0)
 		return 0;
 	kb = current_rss_kb(wk);
-	atomic_store_explicit(&wk->cell->rss_kb, kb, memory_order_relaxed);
+	atomic_store_explicit(&wk->cell->w.rss_kb, kb,
+	    memory_order_relaxed);
 	return kb > wk->rss_limit_kb;
 }
 
@@ -208,13 +209,14 @@ note_error(struct worker *wk, int rc)
 {
 	int64_t now = mono_ns();
 
-	atomic_fetch_add_explicit(&wk->cell->errors, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&wk->cell->w.errors, 1,
+	    memory_order_relaxed);
 	wk->errors_unlogged++;
 	if (now - wk->last_error_log < ERROR_LOG_NS && wk->last_error_log != 0)
 		return;
 	logmsg(PM_LOG_WARNING, "work() returned %d (call %llu; %llu errors "
 	    "since the last report)", rc,
-	    (unsigned long long)atomic_load(&wk->cell->calls),
+	    (unsigned long long)atomic_load(&wk->cell->w.calls),
 	    (unsigned long long)wk->errors_unlogged);
 	wk->errors_unlogged = 0;
 	wk->last_error_log = now;
@@ -231,16 +233,16 @@ start_plugin(struct worker *wk)
 	if (plugin_open(cfg->plugin, &wk->plugin, err, sizeof(err)) < 0) {
 		logmsg(PM_LOG_ERROR, "slot %d: cannot load plugin: %s",
 		    wk->a->slot, err);
-		finish(wk, WHY_LOAD);
+		end_worker(wk, WHY_LOAD);
 	}
-	atomic_store(&wk->cell->phase, PHASE_INIT);
+	atomic_store(&wk->cell->w.phase, PHASE_INIT);
 	if (wk->plugin.init != NULL) {
 		int rc = wk->plugin.init(&wk->api.pub, &wk->state);
 
 		if (rc != 0) {
 			logmsg(PM_LOG_ERROR, "slot %d: work_init() returned %d",
 			    wk->a->slot, rc);
-			finish(wk, WHY_INIT);
+			end_worker(wk, WHY_INIT);
 		}
 	}
 	wk->initialised = 1;
@@ -251,7 +253,7 @@ start_plugin(struct worker *wk)
 	 */
 	if (wk->rss_limit_kb != 0 && (kb = current_rss_kb(wk)) >
 	    wk->rss_limit_kb) {
-		atomic_store(&wk->cell->rss_kb, kb);
+		atomic_store(&wk->cell->w.rss_kb, kb);
 		if (atomic_exchange(&wk->a->sb->rss_warned, 1) == 0)
 			logmsg(PM_LOG_WARNING, "slot %d: RSS %.1f MiB right "
 			    "after work_init() is already above maxRssMb %u; "
@@ -273,11 +275,11 @@ wait_for_go(struct worker *wk)
 	struct sb_cell *c = wk->cell;
 	uint64_t one = 1;
 
-	if (wk->a->held_fd < 0)
+	if (wk->a->ready_fd < 0)
 		return;
-	atomic_store(&c->phase, PHASE_HELD);
-	(void)write_all(wk->a->held_fd, &one, sizeof(one));
-	close(wk->a->held_fd);
+	atomic_store(&c->w.phase, PHASE_HELD);
+	(void)write_all(wk->a->ready_fd, &one, sizeof(one));
+	close(wk->a->ready_fd);
 	while (atomic_load(&c->cmd) == CELL_HOLD && !stop_requested(wk)) {
 		uint32_t seen = atomic_load(&c->doorbell);
 
@@ -315,7 +317,7 @@ wait_due(struct worker *wk, int64_t due, int64_t *now)
 		*now = mono_ns();
 		if (*now >= due)
 			return WHY_NONE;
-		atomic_store(&c->phase, PHASE_IDLE);
+		atomic_store(&c->w.phase, PHASE_IDLE);
 		scoreboard_wait(c, seen, due);
 	}
 }
@@ -335,7 +337,7 @@ run_paced(struct worker *wk)
 	/* rate: how late wakeups run, learnt; never more than this early. */
 	const int64_t early_max = period / 10 < RATE_EARLY_MAX_NS ?
 	    period / 10 : RATE_EARLY_MAX_NS;
-	int64_t due = atomic_load(&c->next_due), now, early = 0;
+	int64_t due = atomic_load(&c->w.next_due), now, early = 0;
 	uint64_t calls = 0;
 	enum exit_why why;
 	int rc;
@@ -359,23 +361,24 @@ run_paced(struct worker *wk)
 			while (now < due && !stop_requested(wk))
 				now = mono_ns();
 		}
-		atomic_store_explicit(&c->call_started, now,
+		atomic_store_explicit(&c->w.call_started, now,
 		    memory_order_relaxed);
 		due = rate ? next_on_grid(due > 0 ? due : now, period, now) :
 		    now + period;
-		atomic_store(&c->next_due, due);
-		atomic_store_explicit(&c->phase, PHASE_BUSY,
+		atomic_store(&c->w.next_due, due);
+		atomic_store_explicit(&c->w.phase, PHASE_BUSY,
 		    memory_order_relaxed);
 
 		rc = wk->plugin.work(&wk->api.pub, wk->state);
 
-		atomic_store_explicit(&c->calls, ++calls, memory_order_release);
+		atomic_store_explicit(&c->w.calls, ++calls,
+		    memory_order_release);
 		/* "delay" counts from the end of the call. */
 		if (!rate) {
 			due = mono_ns() + period;
-			atomic_store(&c->next_due, due);
+			atomic_store(&c->w.next_due, due);
 		}
-		atomic_store_explicit(&c->phase, PHASE_IDLE,
+		atomic_store_explicit(&c->w.phase, PHASE_IDLE,
 		    memory_order_relaxed);
 		if (rc > 0)
 			return WHY_DONE;
@@ -406,17 +409,19 @@ run_hot(struct worker *wk)
 	enum exit_why why;
 
 	/* A previous paced config may have left a due time: honour it. */
-	if ((why = wait_due(wk, atomic_load(&c->next_due), &now)) != WHY_NONE)
+	if ((why = wait_due(wk, atomic_load(&c->w.next_due), &now)) !=
+	    WHY_NONE)
 		return why;
 	last_check = now;
-	atomic_store(&c->phase, PHASE_BUSY);
+	atomic_store(&c->w.phase, PHASE_BUSY);
 	for (;;) {
 		int rc;
 
 		if (__builtin_expect(stop_requested(wk), 0))
 			return stop_reason(wk);
 		rc = work_fn(&wk->api.pub, wk->state);
-		atomic_store_explicit(&c->calls, ++calls, memory_order_release);
+		atomic_store_explicit(&c->w.calls, ++calls,
+		    memory_order_release);
 		if (__builtin_expect(rc != PM_CONTINUE, 0)) {
 			if (rc > 0)
 				return WHY_DONE;
@@ -444,8 +449,8 @@ run_hot(struct worker *wk)
 static enum exit_why
 run_calls(struct worker *wk)
 {
-	atomic_store(&wk->cell->ready_at, mono_ns());
-	atomic_store(&wk->cell->phase, PHASE_IDLE);
+	atomic_store(&wk->cell->w.ready_at, mono_ns());
+	atomic_store(&wk->cell->w.phase, PHASE_IDLE);
 	if (wk->a->cfg->execute_usleep > 0)
 		return run_paced(wk);
 	return run_hot(wk);
@@ -472,7 +477,7 @@ worker_main(const struct worker_args *a)
 	if (setup_signals(&wk) < 0) {
 		logmsg(PM_LOG_ERROR, "slot %d: signal setup: %s", a->slot,
 		    strerror(errno));
-		finish(&wk, WHY_SETUP);
+		end_worker(&wk, WHY_SETUP);
 	}
 	setup_fds(a);
 	title_set(wk.title);
@@ -482,7 +487,7 @@ worker_main(const struct worker_args *a)
 	if (a->creds != NULL && a->creds->set) {
 		if (creds_apply(a->creds, err, sizeof(err)) < 0) {
 			logmsg(PM_LOG_ERROR, "slot %d: %s", a->slot, err);
-			finish(&wk, WHY_SETUP);
+			end_worker(&wk, WHY_SETUP);
 		}
 		if (a->creds->home[0] != '\0')
 			setenv("HOME", a->creds->home, 1);
@@ -501,5 +506,5 @@ worker_main(const struct worker_args *a)
 
 	start_plugin(&wk);
 	wait_for_go(&wk);
-	finish(&wk, run_calls(&wk));
+	end_worker(&wk, run_calls(&wk));
 }

@@ -30,7 +30,7 @@ struct worker_args {
 	struct scoreboard	*sb;
 	int			 slot;
 	pid_t			 master;
-	int			 held_fd;	/* eventfd to ring once held; -1 */
+	int			 ready_fd;	/* eventfd to ring once held; -1 */
 };
 
 _Noreturn void	worker_main(const struct worker_args *a);

@@ -10,6 +10,7 @@ workers throughout.
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -554,6 +555,58 @@ class RestartTest(harness.PmTest):
         self.assertIn("stopping", self.output(restart))
         self.assertFalse(alive(mpid))
         self.wait_for(lambda: self.tagged_pids() == [], "nothing left")
+
+
+
+class RestartKeepsTheCommandLine(harness.PmTest):
+    """What `run` was told on its command line holds across restarts; a
+    config's changed logFile takes effect."""
+
+    def test_log_level_from_the_command_line_survives_a_restart(self):
+        cfg = self.resident(maxWorkerNum=1, logLevel="warning")
+        log = self.path("task.log")
+        self.pm("run", "-d", cfg, "--log-level", "info", "--log-file", log,
+                check=0)
+        self.pm("restart", "--title", self.title, check=0)
+        self.pm("stop", "--title", self.title, check=0)
+        text = self.read(log)
+        # Info lines of the master after the restart: the config's
+        # "warning" did not take over from the command line's "info".
+        after = text[text.index("restart done"):]
+        self.assertRegex(after, r" info \S+:Master:%s\[\d+\]: stopping "
+                         % self.title)
+        self.assertRegex(after, r" info \S+:Master:%s\[\d+\]: stopped$"
+                         % self.title)
+
+    def test_log_file_from_the_command_line_survives_a_config_change(self):
+        cfg = self.resident(maxWorkerNum=1, logFile="config.log")
+        log = self.path("cli.log")
+        self.pm("run", "-d", cfg, "--log-file", log, check=0)
+        self.pm("restart", "--title", self.title, check=0)
+        self.pm("stop", "--title", self.title, check=0)
+        self.assertIn("restart done", self.read(log))
+        self.assertIn(": stopped", self.read(log))
+        self.assertFalse(os.path.exists(self.path("config.log")))
+
+    def test_a_changed_log_file_takes_effect_on_restart(self):
+        cfg = self.resident(maxWorkerNum=2, logFile="one.log",
+                            params={"log": 1})
+        self.pm("run", "-d", cfg, check=0)
+        self.wait_text(self.path("one.log"), "recorder call")
+        self.resident(maxWorkerNum=2, logFile="two.log", params={"log": 1})
+        self.pm("restart", "--title", self.title, check=0)
+        one = self.read(self.path("one.log"))
+        self.assertIn("restart: the log moves to %s" % self.path("two.log"),
+                      one)
+        # The new workers' lines and the master's own go to the new file.
+        self.wait_text(self.path("two.log"), "recorder call")
+        self.pm("stop", "--title", self.title, check=0)
+        two = self.read(self.path("two.log"))
+        self.assertIn("restart done", two)
+        self.assertRegex(two, r"restart: logging to %s \(was %s\)" % (
+            re.escape(self.path("two.log")), re.escape(self.path("one.log"))))
+        self.assertRegex(two, r":Master:%s\[\d+\]: stopped$" % self.title)
+        self.assertNotIn(": stopped", self.read(self.path("one.log")))
 
 
 if __name__ == "__main__":

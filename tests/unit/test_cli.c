@@ -1,5 +1,5 @@
 /*
- * test_cli.c - unit tests of cli_parse(), cli_help() and cli_command_name():
+ * test_cli.c - unit tests of cli_parse(), cli_help() and the command table:
  * every command's valid forms and every usage error, message included.
  */
 #include <stdarg.h>
@@ -15,6 +15,17 @@
 #include "cli.h"
 
 #define MAX_ARGS	16
+
+/* The parsed command is the one called name (NULL: none). */
+#define CMD_IS(c, want) do {						\
+	const char *want_ = (want);					\
+	if (want_ == NULL)						\
+		ck_assert_ptr_null(c);					\
+	else {								\
+		ck_assert_ptr_nonnull(c);				\
+		ck_assert_str_eq((c)->name, want_);			\
+	}								\
+} while (0)
 
 static struct cli cli;
 static char err[512];
@@ -46,7 +57,7 @@ parse_words(const char *first, ...)
 #define ERR_IS(msg, ...) do {						\
 	ck_assert_int_eq(P(__VA_ARGS__), -1);				\
 	ck_assert_str_eq(err, (msg));					\
-	ck_assert_int_eq(cli.cmd, CMD_NONE);				\
+	CMD_IS(cli.cmd, NULL);				\
 } while (0)
 
 /* The parse must fail with a message containing sub. */
@@ -80,7 +91,7 @@ assert_defaults_except_config(void)
 START_TEST(run_plain)
 {
 	OK("run", "task.json");
-	ck_assert_int_eq(cli.cmd, CMD_RUN);
+	CMD_IS(cli.cmd, "run");
 	ck_assert_str_eq(cli.config, "task.json");
 	assert_defaults_except_config();
 }
@@ -90,7 +101,7 @@ START_TEST(run_all_options_after)
 {
 	OK("run", "t.json", "-d", "--log-file", "/var/log/t.log",
 	    "--log-level", "debug");
-	ck_assert_int_eq(cli.cmd, CMD_RUN);
+	CMD_IS(cli.cmd, "run");
 	ck_assert_str_eq(cli.config, "t.json");
 	ck_assert_int_eq(cli.daemon, 1);
 	ck_assert_str_eq(cli.log_file, "/var/log/t.log");
@@ -134,7 +145,7 @@ START_TEST(run_double_dash)
 	ck_assert_int_eq(cli.daemon, 1);
 	/* After "--", "--help" is a file name, not a request for help. */
 	OK("run", "--", "--help");
-	ck_assert_int_eq(cli.cmd, CMD_RUN);
+	CMD_IS(cli.cmd, "run");
 	ck_assert_str_eq(cli.config, "--help");
 }
 END_TEST
@@ -214,7 +225,7 @@ END_TEST
 START_TEST(stop_forms)
 {
 	OK("stop", "--title", "web");
-	ck_assert_int_eq(cli.cmd, CMD_STOP);
+	CMD_IS(cli.cmd, "stop");
 	ck_assert_str_eq(cli.title, "web");
 	ck_assert_ptr_null(cli.config);
 	ck_assert_int_eq(cli.all, 0);
@@ -374,7 +385,7 @@ END_TEST
 START_TEST(restart_forms)
 {
 	OK("restart", "t.json");
-	ck_assert_int_eq(cli.cmd, CMD_RESTART);
+	CMD_IS(cli.cmd, "restart");
 	ck_assert_str_eq(cli.config, "t.json");
 	ck_assert_ptr_null(cli.title);
 	OK("restart", "--title=web");
@@ -401,7 +412,7 @@ END_TEST
 START_TEST(wakeup_forms)
 {
 	OK("wakeup", "--", "t.json");
-	ck_assert_int_eq(cli.cmd, CMD_WAKEUP);
+	CMD_IS(cli.cmd, "wakeup");
 	ck_assert_str_eq(cli.config, "t.json");
 	OK("wakeup", "--title", "web");
 	ck_assert_str_eq(cli.title, "web");
@@ -411,7 +422,7 @@ END_TEST
 START_TEST(status_forms)
 {
 	OK("status");
-	ck_assert_int_eq(cli.cmd, CMD_STATUS);
+	CMD_IS(cli.cmd, "status");
 	ck_assert_ptr_null(cli.config);
 	ck_assert_ptr_null(cli.title);
 	ck_assert_int_eq(cli.json, 0);
@@ -443,7 +454,7 @@ END_TEST
 START_TEST(scale_forms)
 {
 	OK("scale", "t.json", "8");
-	ck_assert_int_eq(cli.cmd, CMD_SCALE);
+	CMD_IS(cli.cmd, "scale");
 	ck_assert_str_eq(cli.config, "t.json");
 	ck_assert_ptr_null(cli.title);
 	ck_assert_int_eq(cli.scale, 8);
@@ -497,7 +508,7 @@ END_TEST
 START_TEST(check_forms)
 {
 	OK("check", "t.json");
-	ck_assert_int_eq(cli.cmd, CMD_CHECK);
+	CMD_IS(cli.cmd, "check");
 	ck_assert_str_eq(cli.config, "t.json");
 	assert_defaults_except_config();
 	ERR_IS("check needs a CONFIG file", "check");
@@ -523,7 +534,7 @@ END_TEST
 START_TEST(unknown_command)
 {
 	ERR_IS("unknown command 'foo' (try 'pmhost --help')", "foo");
-	ERR_IS("unknown command 'RUN' (try 'pmhost --help')", "RUN", "t.json");
+	ERR_IS("unknown command 'RUN' (did you mean 'run'?)", "RUN", "t.json");
 	ERR_IS("unknown command '' (try 'pmhost --help')", "");
 	ERR_IS("unknown option '--bogus' (try 'pmhost --help')", "--bogus");
 	ERR_IS("unknown option '-d' (try 'pmhost --help')", "-d", "run");
@@ -533,24 +544,24 @@ END_TEST
 START_TEST(general_help_forms)
 {
 	OK("--help");
-	ck_assert_int_eq(cli.cmd, CMD_HELP);
-	ck_assert_int_eq(cli.help_topic, CMD_NONE);
+	CMD_IS(cli.cmd, "help");
+	CMD_IS(cli.help_topic, NULL);
 	OK("-h");
-	ck_assert_int_eq(cli.cmd, CMD_HELP);
-	ck_assert_int_eq(cli.help_topic, CMD_NONE);
+	CMD_IS(cli.cmd, "help");
+	CMD_IS(cli.help_topic, NULL);
 	OK("help");
-	ck_assert_int_eq(cli.cmd, CMD_HELP);
-	ck_assert_int_eq(cli.help_topic, CMD_NONE);
+	CMD_IS(cli.cmd, "help");
+	CMD_IS(cli.help_topic, NULL);
 }
 END_TEST
 
 START_TEST(help_topic_forms)
 {
 	OK("help", "run");
-	ck_assert_int_eq(cli.cmd, CMD_HELP);
-	ck_assert_int_eq(cli.help_topic, CMD_RUN);
+	CMD_IS(cli.cmd, "help");
+	CMD_IS(cli.help_topic, "run");
 	OK("help", "scale");
-	ck_assert_int_eq(cli.help_topic, CMD_SCALE);
+	CMD_IS(cli.help_topic, "scale");
 	ERR_IS("unknown command 'bogus' (try 'pmhost --help')", "help",
 	    "bogus");
 	ERR_IS("unexpected argument 'stop' for 'help'", "help", "run", "stop");
@@ -561,17 +572,17 @@ END_TEST
 START_TEST(command_help_anywhere)
 {
 	OK("stop", "--help");
-	ck_assert_int_eq(cli.cmd, CMD_HELP);
-	ck_assert_int_eq(cli.help_topic, CMD_STOP);
+	CMD_IS(cli.cmd, "help");
+	CMD_IS(cli.help_topic, "stop");
 	/* Other arguments, even wrong ones, are ignored. */
 	OK("run", "--bogus", "a", "b", "-h");
-	ck_assert_int_eq(cli.cmd, CMD_HELP);
-	ck_assert_int_eq(cli.help_topic, CMD_RUN);
+	CMD_IS(cli.cmd, "help");
+	CMD_IS(cli.help_topic, "run");
 	ck_assert_ptr_null(cli.config);
 	OK("scale", "--title", "-h");
-	ck_assert_int_eq(cli.help_topic, CMD_SCALE);
+	CMD_IS(cli.help_topic, "scale");
 	OK("status", "-h", "--json");
-	ck_assert_int_eq(cli.help_topic, CMD_STATUS);
+	CMD_IS(cli.help_topic, "status");
 	ck_assert_int_eq(cli.json, 0);
 }
 END_TEST
@@ -579,9 +590,9 @@ END_TEST
 START_TEST(version_forms)
 {
 	OK("--version");
-	ck_assert_int_eq(cli.cmd, CMD_VERSION);
+	CMD_IS(cli.cmd, "version");
 	OK("-V");
-	ck_assert_int_eq(cli.cmd, CMD_VERSION);
+	CMD_IS(cli.cmd, "version");
 	ERR_IS("unexpected argument 'run' for '--version'", "--version",
 	    "run");
 }
@@ -591,7 +602,7 @@ START_TEST(error_resets_cli)
 {
 	OK("stop", "--all", "--timeout", "3");
 	ck_assert_int_eq(P("stop", "--all", "--timeout", "x"), -1);
-	ck_assert_int_eq(cli.cmd, CMD_NONE);
+	CMD_IS(cli.cmd, NULL);
 	ck_assert_int_eq(cli.all, 0);
 	ck_assert_int_eq(cli.timeout, -1);
 	ck_assert_int_eq(cli.log_level, -1);
@@ -609,9 +620,23 @@ START_TEST(small_error_buffer)
 }
 END_TEST
 
+/* The help of the command called name (NULL: general), in a static buffer. */
+static const char *
+help_of(const char *name)
+{
+	static struct buf out;
+
+	buf_free(&out);
+	cli_help(name != NULL ? command_find(name) : NULL, &out);
+	ck_assert(!out.oom);
+	return out.p;
+}
+
 START_TEST(help_texts)
 {
-	const char *g = cli_help(CMD_NONE);
+	static const char *const names[] = { "run", "stop", "restart",
+	    "status", "wakeup", "scale", "check", "help", "version", NULL };
+	const char *g = help_of(NULL);
 
 	ck_assert_ptr_nonnull(strstr(g, "pmhost run CONFIG [-d|--daemon]"));
 	ck_assert_ptr_nonnull(strstr(g, "pmhost scale   (--title NAME | "
@@ -619,36 +644,49 @@ START_TEST(help_texts)
 	ck_assert_ptr_nonnull(strstr(g, "2  usage or config error"));
 	ck_assert_ptr_nonnull(strstr(g, "Run 'pmhost help COMMAND' for "
 	    "details.\n"));
-	ck_assert_ptr_nonnull(strstr(cli_help(CMD_RUN), "TTIN, TTOU"));
-	ck_assert_ptr_nonnull(strstr(cli_help(CMD_RUN), "USR1"));
-	ck_assert_ptr_nonnull(strstr(cli_help(CMD_STOP), "--timeout"));
-	ck_assert_ptr_nonnull(strstr(cli_help(CMD_STATUS), "--json"));
-	ck_assert_ptr_nonnull(strstr(cli_help(CMD_CHECK), "ok"));
-	for (int c = CMD_NONE; c <= CMD_VERSION; c++) {
-		const char *h = cli_help((enum cli_command)c);
+	ck_assert_ptr_nonnull(strstr(help_of("run"), "TTIN, TTOU"));
+	ck_assert_ptr_nonnull(strstr(help_of("run"), "USR1"));
+	ck_assert_ptr_nonnull(strstr(help_of("stop"), "--timeout"));
+	ck_assert_ptr_nonnull(strstr(help_of("status"), "--json"));
+	ck_assert_ptr_nonnull(strstr(help_of("check"), "ok"));
+	for (int c = 0; names[c] != NULL; c++) {
+		const char *h = help_of(names[c]);
 		size_t n = strlen(h);
 
 		ck_assert_int_gt(n, 20);
 		ck_assert_int_eq(h[n - 1], '\n');
-		if (c != CMD_NONE && c != CMD_VERSION)
-			ck_assert_ptr_nonnull(strstr(h,
-			    cli_command_name((enum cli_command)c)));
+		if (strcmp(names[c], "version") != 0)
+			ck_assert_ptr_nonnull(strstr(h, names[c]));
 	}
 }
 END_TEST
 
-START_TEST(command_names)
+START_TEST(command_table)
 {
-	ck_assert_str_eq(cli_command_name(CMD_RUN), "run");
-	ck_assert_str_eq(cli_command_name(CMD_STOP), "stop");
-	ck_assert_str_eq(cli_command_name(CMD_RESTART), "restart");
-	ck_assert_str_eq(cli_command_name(CMD_STATUS), "status");
-	ck_assert_str_eq(cli_command_name(CMD_WAKEUP), "wakeup");
-	ck_assert_str_eq(cli_command_name(CMD_SCALE), "scale");
-	ck_assert_str_eq(cli_command_name(CMD_CHECK), "check");
-	ck_assert_str_eq(cli_command_name(CMD_HELP), "help");
-	ck_assert_str_eq(cli_command_name(CMD_VERSION), "version");
-	ck_assert_str_eq(cli_command_name(CMD_NONE), "?");
+	CMD_IS(command_find("run"), "run");
+	CMD_IS(command_find("start"), "run");
+	CMD_IS(command_find("scale"), "scale");
+	ck_assert_ptr_null(command_find("bogus"));
+	CMD_IS(command_for_verb("status"), "status");
+	CMD_IS(command_for_verb("restart"), "restart");
+	CMD_IS(command_for_verb("reload"), "restart");
+	ck_assert_ptr_null(command_for_verb("run"));
+	ck_assert_str_eq(command_suggest("stpo"), "stop");
+	ck_assert_str_eq(command_suggest("strat"), "start");
+	ck_assert_str_eq(command_suggest("statsu"), "status");
+	ck_assert_ptr_null(command_suggest("foo"));
+	ck_assert_ptr_null(command_suggest("x"));
+}
+END_TEST
+
+START_TEST(start_is_run)
+{
+	OK("start", "t.json", "-d");
+	CMD_IS(cli.cmd, "run");
+	ck_assert_str_eq(cli.config, "t.json");
+	ck_assert_int_eq(cli.daemon, 1);
+	ERR_IS("unknown command 'stpo' (did you mean 'stop'?)", "stpo",
+	    "--all");
 }
 END_TEST
 
@@ -701,7 +739,8 @@ cli_suite(void)
 	tcase_add_test(tc, error_resets_cli);
 	tcase_add_test(tc, small_error_buffer);
 	tcase_add_test(tc, help_texts);
-	tcase_add_test(tc, command_names);
+	tcase_add_test(tc, command_table);
+	tcase_add_test(tc, start_is_run);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -423,21 +423,21 @@ START_TEST(parse_canned_master)
 	struct status_master m;
 
 	parse_ok(CANNED, &m);
-	ck_assert_str_eq(m.name, "demo");
-	ck_assert_str_eq(m.title, "pmhost:Master:demo");
-	ck_assert_str_eq(m.worker_title, "pmhost:Worker:demo");
-	ck_assert_str_eq(m.state, "running");
-	ck_assert_str_eq(m.config, "/etc/pm host/demo.json");
-	ck_assert_str_eq(m.plugin, "/usr/lib/pmhost/demo.so");
-	ck_assert_str_eq(m.run_dir, "/run/pmhost/demo");
-	ck_assert_int_eq(m.pid, 4242);
-	ck_assert_int_eq(m.start_ms, 1795765400123LL);
-	ck_assert_int_eq(m.run_ms, 3725999);
-	ck_assert_int_eq(m.rss_kb, 5222);
-	ck_assert_int_eq(m.count, 2);
-	ck_assert_int_eq(m.target, 3);
-	ck_assert_int_eq(m.generation, 4);
-	ck_assert_int_eq(m.stop_timeout, 10);
+	ck_assert_str_eq(status_text(&m.m, SK_NAME), "demo");
+	ck_assert_str_eq(status_text(&m.m, SK_TITLE), "pmhost:Master:demo");
+	ck_assert_str_eq(status_text(&m.m, SK_WORKER_TITLE), "pmhost:Worker:demo");
+	ck_assert_str_eq(status_text(&m.m, SK_STATE), "running");
+	ck_assert_str_eq(status_text(&m.m, SK_CONFIG), "/etc/pm host/demo.json");
+	ck_assert_str_eq(status_text(&m.m, SK_PLUGIN), "/usr/lib/pmhost/demo.so");
+	ck_assert_str_eq(status_text(&m.m, SK_RUN_DIR), "/run/pmhost/demo");
+	ck_assert_int_eq(status_num(&m.m, SK_PID, -1), 4242);
+	ck_assert_int_eq(status_num(&m.m, SK_START_MS, 0), 1795765400123LL);
+	ck_assert_int_eq(status_num(&m.m, SK_RUN_MS, 0), 3725999);
+	ck_assert_int_eq(status_num(&m.m, SK_RSS_KB, -1), 5222);
+	ck_assert_int_eq(status_num(&m.m, SK_COUNT, 0), 2);
+	ck_assert_int_eq(status_num(&m.m, SK_TARGET, 0), 3);
+	ck_assert_int_eq(status_num(&m.m, SK_GENERATION, 0), 4);
+	ck_assert_int_eq(status_num(&m.m, SK_STOP_TIMEOUT, -1), 10);
 	ck_assert_uint_eq(m.nworkers, 3);
 	ck_assert_ptr_nonnull(m.workers);
 	status_free(&m);
@@ -449,59 +449,59 @@ END_TEST
 START_TEST(parse_canned_workers)
 {
 	struct status_master m;
-	const struct status_worker *w;
+	const struct status_rec *w;
 
 	parse_ok(CANNED, &m);
 	ck_assert_uint_eq(m.nworkers, 3);
 
 	w = &m.workers[0];
-	ck_assert_int_eq(w->slot, 0);
-	ck_assert_int_eq(w->pid, 4243);
-	ck_assert_str_eq(w->state, "idle");
-	ck_assert_int_eq(w->start_ms, 1795769064000LL);
-	ck_assert_int_eq(w->run_ms, 61500);
-	ck_assert_int_eq(w->rss_kb, 2048);
-	ck_assert_int_eq(w->work, 17);
-	ck_assert_int_eq(w->errors, 1);
-	ck_assert_int_eq(w->restarts, 0);
-	ck_assert_int_eq(w->failures, 0);
-	ck_assert_int_eq(w->generation, 4);
-	ck_assert_int_eq(w->call_ms, -1);
-	ck_assert_int_eq(w->respawn_in_ms, -1);
-	ck_assert_str_eq(w->last_exit, "");
+	ck_assert_int_eq(status_num(w, SK_W_SLOT, -1), 0);
+	ck_assert_int_eq(status_num(w, SK_W_PID, -1), 4243);
+	ck_assert_str_eq(status_text(w, SK_W_STATE), "idle");
+	ck_assert_int_eq(status_num(w, SK_W_START_MS, 0), 1795769064000LL);
+	ck_assert_int_eq(status_num(w, SK_W_RUN_MS, -1), 61500);
+	ck_assert_int_eq(status_num(w, SK_W_RSS_KB, -1), 2048);
+	ck_assert_int_eq(status_num(w, SK_W_WORK, 0), 17);
+	ck_assert_int_eq(status_num(w, SK_W_ERRORS, 0), 1);
+	ck_assert_int_eq(status_num(w, SK_W_RESTARTS, 0), 0);
+	ck_assert_int_eq(status_num(w, SK_W_FAILURES, 0), 0);
+	ck_assert_int_eq(status_num(w, SK_W_GENERATION, 0), 4);
+	ck_assert_int_eq(status_num(w, SK_W_CALL_MS, -1), -1);
+	ck_assert_int_eq(status_num(w, SK_W_RESPAWN_IN_MS, -1), -1);
+	ck_assert_str_eq(status_text(w, SK_W_LAST_EXIT), "");
 
 	w = &m.workers[1];
-	ck_assert_int_eq(w->slot, 1);
-	ck_assert_int_eq(w->pid, 4250);
-	ck_assert_str_eq(w->state, "busy");
-	ck_assert_int_eq(w->start_ms, 1795769124999LL);
-	ck_assert_int_eq(w->run_ms, 999);
-	ck_assert_int_eq(w->rss_kb, 3100);
-	ck_assert_int_eq(w->work, 1234);
-	ck_assert_int_eq(w->errors, 0);
-	ck_assert_int_eq(w->restarts, 2);
-	ck_assert_int_eq(w->failures, 0);
-	ck_assert_int_eq(w->generation, 4);
-	ck_assert_int_eq(w->call_ms, 250);
-	ck_assert_int_eq(w->respawn_in_ms, -1);
-	ck_assert_str_eq(w->last_exit, BUSY_EXIT);
+	ck_assert_int_eq(status_num(w, SK_W_SLOT, -1), 1);
+	ck_assert_int_eq(status_num(w, SK_W_PID, -1), 4250);
+	ck_assert_str_eq(status_text(w, SK_W_STATE), "busy");
+	ck_assert_int_eq(status_num(w, SK_W_START_MS, 0), 1795769124999LL);
+	ck_assert_int_eq(status_num(w, SK_W_RUN_MS, -1), 999);
+	ck_assert_int_eq(status_num(w, SK_W_RSS_KB, -1), 3100);
+	ck_assert_int_eq(status_num(w, SK_W_WORK, 0), 1234);
+	ck_assert_int_eq(status_num(w, SK_W_ERRORS, 0), 0);
+	ck_assert_int_eq(status_num(w, SK_W_RESTARTS, 0), 2);
+	ck_assert_int_eq(status_num(w, SK_W_FAILURES, 0), 0);
+	ck_assert_int_eq(status_num(w, SK_W_GENERATION, 0), 4);
+	ck_assert_int_eq(status_num(w, SK_W_CALL_MS, -1), 250);
+	ck_assert_int_eq(status_num(w, SK_W_RESPAWN_IN_MS, -1), -1);
+	ck_assert_str_eq(status_text(w, SK_W_LAST_EXIT), BUSY_EXIT);
 
 	/* No process: absent numbers take the "none" defaults. */
 	w = &m.workers[2];
-	ck_assert_int_eq(w->slot, 2);
-	ck_assert_int_eq(w->pid, -1);
-	ck_assert_str_eq(w->state, "backoff");
-	ck_assert_int_eq(w->start_ms, 0);
-	ck_assert_int_eq(w->run_ms, -1);
-	ck_assert_int_eq(w->rss_kb, -1);
-	ck_assert_int_eq(w->work, 0);
-	ck_assert_int_eq(w->errors, 0);
-	ck_assert_int_eq(w->restarts, 5);
-	ck_assert_int_eq(w->failures, 3);
-	ck_assert_int_eq(w->generation, 0);
-	ck_assert_int_eq(w->call_ms, -1);
-	ck_assert_int_eq(w->respawn_in_ms, 400);
-	ck_assert_str_eq(w->last_exit, BACKOFF_EXIT);
+	ck_assert_int_eq(status_num(w, SK_W_SLOT, -1), 2);
+	ck_assert_int_eq(status_num(w, SK_W_PID, -1), -1);
+	ck_assert_str_eq(status_text(w, SK_W_STATE), "backoff");
+	ck_assert_int_eq(status_num(w, SK_W_START_MS, 0), 0);
+	ck_assert_int_eq(status_num(w, SK_W_RUN_MS, -1), -1);
+	ck_assert_int_eq(status_num(w, SK_W_RSS_KB, -1), -1);
+	ck_assert_int_eq(status_num(w, SK_W_WORK, 0), 0);
+	ck_assert_int_eq(status_num(w, SK_W_ERRORS, 0), 0);
+	ck_assert_int_eq(status_num(w, SK_W_RESTARTS, 0), 5);
+	ck_assert_int_eq(status_num(w, SK_W_FAILURES, 0), 3);
+	ck_assert_int_eq(status_num(w, SK_W_GENERATION, 0), 0);
+	ck_assert_int_eq(status_num(w, SK_W_CALL_MS, -1), -1);
+	ck_assert_int_eq(status_num(w, SK_W_RESPAWN_IN_MS, -1), 400);
+	ck_assert_str_eq(status_text(w, SK_W_LAST_EXIT), BACKOFF_EXIT);
 	status_free(&m);
 }
 END_TEST
@@ -514,14 +514,14 @@ START_TEST(parse_ok_with_text_and_trailing_lines)
 	parse_ok(CANNED_MASTER CANNED_IDLE "ok done\n" CANNED_BUSY
 	    "error too late\n", &m);
 	ck_assert_uint_eq(m.nworkers, 1);
-	ck_assert_int_eq(m.workers[0].pid, 4243);
+	ck_assert_int_eq(status_num(&m.workers[0], SK_W_PID, -1), 4243);
 	status_free(&m);
 
 	/* No newline after the last line. */
 	parse_ok(CANNED_MASTER "ok", &m);
 	ck_assert_uint_eq(m.nworkers, 0);
 	ck_assert_ptr_null(m.workers);
-	ck_assert_str_eq(m.name, "demo");
+	ck_assert_str_eq(status_text(&m.m, SK_NAME), "demo");
 	status_free(&m);
 }
 END_TEST
@@ -608,12 +608,12 @@ START_TEST(parse_garbage_ignored)
 	    "slave slot=7\n"
 	    CANNED_BUSY CANNED_BACKOFF
 	    "ok\n", &m);
-	ck_assert_str_eq(m.name, "demo");
-	ck_assert_int_eq(m.pid, 4242);
+	ck_assert_str_eq(status_text(&m.m, SK_NAME), "demo");
+	ck_assert_int_eq(status_num(&m.m, SK_PID, -1), 4242);
 	ck_assert_uint_eq(m.nworkers, 3);
-	ck_assert_int_eq(m.workers[0].slot, 0);
-	ck_assert_int_eq(m.workers[1].slot, 1);
-	ck_assert_int_eq(m.workers[2].slot, 2);
+	ck_assert_int_eq(status_num(&m.workers[0], SK_W_SLOT, -1), 0);
+	ck_assert_int_eq(status_num(&m.workers[1], SK_W_SLOT, -1), 1);
+	ck_assert_int_eq(status_num(&m.workers[2], SK_W_SLOT, -1), 2);
 	status_free(&m);
 }
 END_TEST
@@ -626,13 +626,13 @@ START_TEST(parse_unknown_keys_ignored)
 	    " state=running\n"
 	    "worker slot=3 shiny=yes pid=99 nested=a%3Db state=idle\n"
 	    "ok\n", &m);
-	ck_assert_str_eq(m.name, "demo");
-	ck_assert_int_eq(m.pid, 12);
-	ck_assert_str_eq(m.state, "running");
+	ck_assert_str_eq(status_text(&m.m, SK_NAME), "demo");
+	ck_assert_int_eq(status_num(&m.m, SK_PID, -1), 12);
+	ck_assert_str_eq(status_text(&m.m, SK_STATE), "running");
 	ck_assert_uint_eq(m.nworkers, 1);
-	ck_assert_int_eq(m.workers[0].slot, 3);
-	ck_assert_int_eq(m.workers[0].pid, 99);
-	ck_assert_str_eq(m.workers[0].state, "idle");
+	ck_assert_int_eq(status_num(&m.workers[0], SK_W_SLOT, -1), 3);
+	ck_assert_int_eq(status_num(&m.workers[0], SK_W_PID, -1), 99);
+	ck_assert_str_eq(status_text(&m.workers[0], SK_W_STATE), "idle");
 	status_free(&m);
 }
 END_TEST
@@ -640,7 +640,7 @@ END_TEST
 START_TEST(parse_bad_numbers_default)
 {
 	struct status_master m;
-	const struct status_worker *w;
+	const struct status_rec *w;
 
 	parse_ok("master name=demo pid=abc start_ms=12x run_ms= rss_kb=-"
 	    " count=1.5 target=0x10 generation=%2B stop_timeout=ten\n"
@@ -650,38 +650,38 @@ START_TEST(parse_bad_numbers_default)
 	    "worker slot=-7 pid=+5 rss_kb=-1 work=-3 call_ms=0"
 	    " respawn_in_ms=0\n"
 	    "ok\n", &m);
-	ck_assert_int_eq(m.pid, -1);
-	ck_assert_int_eq(m.start_ms, 0);
-	ck_assert_int_eq(m.run_ms, 0);
-	ck_assert_int_eq(m.rss_kb, -1);
-	ck_assert_int_eq(m.count, 0);
-	ck_assert_int_eq(m.target, 0);
-	ck_assert_int_eq(m.generation, 0);
-	ck_assert_int_eq(m.stop_timeout, -1);
+	ck_assert_int_eq(status_num(&m.m, SK_PID, -1), -1);
+	ck_assert_int_eq(status_num(&m.m, SK_START_MS, 0), 0);
+	ck_assert_int_eq(status_num(&m.m, SK_RUN_MS, 0), 0);
+	ck_assert_int_eq(status_num(&m.m, SK_RSS_KB, -1), -1);
+	ck_assert_int_eq(status_num(&m.m, SK_COUNT, 0), 0);
+	ck_assert_int_eq(status_num(&m.m, SK_TARGET, 0), 0);
+	ck_assert_int_eq(status_num(&m.m, SK_GENERATION, 0), 0);
+	ck_assert_int_eq(status_num(&m.m, SK_STOP_TIMEOUT, -1), -1);
 	ck_assert_uint_eq(m.nworkers, 2);
 
 	w = &m.workers[0];
-	ck_assert_int_eq(w->slot, -1);
-	ck_assert_int_eq(w->pid, -1);
-	ck_assert_int_eq(w->start_ms, 0);
-	ck_assert_int_eq(w->run_ms, -1);
-	ck_assert_int_eq(w->rss_kb, -1);
-	ck_assert_int_eq(w->work, 0);
-	ck_assert_int_eq(w->errors, 0);
-	ck_assert_int_eq(w->restarts, 0);
-	ck_assert_int_eq(w->failures, 0);
-	ck_assert_int_eq(w->generation, 0);
-	ck_assert_int_eq(w->call_ms, -1);
-	ck_assert_int_eq(w->respawn_in_ms, -1);
+	ck_assert_int_eq(status_num(w, SK_W_SLOT, -1), -1);
+	ck_assert_int_eq(status_num(w, SK_W_PID, -1), -1);
+	ck_assert_int_eq(status_num(w, SK_W_START_MS, 0), 0);
+	ck_assert_int_eq(status_num(w, SK_W_RUN_MS, -1), -1);
+	ck_assert_int_eq(status_num(w, SK_W_RSS_KB, -1), -1);
+	ck_assert_int_eq(status_num(w, SK_W_WORK, 0), 0);
+	ck_assert_int_eq(status_num(w, SK_W_ERRORS, 0), 0);
+	ck_assert_int_eq(status_num(w, SK_W_RESTARTS, 0), 0);
+	ck_assert_int_eq(status_num(w, SK_W_FAILURES, 0), 0);
+	ck_assert_int_eq(status_num(w, SK_W_GENERATION, 0), 0);
+	ck_assert_int_eq(status_num(w, SK_W_CALL_MS, -1), -1);
+	ck_assert_int_eq(status_num(w, SK_W_RESPAWN_IN_MS, -1), -1);
 
 	/* Real numbers, signs included, are taken as they are. */
 	w = &m.workers[1];
-	ck_assert_int_eq(w->slot, -7);
-	ck_assert_int_eq(w->pid, 5);
-	ck_assert_int_eq(w->rss_kb, -1);
-	ck_assert_int_eq(w->work, -3);
-	ck_assert_int_eq(w->call_ms, 0);
-	ck_assert_int_eq(w->respawn_in_ms, 0);
+	ck_assert_int_eq(status_num(w, SK_W_SLOT, -1), -7);
+	ck_assert_int_eq(status_num(w, SK_W_PID, -1), 5);
+	ck_assert_int_eq(status_num(w, SK_W_RSS_KB, -1), -1);
+	ck_assert_int_eq(status_num(w, SK_W_WORK, 0), -3);
+	ck_assert_int_eq(status_num(w, SK_W_CALL_MS, -1), 0);
+	ck_assert_int_eq(status_num(w, SK_W_RESPAWN_IN_MS, -1), 0);
 	status_free(&m);
 }
 END_TEST
@@ -700,19 +700,20 @@ START_TEST(parse_too_many_keys)
 		buf_printf(&b, " x%d=y", i);
 	buf_printf(&b, "\nok\n");
 	parse_ok(b.p, &m);
-	ck_assert_str_eq(m.name, "demo");
-	ck_assert_int_eq(m.pid, 7);
-	ck_assert_str_eq(m.state, "running");
-	ck_assert_int_eq(m.count, 0);	/* beyond the record's keys */
+	ck_assert_str_eq(status_text(&m.m, SK_NAME), "demo");
+	ck_assert_int_eq(status_num(&m.m, SK_PID, -1), 7);
+	ck_assert_str_eq(status_text(&m.m, SK_STATE), "running");
+	/* However many keys come first, none is dropped. */
+	ck_assert_int_eq(status_num(&m.m, SK_COUNT, 0), 99);
 	ck_assert_uint_eq(m.nworkers, 1);
-	ck_assert_int_eq(m.workers[0].slot, 1);
-	ck_assert_int_eq(m.workers[0].pid, 8);
+	ck_assert_int_eq(status_num(&m.workers[0], SK_W_SLOT, -1), 1);
+	ck_assert_int_eq(status_num(&m.workers[0], SK_W_PID, -1), 8);
 	status_free(&m);
 	buf_free(&b);
 }
 END_TEST
 
-START_TEST(parse_long_values_truncated)
+START_TEST(parse_long_values_kept)
 {
 	struct buf b = { 0 };
 	struct status_master m;
@@ -731,14 +732,15 @@ START_TEST(parse_long_values_truncated)
 	proto_put(&b, "last_exit", longv);
 	buf_printf(&b, "\nok\n");
 	parse_ok(b.p, &m);
-	ck_assert_uint_eq(strlen(m.name), sizeof(m.name) - 1);
-	ck_assert_uint_eq(strlen(m.title), sizeof(m.title) - 1);
-	ck_assert_uint_eq(strlen(m.state), sizeof(m.state) - 1);
-	/* Paths have room for a whole path. */
-	ck_assert_uint_eq(strlen(m.config), 1000);
-	ck_assert_uint_eq(strlen(m.workers[0].state),
-	    sizeof(m.workers[0].state) - 1);
-	ck_assert_uint_eq(strlen(m.workers[0].last_exit), STATUS_TEXT - 1);
+	/* Values are kept whole, however long. */
+	ck_assert_uint_eq(strlen(status_text(&m.m, SK_NAME)), 1000);
+	ck_assert_uint_eq(strlen(status_text(&m.m, SK_TITLE)), 1000);
+	ck_assert_uint_eq(strlen(status_text(&m.m, SK_STATE)), 1000);
+	ck_assert_uint_eq(strlen(status_text(&m.m, SK_CONFIG)), 1000);
+	ck_assert_uint_eq(strlen(status_text(&m.workers[0], SK_W_STATE)),
+	    1000);
+	ck_assert_uint_eq(strlen(status_text(&m.workers[0],
+	    SK_W_LAST_EXIT)), 1000);
 	status_free(&m);
 	buf_free(&b);
 	free(longv);
@@ -1064,7 +1066,7 @@ status_suite(void)
 	tcase_add_test(tc, parse_unknown_keys_ignored);
 	tcase_add_test(tc, parse_bad_numbers_default);
 	tcase_add_test(tc, parse_too_many_keys);
-	tcase_add_test(tc, parse_long_values_truncated);
+	tcase_add_test(tc, parse_long_values_kept);
 	tcase_add_test(tc, table_canned_exact);
 	tcase_add_test(tc, table_backoff_row);
 	tcase_add_test(tc, table_aligned);

@@ -1,0 +1,240 @@
+/*
+ * commands.c - the command table: each pmhost command once, with its
+ * syntax, its help, its handler and (for the commands a master answers)
+ * its request verb and master-side handler.  cli.c parses by it, main.c
+ * runs by it, the master serves by it.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#define PMHOST_HOST
+#include "pmhost.h"
+#include "cli.h"
+#include "names.h"
+
+static const char run_help[] =
+"Start the master of the task(s) CONFIG names.  The master forks maxWorkerNum\n"
+"workers that call the plugin's work() on the executeUSleep cadence, and\n"
+"respawns each one as it exits.  A config or plugin that fails the checks of\n"
+"'pmhost check' starts nothing.  'start' is another name for 'run'.\n"
+"\n"
+"Without -d, run stays in the foreground and logs to stderr until the master\n"
+"stops.  With -d it detaches and returns once the master is ready (pid file\n"
+"locked, first workers started: exit 0) or has failed (non-zero, with the\n"
+"reason on stderr).\n"
+"\n"
+"options:\n"
+"  -d, --daemon        detach; log to logFile, else to NAME.log in the run dir\n"
+"  --log-file FILE     log to FILE, in place of the config's logFile\n"
+"  --log-level LEVEL   debug, info, notice, warning or error, in place of\n"
+"                      the config's logLevel (both hold across restarts)\n"
+"  -h, --help          show this help\n"
+"\n"
+"signals the master understands:\n"
+"  TERM, INT    stop gracefully (as 'pmhost stop')\n"
+"  HUP          reload config and plugin in place (as 'pmhost restart')\n"
+"  USR1         reopen the log file (for logrotate)\n"
+"  TTIN, TTOU   one worker more, one worker less\n"
+"  ALRM         respawn missing workers now (as 'pmhost wakeup')\n";
+
+static const char stop_help[] =
+"Ask a master to stop gracefully: workers finish their current work() call,\n"
+"run work_fini and exit; any still running after stopTimeout are killed.\n"
+"stop returns only when the master is gone.  If it is still there after\n"
+"--timeout seconds, stop says so and exits 1.\n"
+"\n"
+"options:\n"
+"  --title NAME        the master whose baseTitle is NAME\n"
+"  CONFIG              the master(s) of the task(s) CONFIG names\n"
+"  --all               every master of this user\n"
+"  --timeout SECONDS   stop waiting after SECONDS, 0 to 86400\n"
+"  -h, --help          show this help\n";
+
+static const char restart_help[] =
+"Reload a running master gracefully, in place: it re-reads its config file,\n"
+"checks it and the plugin as 'pmhost check' does, then replaces its workers\n"
+"so that the task never has zero live workers.  A config or plugin that fails\n"
+"the check, or a first new worker whose work_init fails, leaves the running\n"
+"workers untouched and restart exits non-zero with the reason.  'restart\n"
+"CONFIG' of a task that is not running starts it in the background.\n"
+"\n"
+"options:\n"
+"  --title NAME        the master whose baseTitle is NAME\n"
+"  CONFIG              the task(s) CONFIG names\n"
+"  -h, --help          show this help\n";
+
+static const char status_help[] =
+"Show each running master (all of this user's, or the one(s) named) and its\n"
+"workers: pid, title, memory, start time, run time, the master's live worker\n"
+"count and each worker's work() calls, with their state, restarts and last\n"
+"exit.  status answers from live state at once; it never sleeps.\n"
+"\n"
+"options:\n"
+"  --title NAME        only the master whose baseTitle is NAME\n"
+"  CONFIG              only the master(s) of the task(s) CONFIG names\n"
+"  --json              print the same facts as one JSON document\n"
+"  -h, --help          show this help\n";
+
+static const char wakeup_help[] =
+"Make a master check its workers now and respawn any that are missing, as\n"
+"SIGALRM does.\n"
+"\n"
+"options:\n"
+"  --title NAME        the master whose baseTitle is NAME\n"
+"  CONFIG              the master(s) of the task(s) CONFIG names\n"
+"  -h, --help          show this help\n";
+
+static const char scale_help[] =
+"Set a running master's live worker count to N, 1 to 4096, without a\n"
+"restart: missing workers are started, surplus ones stop gracefully.\n"
+"\n"
+"options:\n"
+"  --title NAME        the master whose baseTitle is NAME\n"
+"  CONFIG              the master(s) of the task(s) CONFIG names\n"
+"  -h, --help          show this help\n";
+
+static const char check_help[] =
+"Validate CONFIG and load its plugin in a throwaway child to confirm its\n"
+"symbols and ABI, like 'nginx -t'.  Prints 'ok', or every problem found and\n"
+"exits 2.\n"
+"\n"
+"options:\n"
+"  -h, --help          show this help\n";
+
+/* The general help's tail ('pmhost --help', 'pmhost help'). */
+static const char general_help[] =
+"  help     show this help, or a command's\n"
+"\n"
+"NAME is a task's baseTitle; CONFIG in its place means the task(s) that\n"
+"config file names.  Options may come before or after the other arguments;\n"
+"give a value as '--opt VALUE' or '--opt=VALUE' (the latter for a value that\n"
+"starts with '-'); '--' ends the options.\n"
+"\n"
+"exit status:\n"
+"  0  success\n"
+"  1  runtime failure: not running, timeout, canary failed\n"
+"  2  usage or config error, including a plugin that cannot be loaded\n"
+"\n"
+"Run 'pmhost help COMMAND' for details.\n";
+
+static const char version_help[] =
+"Print pmhost's version.\n";
+
+#define TARGET	"(--title NAME | CONFIG)"
+
+static const struct command table[] = {
+	{ "run", OPT_DAEMON | OPT_LOG_FILE | OPT_LOG_LEVEL, ARGS_CONFIG,
+	  "pmhost run CONFIG [-d|--daemon] [--log-file FILE] "
+	  "[--log-level LEVEL]",
+	  "start a master and its workers from CONFIG", run_help,
+	  cmd_run, NULL, NULL },
+	{ "stop", OPT_TITLE | OPT_ALL | OPT_TIMEOUT, ARGS_STOP,
+	  "pmhost stop    (--title NAME | CONFIG | --all) "
+	  "[--timeout SECONDS]",
+	  "stop a master gracefully and wait until it is gone", stop_help,
+	  cmd_stop, "stop", serve_stop },
+	{ "restart", OPT_TITLE, ARGS_TARGET,
+	  "pmhost restart " TARGET,
+	  "reload a running master in place, or start it if not running",
+	  restart_help, cmd_restart, "restart", serve_restart },
+	{ "status", OPT_TITLE | OPT_JSON, ARGS_TARGET_OPT,
+	  "pmhost status  [--title NAME | CONFIG] [--json]",
+	  "show masters and their workers, from live state", status_help,
+	  cmd_status, "status", serve_status },
+	{ "wakeup", OPT_TITLE, ARGS_TARGET,
+	  "pmhost wakeup  " TARGET,
+	  "make a master respawn its missing workers now", wakeup_help,
+	  cmd_request, "wakeup", serve_wakeup },
+	{ "scale", OPT_TITLE, ARGS_SCALE,
+	  "pmhost scale   " TARGET " N",
+	  "set a master's live worker count", scale_help,
+	  cmd_request, "scale", serve_scale },
+	{ "check", 0, ARGS_CONFIG,
+	  "pmhost check   CONFIG",
+	  "validate CONFIG and load its plugin, like 'nginx -t'", check_help,
+	  cmd_check, NULL, NULL },
+	{ "help", 0, ARGS_HELP,
+	  "pmhost help [COMMAND]", NULL, general_help,
+	  cmd_help, NULL, NULL },
+	{ "version", 0, ARGS_NONE,
+	  "pmhost --version | -V", NULL, version_help,
+	  cmd_version, NULL, NULL },
+};
+
+/* Other names of commands: process_manage's "start" is "run". */
+static const struct { const char *alias, *name; } aliases[] = {
+	{ "start", "run" },
+};
+
+const struct command *
+command_find(const char *name)
+{
+	for (size_t i = 0; i < nitems(aliases); i++)
+		if (strcmp(name, aliases[i].alias) == 0)
+			name = aliases[i].name;
+	for (size_t i = 0; i < nitems(table); i++)
+		if (strcmp(name, table[i].name) == 0)
+			return &table[i];
+	return NULL;
+}
+
+const struct command *
+command_for_verb(const char *verb)
+{
+	/* "reload" is what masters of the first release were sent. */
+	if (strcmp(verb, "reload") == 0)
+		verb = "restart";
+	for (size_t i = 0; i < nitems(table); i++)
+		if (table[i].verb != NULL && strcmp(verb, table[i].verb) == 0)
+			return &table[i];
+	return NULL;
+}
+
+const char *
+command_suggest(const char *name)
+{
+	const char *best = NULL;
+	size_t best_d = 3;
+
+	/* Within two edits, and no further than half the word. */
+	for (size_t i = 0; i < nitems(table) + nitems(aliases); i++) {
+		const char *c = i < nitems(table) ? table[i].name :
+		    aliases[i - nitems(table)].alias;
+		size_t d = names_distance(name, c);
+
+		if (d < best_d && d * 2 <= strlen(c)) {
+			best_d = d;
+			best = c;
+		}
+	}
+	return best;
+}
+
+void
+commands_each(void (*fn)(const struct command *, void *), void *arg)
+{
+	for (size_t i = 0; i < nitems(table); i++)
+		if (table[i].summary != NULL)
+			fn(&table[i], arg);
+}
+
+int
+cmd_help(const struct cli *cli)
+{
+	struct buf out = { 0 };
+
+	cli_help(cli->help_topic, &out);
+	if (out.len > 0)
+		fwrite(out.p, 1, out.len, stdout);
+	buf_free(&out);
+	return EXIT_OK;
+}
+
+int
+cmd_version(const struct cli *cli)
+{
+	(void)cli;
+	printf("pmhost %s (plugin ABI %d)\n", PMHOST_VERSION,
+	    PMHOST_ABI_VERSION);
+	return EXIT_OK;
+}

@@ -1,0 +1,199 @@
+/*
+ * serve.c - the master's side of each control command: what a running
+ * master does for status, stop, restart, wakeup and scale (commands.c
+ * maps request verbs here).  Each handler acts through master.h's
+ * functions; status reads the slots and scoreboard and writes the records
+ * of the status schema (status.h).
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "master.h"
+#include "status.h"
+#include "util.h"
+
+/* The name of a worker's state, from its cell and its process state. */
+static const char *
+worker_state(const struct master *m, int idx)
+{
+	static const char *const phases[] = {
+		[PHASE_STARTING] = "starting",
+		[PHASE_INIT] = "init",
+		[PHASE_HELD] = "held",
+		[PHASE_IDLE] = "idle",
+		[PHASE_BUSY] = "busy",
+		[PHASE_EXITING] = "exiting",
+	};
+	uint32_t ph = atomic_load(&m->sb->cells[idx].w.phase);
+	enum proc_state st = m->slots.procs[idx].state;
+
+	if ((st == PROC_STOPPING || st == PROC_TERMINATING ||
+	    st == PROC_KILLED) && ph != PHASE_EXITING)
+		return "stopping";
+	return ph < nitems(phases) ? phases[ph] : "?";
+}
+
+/* RSS of a process in KiB from /proc/PID/statm; -1 if unknown. */
+static long long
+rss_kb(pid_t pid)
+{
+	char path[64], buf[128];
+	unsigned long long size, res;
+	ssize_t n;
+	int fd;
+
+	/* No stdio: a status request must not grow the master's heap. */
+	snprintf(path, sizeof(path), "/proc/%ld/statm", (long)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	if (sscanf(buf, "%llu %llu", &size, &res) != 2)
+		return -1;
+	return (long long)(res * (unsigned long long)(sysconf(_SC_PAGESIZE) /
+	    1024));
+}
+
+/* One "worker" record for a live process. */
+static void
+put_worker(const struct master *m, struct buf *b, int idx, int64_t now)
+{
+	const struct proc *p = &m->slots.procs[idx];
+	const struct sb_cell *c = &m->sb->cells[idx];
+	const struct slot *s = &m->slots.v[p->slot];
+	int64_t started = atomic_load(&c->w.call_started);
+
+	buf_add(b, "worker", 6);
+	status_put_num(b, SK_W_SLOT, p->slot);
+	status_put_num(b, SK_W_PID, p->pid);
+	status_put_text(b, SK_W_STATE, worker_state(m, idx));
+	status_put_num(b, SK_W_START_MS, p->started_real / NS_PER_MS);
+	status_put_num(b, SK_W_RUN_MS, (now - p->started) / NS_PER_MS);
+	status_put_num(b, SK_W_RSS_KB, rss_kb(p->pid));
+	status_put_num(b, SK_W_WORK, (long long)atomic_load(&c->w.calls));
+	status_put_num(b, SK_W_ERRORS, (long long)atomic_load(&c->w.errors));
+	status_put_num(b, SK_W_RESTARTS, (long long)s->respawns);
+	status_put_num(b, SK_W_FAILURES, s->failures);
+	status_put_num(b, SK_W_GENERATION, p->gen);
+	if (atomic_load(&c->w.phase) == PHASE_BUSY && started != 0)
+		status_put_num(b, SK_W_CALL_MS, (now - started) / NS_PER_MS);
+	if (s->last_exit[0] != '\0')
+		status_put_text(b, SK_W_LAST_EXIT, s->last_exit);
+	buf_add(b, "\n", 1);
+}
+
+/* One "worker" record for a slot without a process. */
+static void
+put_idle_slot(const struct master *m, struct buf *b, int i, int64_t now)
+{
+	const struct slot *s = &m->slots.v[i];
+
+	buf_add(b, "worker", 6);
+	status_put_num(b, SK_W_SLOT, i);
+	status_put_text(b, SK_W_STATE, s->state == SLOT_WAITING &&
+	    s->respawn_at > now && s->last_failed ? "backoff" :
+	    m->mode == MODE_RUN_ONCE ? "done" : "pending");
+	status_put_num(b, SK_W_RESTARTS, (long long)s->respawns);
+	status_put_num(b, SK_W_FAILURES, s->failures);
+	if (s->state == SLOT_WAITING && s->respawn_at > now)
+		status_put_num(b, SK_W_RESPAWN_IN_MS,
+		    (s->respawn_at - now) / NS_PER_MS);
+	if (s->last_exit[0] != '\0')
+		status_put_text(b, SK_W_LAST_EXIT, s->last_exit);
+	buf_add(b, "\n", 1);
+}
+
+enum serve_result
+serve_status(struct master *m, const struct request *rq, struct reply *rp)
+{
+	int64_t now = mono_ns(), now_real = real_ns();
+	char wtitle[PROC_TITLE_MAX];
+	struct buf *b = &rp->body;
+
+	(void)rq;
+	title_compose(wtitle, sizeof(wtitle), m->cfg.title_prefix,
+	    TITLE_WORKER, m->cfg.base_title);
+	buf_add(b, "master", 6);
+	status_put_text(b, SK_NAME, m->cfg.base_title);
+	status_put_num(b, SK_PID, getpid());
+	status_put_text(b, SK_TITLE, m->title);
+	status_put_text(b, SK_WORKER_TITLE, wtitle);
+	status_put_text(b, SK_STATE, m->state == MASTER_STOPPING ?
+	    "stopping" : m->rs.phase != RS_IDLE ? "restarting" : "running");
+	status_put_num(b, SK_START_MS, m->started_real / NS_PER_MS);
+	status_put_num(b, SK_RUN_MS, (now_real - m->started_real) /
+	    NS_PER_MS);
+	status_put_num(b, SK_RSS_KB, rss_kb(getpid()));
+	status_put_num(b, SK_COUNT, m->slots.nlive);
+	status_put_num(b, SK_TARGET, m->slots.target);
+	status_put_num(b, SK_GENERATION, m->gen);
+	status_put_num(b, SK_STOP_TIMEOUT, m->cfg.stop_timeout);
+	status_put_text(b, SK_CONFIG, m->cfg.config_path);
+	status_put_text(b, SK_PLUGIN, m->cfg.plugin);
+	status_put_text(b, SK_RUN_DIR, m->run_dir);
+	buf_add(b, "\n", 1);
+
+	/* Slots in order; a slot's replacement right after its worker. */
+	for (int i = 0; i < m->slots.n; i++) {
+		const struct slot *s = &m->slots.v[i];
+
+		if (s->cur >= 0)
+			put_worker(m, b, s->cur, now);
+		if (s->next >= 0)
+			put_worker(m, b, s->next, now);
+		if (s->cur < 0 && s->next < 0 && i < m->slots.target)
+			put_idle_slot(m, b, i, now);
+	}
+	rp->text[0] = '\0';
+	return SERVE_OK;
+}
+
+enum serve_result
+serve_stop(struct master *m, const struct request *rq, struct reply *rp)
+{
+	(void)rq;
+	snprintf(rp->text, sizeof(rp->text), "stopping stop_timeout=%u",
+	    m->cfg.stop_timeout);
+	master_stop(m, "stop command");
+	return SERVE_OK;
+}
+
+enum serve_result
+serve_restart(struct master *m, const struct request *rq, struct reply *rp)
+{
+	if (master_restart(m, rq->token, "restart command", rp->text,
+	    sizeof(rp->text)) < 0)
+		return SERVE_ERROR;
+	return SERVE_LATER;
+}
+
+enum serve_result
+serve_wakeup(struct master *m, const struct request *rq, struct reply *rp)
+{
+	(void)rq;
+	snprintf(rp->text, sizeof(rp->text), "respawned %d workers",
+	    master_wakeup(m, "wakeup command"));
+	return SERVE_OK;
+}
+
+enum serve_result
+serve_scale(struct master *m, const struct request *rq, struct reply *rp)
+{
+	long n;
+
+	if (parse_long(rq->arg, 1, CONFIG_MAX_WORKERS, &n) < 0) {
+		snprintf(rp->text, sizeof(rp->text), "scale: N must be an "
+		    "integer from 1 to %d", CONFIG_MAX_WORKERS);
+		return SERVE_ERROR;
+	}
+	if (master_scale(m, (int)n, "scale command", rp->text,
+	    sizeof(rp->text)) < 0)
+		return SERVE_ERROR;
+	return SERVE_OK;
+}

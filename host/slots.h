@@ -1,0 +1,153 @@
+/*
+ * slots.h - the slot table and the worker processes in it.  slots.c owns
+ * every field here: it spawns workers into slots (through the spawner),
+ * moves processes and slots through their states (lifecycle.h), applies
+ * the respawn policy when a worker exits, and enforces each process's
+ * deadline.  It never reaps and never calls up: the master reaps and
+ * hands it the exit, and gets the exit back as a value.
+ */
+#ifndef PMHOST_SLOTS_H
+#define PMHOST_SLOTS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "lifecycle.h"
+#include "policy.h"
+#include "privs.h"
+#include "scoreboard.h"
+#include "spawner.h"
+
+#define EXIT_TEXT_MAX	192
+#define INIT_TIMEOUT_NS	(60 * NS_PER_SEC)	/* a held worker's work_init */
+#define TIMEOUT_GRACE_NS (1 * NS_PER_SEC)	/* workTimeout: TERM, then KILL */
+
+/* What a worker is spawned with: the config generation it runs. */
+struct spawn_ctx {
+	const struct task_config *cfg;
+	const struct creds	*creds;
+	unsigned		 gen;
+};
+
+/* A live worker process; its index is its scoreboard cell. */
+struct proc {
+	enum proc_state	 state;
+	pid_t		 pid;
+	int		 slot;
+	unsigned	 gen;		/* config generation it runs */
+	int64_t		 started;	/* mono ns */
+	int64_t		 started_real;	/* wall ns, for status */
+	int64_t		 deadline;	/* mono ns; its state says what of */
+	int64_t		 lifetime;	/* limitSeconds in ns; 0: none */
+	int		 hot;		/* executeUSleep 0: calls untimed */
+	int		 timed_out;	/* went through workTimeout */
+	int64_t		 timeout_call_ns;
+	int		 killed_at_stop;/* SIGKILLed at the master's stop */
+	uint64_t	 watch_calls;	/* workTimeout: calls when last seen */
+	int64_t		 watch_since;	/* mono ns that count was first seen */
+};
+
+/* A worker position: its index is what pm_worker_slot() returns. */
+struct slot {
+	enum slot_state	 state;
+	int		 cur;		/* proc owning it, -1: none */
+	int		 next;		/* a restart's replacement, -1 */
+	int64_t		 respawn_at;	/* SLOT_WAITING: when */
+	unsigned	 failures;	/* failed exits in a row */
+	uint64_t	 respawns;	/* workers started after the first */
+	int64_t		 next_due;	/* cadence, carried to the next worker */
+	char		 last_exit[EXIT_TEXT_MAX];
+	int		 last_failed;	/* last_exit was a failure */
+	unsigned	 tried_gen;	/* restart: replacement spawned for */
+};
+
+/* What the master learns when slots_exited() takes a worker's exit. */
+struct worker_exit {
+	int		 idx;		/* its (now free) cell */
+	int		 slot;
+	pid_t		 pid;
+	unsigned	 gen;
+	enum exit_class	 cls;
+	char		 text[EXIT_TEXT_MAX];
+};
+
+struct slots {
+	struct scoreboard *sb;
+	struct spawner	*spawner;
+	int		 ready_fd;	/* eventfd held workers ring */
+	struct proc	*procs;		/* SB_CELLS of them */
+	int		*free_cells;	/* stack of free proc indexes */
+	int		 nfree;
+	int		 ncells;	/* cells ever used: loops stop here */
+	int		 nlive;		/* procs with a pid */
+	struct slot	*v;		/* cap of them */
+	int		 cap;
+	int		 n;		/* slots in use (>= target) */
+	int		 target;	/* workers wanted */
+	int		 respawn;	/* 0: stopping, or run once */
+	int		 stopping;	/* the master is stopping */
+	unsigned	 release_gen;	/* held replacements of this generation
+					   take over when their slot frees */
+	unsigned	 stop_timeout;	/* s, for procs asked to stop */
+};
+
+int	slots_init(struct slots *s, struct scoreboard *sb, struct spawner *sp,
+	    int ready_fd, int target, unsigned stop_timeout);
+void	slots_free(struct slots *s);
+
+/* Starts a worker for slot i (held: a replacement); 0 or -1 (logged). */
+int	slots_spawn(struct slots *s, int i, const struct spawn_ctx *ctx,
+	    int hold);
+
+/* Spawns workers for waiting slots that are due (all, if force). */
+int	slots_respawn_due(struct slots *s, const struct spawn_ctx *ctx,
+	    int64_t now, int force);
+
+/* Asks proc idx to finish its call and exit within stopTimeout. */
+void	slots_stop_proc(struct slots *s, int idx, int64_t now);
+
+/* Asks every process to stop within stopTimeout; no respawns from now. */
+void	slots_stop_all(struct slots *s, int64_t now);
+
+/* Sets the target: surplus slots retire, returning ones wait. */
+int	slots_resize(struct slots *s, int target, int64_t now);
+
+/* A held replacement takes over its slot (its old worker is gone). */
+void	slots_release(struct slots *s, int i);
+
+/* The cell of a worker pid, or -1. */
+int	slots_find_pid(const struct slots *s, pid_t pid);
+
+/*
+ * Takes the exit of the worker in cell idx (already reaped): classifies
+ * it, logs it, frees the cell and plans its slot (respawn, backoff, or
+ * nothing).  The exit is also described in *ex.
+ */
+void	slots_exited(struct slots *s, int idx, int wstatus, int64_t now,
+	    struct worker_exit *ex);
+
+/* Acts on every process deadline and workTimeout due by now. */
+void	slots_run_deadlines(struct slots *s, const struct task_config *cfg,
+	    int64_t now);
+
+/* The nearest deadline of any slot or process; 0: none. */
+int64_t	slots_next_deadline(const struct slots *s,
+	    const struct task_config *cfg);
+
+/* Is any slot wanting a worker without one and without a due time? */
+int	slots_any_unattended(const struct slots *s);
+
+/* Arms every unattended slot's respawn for now (the reconcile tick). */
+void	slots_reconcile(struct slots *s, int64_t now);
+
+/* Kills what is left besides workers: adopted orphans. */
+void	slots_kill_strays(const struct slots *s);
+
+/* Moves replacements that finished work_init from preparing to held. */
+void	slots_collect_ready(struct slots *s);
+
+/* Has cell idx's worker finished work_init (and not failed since)? */
+int	slots_proc_ready(const struct slots *s, int idx);
+
+#endif
