@@ -83,7 +83,6 @@ static void
 api_vlog(pm_worker *w, int level, const char *fmt, va_list ap)
 {
 	struct api_ctx *ctx = (struct api_ctx *)w;
-	uint32_t gen;
 
 	if (level < PM_LOG_DEBUG)
 		level = PM_LOG_DEBUG;
@@ -100,13 +99,7 @@ api_vlog(pm_worker *w, int level, const char *fmt, va_list ap)
 		    line);
 		return;
 	}
-	/* The master reopened the log (logrotate): follow it. */
-	if (ctx->log_generation != NULL &&
-	    (gen = atomic_load(ctx->log_generation)) != ctx->log_seen) {
-		ctx->log_seen = gen;
-		log_reopen();
-	}
-	vlogmsg_as(ctx->title, level, fmt, ap);
+	vlogmsg(level, fmt, ap);
 }
 
 /* Calls api_vlog with a va_list of its own (pm_log_str). */

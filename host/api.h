@@ -29,8 +29,6 @@ struct api_ctx {
 	const char		*params;
 	const char		*config_dir;
 	struct sb_cell		*cell;		/* workers only */
-	const _Atomic uint32_t	*log_generation;/* the master's; or NULL */
-	uint32_t		 log_seen;
 	struct buf		*capture;	/* probe: warning+ lines */
 };
 

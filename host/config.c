@@ -48,6 +48,9 @@ enum key_id {
 	K_RUN_DIR,
 	K_LOG_FILE,
 	K_LOG_LEVEL,
+	K_STRICT_PATHS,
+	K_NO_NEW_PRIVS,
+	K_LIMITS,
 	K_TASKS,
 	K_CONFIG_PATH,		/* derived fields, not keys */
 	K_CONFIG_DIR,
@@ -65,6 +68,8 @@ enum value_kind {
 	V_LEVEL,
 	V_JSON,		/* anything */
 	V_TASKS,
+	V_BOOL,		/* true or false */
+	V_LIMITS,	/* {"nofile": N, ...}: integers >= 0 or "infinity" */
 	V_DERIVED	/* not a key: a field the loader fills itself */
 };
 
@@ -77,7 +82,9 @@ enum field_type {
 	F_UINT,		/* unsigned */
 	F_U64,		/* uint64_t */
 	F_SCHEDULE,	/* enum schedule */
-	F_LEVEL		/* int, PM_LOG_* or -1 */
+	F_LEVEL,	/* int, PM_LOG_* or -1 */
+	F_BOOL,		/* int, 0 or 1 */
+	F_LIMITS	/* struct limit[LIMIT_COUNT] */
 };
 
 #define FIELD(f)	F_NONE, offsetof(struct task_config, f)
@@ -140,6 +147,12 @@ static const struct key_spec {
 				    AT(F_STR, log_file), 0, NULL },
 	[K_LOG_LEVEL] =		{ "logLevel", V_LEVEL, 0, 0,
 				    AT(F_LEVEL, log_level), -1, NULL },
+	[K_STRICT_PATHS] =	{ "strictPaths", V_BOOL, 0, 0,
+				    AT(F_BOOL, strict_paths), 1, NULL },
+	[K_NO_NEW_PRIVS] =	{ "noNewPrivileges", V_BOOL, 0, 0,
+				    AT(F_BOOL, no_new_privs), 1, NULL },
+	[K_LIMITS] =		{ "limits", V_LIMITS, 0, 0,
+				    AT(F_LIMITS, limits), 0, NULL },
 	[K_TASKS] =		{ "tasks", V_TASKS, 0, 0, FIELD(plugin), 0,
 				    NULL },
 	[K_CONFIG_PATH] =	{ NULL, V_DERIVED, 0, 0,
@@ -147,6 +160,19 @@ static const struct key_spec {
 	[K_CONFIG_DIR] =	{ NULL, V_DERIVED, 0, 0,
 				    AT(F_STR, config_dir), 0, NULL },
 };
+
+static const char *const limit_names[LIMIT_COUNT] = {
+	[LIMIT_NOFILE] = "nofile",
+	[LIMIT_NPROC] = "nproc",
+	[LIMIT_CORE] = "core",
+	[LIMIT_AS] = "as",
+};
+
+const char *
+config_limit_name(enum limit_id id)
+{
+	return (unsigned)id < LIMIT_COUNT ? limit_names[id] : "?";
+}
 
 /* The field of tc that key k's entry names. */
 static void *
@@ -424,6 +450,62 @@ report_value(struct parse_ctx *ctx, const char *keypath, const char *what,
 	report(ctx, "%s: must %s, got %s", keypath, what, got);
 }
 
+#define LIMIT_NAMES	"nofile, nproc, core, as"
+
+/* A limit's value: an integer >= 0, or "infinity". */
+static int
+limit_value_ok(const json_t *v)
+{
+	return (json_is_integer(v) && json_integer_value(v) >= 0) ||
+	    (json_is_string(v) && strcmp(json_string_value(v),
+	    "infinity") == 0);
+}
+
+/* Validates the limits object; every problem reported; 0 or -1. */
+static int
+limits_check(struct parse_ctx *ctx, const char *keypath, const json_t *v)
+{
+	const char *name;
+	json_t *lv;
+	int bad = 0;
+
+	json_object_foreach((json_t *)v, name, lv) {
+		char shown[GOT_MAX + KEY_SHOW_MAX + 8], got[GOT_MAX + 1];
+		size_t best = SIZE_MAX;
+		int known = -1, near = -1;
+
+		for (int i = 0; i < LIMIT_COUNT; i++) {
+			size_t d = names_distance(name, limit_names[i]);
+
+			if (d == 0 && strcmp(name, limit_names[i]) == 0)
+				known = i;
+			if (d < best) {
+				best = d;
+				near = i;
+			}
+		}
+		if (known < 0) {
+			key_text(name, shown, sizeof(shown));
+			if (best <= 2 && near >= 0)
+				report(ctx, "%s.%s: unknown limit (did you mean "
+				    "\"%s\"?)", keypath, shown,
+				    limit_names[near]);
+			else
+				report(ctx, "%s.%s: unknown limit (known: %s)",
+				    keypath, shown, LIMIT_NAMES);
+			bad = 1;
+			continue;
+		}
+		if (!limit_value_ok(lv)) {
+			got_text(lv, got, sizeof(got));
+			report(ctx, "%s.%s: must be an integer >= 0 or "
+			    "\"infinity\", got %s", keypath, name, got);
+			bad = 1;
+		}
+	}
+	return bad ? -1 : 0;
+}
+
 /* Validates one value of a known key; reports and returns -1 if wrong. */
 static int
 value_check(struct parse_ctx *ctx, const char *keypath, enum key_id k,
@@ -495,6 +577,17 @@ value_check(struct parse_ctx *ctx, const char *keypath, enum key_id k,
 	case V_JSON:
 	case V_DERIVED:
 		return 0;
+	case V_BOOL:
+		if (json_is_boolean(v))
+			return 0;
+		snprintf(what, sizeof(what), "be true or false");
+		break;
+	case V_LIMITS:
+		if (json_is_object(v))
+			return limits_check(ctx, keypath, v);
+		snprintf(what, sizeof(what), "be an object of limits (%s)",
+		    LIMIT_NAMES);
+		break;
 	case V_TASKS:
 		if (json_is_array(v) && json_array_size(v) > 0)
 			return 0;
@@ -641,6 +734,21 @@ str_or(const struct task_values *tv, enum key_id k, const char *def)
 	return tv->val[k] != NULL ? json_string_value(tv->val[k]) : def;
 }
 
+/* Fills limits from a validated limits object (NULL: none set). */
+static void
+limits_build(struct limit *limits, const json_t *v)
+{
+	for (int i = 0; v != NULL && i < LIMIT_COUNT; i++) {
+		const json_t *lv = json_object_get(v, limit_names[i]);
+
+		if (lv == NULL)
+			continue;
+		limits[i].set = 1;
+		limits[i].value = json_is_integer(lv) ?
+		    (uint64_t)json_integer_value(lv) : UINT64_MAX;
+	}
+}
+
 /*
  * Stores one key's value (or its default) in its field of tc; -1 only
  * without memory.  Paths are resolved against the config's directory.
@@ -687,6 +795,12 @@ field_build(const struct parse_ctx *ctx, struct task_config *tc, int k,
 	case F_LEVEL:
 		*(int *)f = v == NULL ? (int)spec->def :
 		    log_level_from_name(json_string_value(v));
+		return 0;
+	case F_BOOL:
+		*(int *)f = v == NULL ? (int)spec->def : json_is_true(v);
+		return 0;
+	case F_LIMITS:
+		limits_build((struct limit *)f, v);
 		return 0;
 	}
 	return 0;

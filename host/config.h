@@ -20,6 +20,15 @@ enum schedule {
 	SCHEDULE_RATE		/* start a call every executeUSleep */
 };
 
+/* A resource limit applied in workers: soft and hard alike. */
+struct limit {
+	int		 set;		/* 0: left as inherited */
+	uint64_t	 value;		/* RLIM_INFINITY for "infinity" */
+};
+
+enum limit_id { LIMIT_NOFILE, LIMIT_NPROC, LIMIT_CORE, LIMIT_AS,
+	LIMIT_COUNT };
+
 /* One task: one master, one identity (base_title). */
 struct task_config {
 	char		*config_path;	/* absolute path of the config file */
@@ -42,7 +51,15 @@ struct task_config {
 	char		*run_dir;	/* absolute; NULL: the default */
 	char		*log_file;	/* absolute; NULL: stderr / run dir */
 	int		 log_level;	/* PM_LOG_*; -1: not set (info) */
+	int		 strict_paths;	/* as root: refuse paths others can
+					   write (default 1) */
+	int		 no_new_privs;	/* workers: PR_SET_NO_NEW_PRIVS
+					   (default 1) */
+	struct limit	 limits[LIMIT_COUNT];
 };
+
+/* "nofile", "nproc", "core", "as": the names in the limits object. */
+const char	*config_limit_name(enum limit_id id);
 
 struct config {
 	size_t			 ntasks;

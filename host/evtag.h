@@ -11,7 +11,10 @@ enum ev_tag {
 	EV_SIGNAL,		/* the signalfd */
 	EV_LISTEN,		/* NAME.sock */
 	EV_CLIENT,		/* a control connection */
-	EV_READY		/* the eventfd workers ring after work_init */
+	EV_READY,		/* the eventfd workers ring after work_init */
+	EV_OUT,			/* a worker's stdout (index: its cell) */
+	EV_ERR,			/* a worker's stderr and log records */
+	EV_LOG			/* the log has room again */
 };
 
 #define EV_DATA(tag, i)	(((uint64_t)(tag) << 32) | (uint32_t)(i))

@@ -1,106 +1,63 @@
 /*
- * log.c - the one log of a process.  The log is per process by nature
- * (like syslog), so its state is file-level; workers inherit it at fork
- * and keep writing to the same file as their master.
+ * log.c - the one log of a task.  In the master, lines (its own and its
+ * workers') are formatted here and written without ever blocking: what
+ * the reader cannot take yet waits in a bounded buffer that the event
+ * loop flushes when the descriptor has room; beyond it, lines are dropped
+ * and the count is logged once the reader catches up.  In any other
+ * process, lines are records on its stderr pipe, for the master to
+ * format.  The log is per process by nature (like syslog), so its state
+ * is file-level.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "names.h"
+#include "trust.h"
 #include "util.h"
 
+#define LOG_BUFFER_MAX	(1024 * 1024)	/* lines waiting for a slow reader */
+
 static struct {
-	int	 fd;		/* 2, or the log file */
-	int	 level;
-	int	 stdio;		/* stdout/stderr follow the file */
-	char	*path;		/* NULL: stderr */
-	char	 title[160];
-	pid_t	 pid;
-} logst = { .fd = 2, .level = PM_LOG_INFO };
+	int		 fd;		/* the sink: log file or our stderr */
+	int		 is_socket;	/* send(MSG_DONTWAIT) to it */
+	int		 pipe_fd;	/* a child's records go here; -1 */
+	int		 level;
+	enum log_format	 format;
+	int		 journal;	/* stderr is the journal: "<N>" */
+	char		*path;		/* NULL: stderr */
+	uid_t		 task_uid;
+	char		 title[160];
+	char		 task[72];
+	pid_t		 pid;
+	char		*out;		/* lines waiting for the reader */
+	size_t		 outlen;
+	size_t		 outcap;
+	unsigned long long dropped;
+} logst = { .fd = 2, .pipe_fd = -1, .level = PM_LOG_INFO,
+	.task_uid = (uid_t)-1 };
 
 void
 log_setup(int level, const char *title)
 {
 	logst.level = level;
-	log_set_identity(title);
-}
-
-void
-log_set_identity(const char *title)
-{
 	copy_str(logst.title, title, sizeof(logst.title));
 	logst.pid = getpid();
 }
 
-/* Opens path for appending; the descriptor or -1. */
-static int
-open_log_file(const char *path)
+void
+log_set_task(const char *task, enum log_format format)
 {
-	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
-	    O_NOCTTY, 0640);
-}
-
-/* Makes fd the log target, pointing stdout/stderr at it if asked. */
-static void
-install_fd(int fd)
-{
-	if (logst.stdio) {
-		dup2(fd, 1);
-		dup2(fd, 2);
-	}
-	if (logst.fd > 2)
-		close(logst.fd);
-	logst.fd = fd;
-}
-
-int
-log_open(const char *path, int stdio)
-{
-	int fd;
-
-	if (path == NULL) {
-		free(logst.path);
-		logst.path = NULL;
-		if (logst.fd > 2)
-			close(logst.fd);
-		logst.fd = 2;
-		return 0;
-	}
-	if ((fd = open_log_file(path)) < 0)
-		return -1;
-	free(logst.path);
-	if ((logst.path = strdup(path)) == NULL) {
-		close(fd);
-		return -1;
-	}
-	logst.stdio = stdio;
-	install_fd(fd);
-	return 0;
-}
-
-int
-log_reopen(void)
-{
-	int fd;
-
-	if (logst.path == NULL)
-		return 0;
-	if ((fd = open_log_file(logst.path)) < 0)
-		return -1;
-	install_fd(fd);
-	return 0;
-}
-
-int
-log_fd(void)
-{
-	return logst.fd;
+	copy_str(logst.task, task, sizeof(logst.task));
+	logst.format = format;
 }
 
 int
@@ -109,57 +66,321 @@ log_level(void)
 	return logst.level;
 }
 
-/* Formats one line and writes it with a single write(). */
-static void
-emit(const char *title, int level, const char *fmt, va_list ap)
+/* Is fd the stream systemd's journal gave us ($JOURNAL_STREAM)? */
+static int
+is_journal(int fd)
 {
-	char line[LOG_LINE_MAX];
-	struct timespec ts;
-	struct tm tm;
-	size_t n;
-	int r, saved = errno;
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	localtime_r(&ts.tv_sec, &tm);
-	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	r = snprintf(line + n, sizeof(line) - n, ".%03ld", ts.tv_nsec / 1000000);
-	n += (size_t)r;
-	n += strftime(line + n, sizeof(line) - n, "%z", &tm);
-	r = snprintf(line + n, sizeof(line) - n, " %s %s[%ld]: ",
-	    log_level_name(level), title, (long)logst.pid);
-	if (r > 0)
-		n += (size_t)r;
-	if (n < sizeof(line)) {
-		r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
-		if (r > 0)
-			n += (size_t)r;
+	if (js == NULL || sscanf(js, "%llu:%llu", &dev, &ino) != 2 ||
+	    fstat(fd, &st) < 0)
+		return 0;
+	return (unsigned long long)st.st_dev == dev &&
+	    (unsigned long long)st.st_ino == ino;
+}
+
+/*
+ * A descriptor for stderr that we may make non-blocking without touching
+ * the caller's terminal or pipe: a fresh open of it where that gives a
+ * description of our own, else stderr itself.
+ */
+static int
+open_stderr(int *is_socket)
+{
+	struct stat st;
+	int fd;
+
+	*is_socket = 0;
+	if (fstat(2, &st) < 0)
+		return dup(2);
+	if (S_ISSOCK(st.st_mode)) {
+		*is_socket = 1;
+		return fcntl(2, F_DUPFD_CLOEXEC, 3);
 	}
-	if (n >= sizeof(line) - 1) {
-		/* Too long: keep the head and mark the cut. */
-		n = sizeof(line) - 1;
-		memcpy(line + n - 3, "...", 3);
+	if (S_ISFIFO(st.st_mode) || (S_ISCHR(st.st_mode) && isatty(2))) {
+		fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK |
+		    O_CLOEXEC | O_NOCTTY);
+		if (fd >= 0)
+			return fd;
 	}
-	/* One event, one line: a newline inside would forge another entry. */
-	for (size_t i = 0; i < n; i++)
-		if (line[i] == '\n' || line[i] == '\r')
-			line[i] = ' ';
-	line[n++] = '\n';
-	(void)write_all(logst.fd, line, n);
-	errno = saved;
+	return fcntl(2, F_DUPFD_CLOEXEC, 3);
+}
+
+/* Makes fd the sink. */
+static void
+install(int fd, int is_socket)
+{
+	if (logst.fd > 2)
+		close(logst.fd);
+	logst.fd = fd;
+	logst.is_socket = is_socket;
+}
+
+int
+log_open(const char *path, uid_t task_uid, char *err, size_t errlen)
+{
+	int fd, is_socket = 0;
+	char *copy = NULL;
+
+	if (path == NULL) {
+		if ((fd = open_stderr(&is_socket)) < 0) {
+			snprintf(err, errlen, "stderr: %s", strerror(errno));
+			return -1;
+		}
+		logst.journal = is_journal(2);
+	} else {
+		if ((copy = strdup(path)) == NULL) {
+			snprintf(err, errlen, "%s: out of memory", path);
+			return -1;
+		}
+		if ((fd = trust_open_log(path, task_uid, err, errlen)) < 0) {
+			free(copy);
+			return -1;
+		}
+		logst.journal = 0;
+	}
+	free(logst.path);
+	logst.path = copy;
+	logst.task_uid = task_uid;
+	install(fd, is_socket);
+	return 0;
+}
+
+int
+log_reopen(char *err, size_t errlen)
+{
+	int fd;
+
+	if (logst.path == NULL)
+		return 0;
+	if ((fd = trust_open_log(logst.path, logst.task_uid, err,
+	    errlen)) < 0)
+		return -1;
+	install(fd, 0);
+	return 0;
 }
 
 void
-vlogmsg_as(const char *title, int level, const char *fmt, va_list ap)
+log_own_stdio(void)
+{
+	if (logst.fd > 2) {
+		dup2(logst.fd, 1);
+		dup2(logst.fd, 2);
+	}
+}
+
+/* One write to the sink, never blocking: bytes taken, or -1. */
+static ssize_t
+sink_write(const char *p, size_t n)
+{
+	ssize_t w;
+
+	do {
+		if (logst.is_socket)
+			w = send(logst.fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		else
+			w = write(logst.fd, p, n);
+	} while (w < 0 && errno == EINTR);
+	return w;
+}
+
+/* Keeps bytes for later; 0, or -1 when the buffer is full. */
+static int
+keep(const char *p, size_t n)
+{
+	if (logst.outlen + n > LOG_BUFFER_MAX)
+		return -1;
+	if (logst.outlen + n > logst.outcap) {
+		size_t cap = logst.outcap ? logst.outcap : 16384;
+		char *b;
+
+		while (cap < logst.outlen + n)
+			cap *= 2;
+		if ((b = realloc(logst.out, cap)) == NULL)
+			return -1;
+		logst.out = b;
+		logst.outcap = cap;
+	}
+	memcpy(logst.out + logst.outlen, p, n);
+	logst.outlen += n;
+	return 0;
+}
+
+/* Writes one whole line, or keeps it, or drops it. */
+static void
+put(const char *line, size_t n)
+{
+	ssize_t w = 0;
+
+	if (logst.outlen == 0) {
+		w = sink_write(line, n);
+		if (w == (ssize_t)n)
+			return;
+		if (w < 0 && errno != EAGAIN) {
+			/* The reader is gone or broken: nowhere to write. */
+			logst.dropped++;
+			return;
+		}
+		if (w < 0)
+			w = 0;
+	}
+	if (keep(line + w, n - (size_t)w) < 0)
+		logst.dropped++;
+}
+
+/* Appends text to a JSON string under construction in buf. */
+static size_t
+json_text(char *buf, size_t n, size_t size, const char *s, size_t len)
+{
+	for (size_t i = 0; i < len && n + 8 < size; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\') {
+			buf[n++] = '\\';
+			buf[n++] = (char)c;
+		} else if (c < 0x20 || c == 0x7f) {
+			n += (size_t)snprintf(buf + n, size - n, "\\u%04x", c);
+		} else {
+			buf[n++] = (char)c;
+		}
+	}
+	return n;
+}
+
+/* The syslog priority of a level, for journald's "<N>" prefix. */
+static int
+priority(int level)
+{
+	static const int prio[] = { 7, 6, 5, 4, 3 };
+
+	return level >= 0 && level <= PM_LOG_ERROR ? prio[level] : 6;
+}
+
+/* Formats one line from o in the log's format and writes it. */
+static void
+emit(const struct log_origin *o, int level, const char *text, size_t len)
+{
+	static const char *const roles[] = { "master", "worker", "preload" };
+	char line[LOG_LINE_MAX + 512], when[64];
+	struct timespec ts;
+	struct tm tm;
+	size_t n = 0, max = LOG_LINE_MAX;
+
+	/* One event, one line: a newline inside would forge another. */
+	if (len > max)
+		len = max;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	localtime_r(&ts.tv_sec, &tm);
+	n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	n += (size_t)snprintf(when + n, sizeof(when) - n, ".%03ld",
+	    ts.tv_nsec / 1000000);
+	strftime(when + n, sizeof(when) - n, "%z", &tm);
+	if (logst.format == LOG_JSON) {
+		n = (size_t)snprintf(line, sizeof(line), "{\"time\":\"%s\","
+		    "\"level\":\"%s\",\"task\":\"", when,
+		    log_level_name(level));
+		n = json_text(line, n, sizeof(line), o->task, strlen(o->task));
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "\",\"role\":"
+		    "\"%s\",\"pid\":%ld", roles[o->role], (long)o->pid);
+		if (o->slot >= 0)
+			n += (size_t)snprintf(line + n, sizeof(line) - n,
+			    ",\"slot\":%d", o->slot);
+		n += (size_t)snprintf(line + n, sizeof(line) - n,
+		    ",\"message\":\"");
+		n = json_text(line, n, sizeof(line), text, len);
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "\"}");
+	} else {
+		if (logst.journal)
+			n = (size_t)snprintf(line, sizeof(line), "<%d>%s %s[%ld]: ",
+			    priority(level), log_level_name(level), o->title,
+			    (long)o->pid);
+		else
+			n = (size_t)snprintf(line, sizeof(line), "%s %s %s[%ld]: ",
+			    when, log_level_name(level), o->title,
+			    (long)o->pid);
+		if (n > sizeof(line) - 2)
+			n = sizeof(line) - 2;
+		if (len > sizeof(line) - 2 - n)
+			len = sizeof(line) - 2 - n;
+		memcpy(line + n, text, len);
+		for (size_t i = n; i < n + len; i++)
+			if (line[i] == '\n' || line[i] == '\r')
+				line[i] = ' ';
+		n += len;
+	}
+	if (n > sizeof(line) - 1)
+		n = sizeof(line) - 1;
+	line[n++] = '\n';
+	put(line, n);
+}
+
+/* Our own origin: the master's lines. */
+static void
+own_origin(struct log_origin *o)
+{
+	o->title = logst.title;
+	o->task = logst.task;
+	o->role = ROLE_MASTER_LOG;
+	o->pid = logst.pid;
+	o->slot = -1;
+}
+
+void
+log_line(const struct log_origin *o, int level, const char *text,
+    size_t len)
 {
 	if (level < logst.level)
 		return;
-	emit(title, level, fmt, ap);
+	emit(o, level, text, len);
+}
+
+/* A child's record: LOG_RECORD, the level digit, the text, a newline. */
+static void
+to_pipe(int level, const char *fmt, va_list ap)
+{
+	char line[LOG_LINE_MAX + 4];
+	int n;
+
+	line[0] = LOG_RECORD;
+	line[1] = (char)('0' + level);
+	n = vsnprintf(line + 2, LOG_LINE_MAX, fmt, ap);
+	if (n < 0)
+		return;
+	if (n > LOG_LINE_MAX - 1)
+		n = LOG_LINE_MAX - 1;
+	for (int i = 2; i < n + 2; i++)
+		if (line[i] == '\n' || line[i] == '\r')
+			line[i] = ' ';
+	line[n + 2] = '\n';
+	/* Only a dead master closes the pipe, and its workers die with it. */
+	(void)write_all(logst.pipe_fd, line, (size_t)n + 3);
 }
 
 void
 vlogmsg(int level, const char *fmt, va_list ap)
 {
-	vlogmsg_as(logst.title, level, fmt, ap);
+	struct log_origin o;
+	char text[LOG_LINE_MAX];
+	int n, saved = errno;
+
+	if (level < logst.level)
+		return;
+	if (logst.pipe_fd >= 0) {
+		to_pipe(level, fmt, ap);
+	} else {
+		n = vsnprintf(text, sizeof(text), fmt, ap);
+		if (n >= (int)sizeof(text)) {
+			/* Too long: keep the head and mark the cut. */
+			n = sizeof(text) - 1;
+			memcpy(text + n - 3, "...", 3);
+		}
+		own_origin(&o);
+		if (n > 0)
+			emit(&o, level, text, (size_t)n);
+	}
+	errno = saved;
 }
 
 void
@@ -170,4 +391,71 @@ logmsg(int level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vlogmsg(level, fmt, ap);
 	va_end(ap);
+}
+
+int
+log_waiting_fd(void)
+{
+	return logst.outlen > 0 ? logst.fd : -1;
+}
+
+void
+log_flush(void)
+{
+	char note[128];
+	struct log_origin o;
+	size_t off = 0;
+
+	while (off < logst.outlen) {
+		ssize_t w = sink_write(logst.out + off, logst.outlen - off);
+
+		if (w < 0 && errno == EAGAIN)
+			break;
+		if (w <= 0) {
+			/* Gone: what waits is lost with it. */
+			logst.dropped++;
+			off = logst.outlen;
+			break;
+		}
+		off += (size_t)w;
+	}
+	memmove(logst.out, logst.out + off, logst.outlen - off);
+	logst.outlen -= off;
+	if (logst.outlen == 0 && logst.dropped > 0) {
+		int n = snprintf(note, sizeof(note), "%llu log lines dropped: "
+		    "the log's reader was too slow", logst.dropped);
+
+		logst.dropped = 0;
+		own_origin(&o);
+		emit(&o, PM_LOG_WARNING, note, (size_t)n);
+	}
+}
+
+void
+log_drain(int timeout_ms)
+{
+	int64_t deadline = mono_ns() + (int64_t)timeout_ms * NS_PER_MS;
+
+	for (;;) {
+		struct pollfd p = { .fd = log_waiting_fd(), .events = POLLOUT };
+		int64_t left = deadline - mono_ns();
+
+		log_flush();
+		if (log_waiting_fd() < 0 || left <= 0)
+			return;
+		p.fd = log_waiting_fd();
+		(void)poll(&p, 1, (int)(left / NS_PER_MS) + 1);
+	}
+}
+
+void
+log_to_pipe(int fd)
+{
+	/* The master's sink and buffer are not ours (the fd is closed with
+	 * the rest of the master's). */
+	logst.pipe_fd = fd;
+	free(logst.out);
+	logst.out = NULL;
+	logst.outlen = logst.outcap = 0;
+	logst.fd = -1;
 }

@@ -1,47 +1,82 @@
 /*
- * log.h - the task's log: one line per event, "TIME LEVEL TITLE[PID]: text",
- * written with a single write() so that lines from the master and every
- * worker sharing the file never interleave.
+ * log.h - the task's log.  The master is its only writer: its own lines,
+ * and every line its workers produce (pm_log, host messages, whatever a
+ * plugin writes to stdout or stderr), which reach it through pipes.  The
+ * master never blocks on the log: lines wait in a bounded buffer while
+ * the reader is slow, and are dropped (and counted) beyond it.
+ *
+ * A process other than the master (a worker, the preload process) logs
+ * by writing records to its stderr pipe; log_to_pipe() switches to that.
  */
 #ifndef PMHOST_LOG_H
 #define PMHOST_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #define PMHOST_HOST
 #include "pmhost.h"
 
 #define LOG_LINE_MAX	4096
+#define LOG_RECORD	'\036'	/* starts a record on a child's stderr pipe */
 
-/* Sets the threshold (PM_LOG_*) and the identity printed on each line. */
+enum log_format {
+	LOG_TEXT,		/* "TIME LEVEL TITLE[PID]: text" */
+	LOG_JSON		/* one JSON object per line */
+};
+
+enum log_role { ROLE_MASTER_LOG, ROLE_WORKER_LOG, ROLE_PRELOAD_LOG };
+
+/* Who a line is from. */
+struct log_origin {
+	const char	*title;		/* "process_m:Worker:app" */
+	const char	*task;		/* baseTitle */
+	enum log_role	 role;
+	pid_t		 pid;
+	int		 slot;		/* -1: none */
+};
+
+/* Sets the threshold (PM_LOG_*) and this process's identity. */
 void	log_setup(int level, const char *title);
 
-/* Re-reads the pid for the identity (after fork). */
-void	log_set_identity(const char *title);
+/* The task's name and the format of lines (the master's). */
+void	log_set_task(const char *task, enum log_format format);
 
 /*
- * Sends the log to path (appending, created 0640), or to stderr when path
- * is NULL.  With stdio set, stdout and stderr follow the log file too, so
- * that workers' output lands in it.  0, or -1 with errno.
+ * Sends the log to path (appending, created 0640; see trust_open_log for
+ * what is refused: task_uid may own the file), or to stderr when path is
+ * NULL.  0, or -1 with the reason in err and the log where it was.
  */
-int	log_open(const char *path, int stdio);
+int	log_open(const char *path, uid_t task_uid, char *err, size_t errlen);
 
 /* Opens the log file again at the same path (after logrotate moved it). */
-int	log_reopen(void);
+int	log_reopen(char *err, size_t errlen);
 
-/* The descriptor lines go to; a worker keeps it open across its fd sweep. */
-int	log_fd(void);
+/* Points stdout and stderr at the log file too (a detached master's). */
+void	log_own_stdio(void);
 
 int	log_level(void);
+
+/* A line on behalf of another process (a worker's, read from its pipe). */
+void	log_line(const struct log_origin *o, int level, const char *text,
+	    size_t len);
 
 void	logmsg(int level, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	vlogmsg(int level, const char *fmt, va_list ap)
 	    __attribute__((format(printf, 2, 0)));
 
-/* As vlogmsg, with another title (a plugin's pm_log in a worker). */
-void	vlogmsg_as(const char *title, int level, const char *fmt, va_list ap)
-	    __attribute__((format(printf, 3, 0)));
+/* The master's loop: the descriptor to watch for room, when lines wait. */
+int	log_waiting_fd(void);
+
+/* Writes what waits, as far as the reader takes it. */
+void	log_flush(void);
+
+/* At exit: waits for the reader at most timeout_ms to take what waits. */
+void	log_drain(int timeout_ms);
+
+/* In a child of the master: log records to fd (its stderr pipe). */
+void	log_to_pipe(int fd);
 
 #endif

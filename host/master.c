@@ -30,6 +30,8 @@
 #include "policy.h"
 #include "util.h"
 
+#define LOG_DRAIN_MS	1000	/* at exit, for lines a slow reader lags */
+
 /* The signals the loop reads from its signalfd. */
 static const int master_signals[] = {
 	SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGTTIN, SIGTTOU, SIGALRM, SIGCHLD
@@ -68,9 +70,25 @@ setup_signals(void)
 static struct spawn_ctx
 spawn_ctx(const struct master *m)
 {
-	struct spawn_ctx ctx = { &m->cfg, &m->prep.creds, m->gen };
+	struct spawn_ctx ctx = { &m->cfg, &m->prep.creds, m->gen,
+	    m->wtitle[m->gen & 1] };
 
 	return ctx;
+}
+
+/* The uid a task's log file may belong to besides root's: its user's. */
+static uid_t
+task_uid(const struct master *m)
+{
+	return m->prep.creds.set ? m->prep.creds.uid : (uid_t)-1;
+}
+
+/* Names the workers of the current generation (two may be alive). */
+static void
+name_workers(struct master *m)
+{
+	title_compose(m->wtitle[m->gen & 1], sizeof(m->wtitle[0]),
+	    m->cfg.title_prefix, TITLE_WORKER, m->cfg.base_title);
 }
 
 static void
@@ -91,6 +109,15 @@ effective_level(const struct master *m)
 
 static void handle_restart(struct master *m, struct restart_result *res);
 
+/* strictPaths false: says, each start, what the check let through. */
+static void
+warn_weak_paths(const struct master *m)
+{
+	if (m->prep.warnings[0] != '\0')
+		logmsg(PM_LOG_WARNING, "strictPaths is false, allowing: %s",
+		    m->prep.warnings);
+}
+
 /*
  * Takes the restart's new config.  The command line's overrides hold; a
  * changed log file is opened (the old one stays if it cannot be).
@@ -98,7 +125,7 @@ static void handle_restart(struct master *m, struct restart_result *res);
 static void
 commit(struct master *m, char *note, size_t size)
 {
-	char old_log[PATH_MAX];
+	char old_log[PATH_MAX], err[PATH_MAX + 256];
 	int64_t now = mono_ns();
 	int old_target = m->slots.target;
 
@@ -110,23 +137,23 @@ commit(struct master *m, char *note, size_t size)
 		logmsg(PM_LOG_INFO, "restart: the log moves to %s",
 		    m->prep.log_path[0] != '\0' ? m->prep.log_path : "stderr");
 		if (log_open(m->prep.log_path[0] != '\0' ? m->prep.log_path :
-		    NULL, m->ov.detached) < 0) {
-			snprintf(note, size, "; log file %.200s: %s, still "
-			    "logging to %.200s", m->prep.log_path,
-			    strerror(errno), old_log[0] != '\0' ? old_log :
+		    NULL, task_uid(m), err, sizeof(err)) < 0) {
+			snprintf(note, size, "; log file: %.200s; still logging "
+			    "to %.160s", err, old_log[0] != '\0' ? old_log :
 			    "stderr");
-			logmsg(PM_LOG_ERROR, "restart: log file %s: %s; the log "
-			    "stays where it was", m->prep.log_path,
-			    strerror(errno));
+			logmsg(PM_LOG_ERROR, "restart: log file: %s; the log "
+			    "stays where it was", err);
 			copy_str(m->prep.log_path, old_log,
 			    sizeof(m->prep.log_path));
 		} else {
-			atomic_fetch_add(&m->sb->log_generation, 1);
+			if (m->ov.detached)
+				log_own_stdio();
 			logmsg(PM_LOG_INFO, "restart: logging to %s (was %s)",
 			    m->prep.log_path[0] != '\0' ? m->prep.log_path :
 			    "stderr", old_log[0] != '\0' ? old_log : "stderr");
 		}
 	}
+	warn_weak_paths(m);
 	atomic_store(&m->sb->rss_warned, 0);
 	m->mode = m->cfg.check_interval > 0 ? MODE_RESIDENT : MODE_RUN_ONCE;
 	m->slots.respawn = m->mode == MODE_RESIDENT;
@@ -261,7 +288,7 @@ master_restart(struct master *m, struct reply_token tok, const char *why,
 	notify_send("RELOADING=1\nMONOTONIC_USEC=%lld\nSTATUS=restarting",
 	    (long long)(mono_ns() / NS_PER_US));
 	restart_begin(&m->rs, tok, &m->cfg, m->gen, &m->ov, m->run_dir,
-	    &res);
+	    m->wtitle[(m->gen + 1) & 1], &res);
 	handle_restart(m, &res);
 	return 0;
 }
@@ -308,7 +335,7 @@ static void
 handle_signals(struct master *m)
 {
 	struct signalfd_siginfo si;
-	char name[32], msg[128];
+	char name[32], msg[128], err[PATH_MAX + 256];
 
 	while (read(m->sigfd, &si, sizeof(si)) == sizeof(si)) {
 		switch (si.ssi_signo) {
@@ -321,10 +348,13 @@ handle_signals(struct master *m)
 			    name, sizeof(name)));
 			break;
 		case SIGUSR1:
-			if (log_reopen() < 0)
-				logmsg(PM_LOG_ERROR, "reopening the log: %s",
-				    strerror(errno));
-			atomic_fetch_add(&m->sb->log_generation, 1);
+			if (log_reopen(err, sizeof(err)) < 0) {
+				logmsg(PM_LOG_ERROR, "reopening the log: %s; "
+				    "the old log stays open", err);
+				break;
+			}
+			if (m->ov.detached)
+				log_own_stdio();
 			logmsg(PM_LOG_INFO, "log reopened (SIGUSR1)");
 			break;
 		case SIGTTIN:
@@ -454,6 +484,14 @@ dispatch(struct master *m, uint64_t data, uint32_t events)
 		if (control_event(&m->ctl, EV_INDEX(data), events, &rq))
 			serve(m, &rq);
 		break;
+	case EV_OUT:
+	case EV_ERR:
+		slots_output(&m->slots, EV_INDEX(data),
+		    EV_TAG(data) == EV_ERR);
+		break;
+	case EV_LOG:
+		log_flush();
+		break;
 	case EV_READY:
 		/* A held worker finished work_init. */
 		while (read(m->ready_fd, &count, sizeof(count)) > 0)
@@ -463,6 +501,28 @@ dispatch(struct master *m, uint64_t data, uint32_t events)
 		handle_restart(m, &res);
 		break;
 	}
+}
+
+/*
+ * Watches the log's descriptor for room while lines wait for its reader
+ * (a pipe or socket; a file never makes them wait).
+ */
+static void
+watch_log(struct master *m)
+{
+	struct epoll_event ev;
+	int fd = log_waiting_fd();
+
+	if (fd == m->log_watched)
+		return;
+	if (m->log_watched >= 0)
+		epoll_ctl(m->epfd, EPOLL_CTL_DEL, m->log_watched, NULL);
+	m->log_watched = -1;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLOUT;
+	ev.data.u64 = EV_DATA(EV_LOG, 0);
+	if (fd >= 0 && epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
+		m->log_watched = fd;
 }
 
 /* Tells a waiting "run -d" and the service manager that we are up. */
@@ -503,7 +563,9 @@ master_setup(struct master *m)
 	title_compose(m->title, sizeof(m->title), m->cfg.title_prefix,
 	    TITLE_MASTER, m->cfg.base_title);
 	title_set(m->title);
+	name_workers(m);
 	log_setup(effective_level(m), m->title);
+	log_set_task(m->cfg.base_title, LOG_TEXT);
 	/* Orphans of workers' children come to us, not to init. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	notify_init();
@@ -530,7 +592,7 @@ master_setup(struct master *m)
 		return -1;
 	}
 	spawner_init(&m->spawner);
-	if (slots_init(&m->slots, m->sb, &m->spawner, m->ready_fd,
+	if (slots_init(&m->slots, m->epfd, m->sb, &m->spawner, m->ready_fd,
 	    m->cfg.max_workers, m->cfg.stop_timeout) < 0) {
 		logmsg(PM_LOG_ERROR, "slot table: out of memory");
 		return -1;
@@ -594,7 +656,7 @@ master_run(const struct prepared *p, const struct overrides *ov, int pid_fd,
 	int status;
 
 	memset(&m, 0, sizeof(m));
-	m.epfd = m.sigfd = m.ready_fd = -1;
+	m.epfd = m.sigfd = m.ready_fd = m.log_watched = -1;
 	m.ctl.listen_fd = -1;
 	for (int i = 0; i < CTL_MAX_CLIENTS; i++)
 		m.ctl.clients[i].fd = -1;
@@ -610,6 +672,7 @@ master_run(const struct prepared *p, const struct overrides *ov, int pid_fd,
 
 	logmsg(PM_LOG_INFO, "started: %d workers of %s", m.slots.target,
 	    m.cfg.plugin);
+	warn_weak_paths(&m);
 	ctx = spawn_ctx(&m);
 	for (int i = 0; i < m.slots.target; i++)
 		slots_spawn(&m.slots, i, &ctx, 0);
@@ -626,6 +689,7 @@ master_run(const struct prepared *p, const struct overrides *ov, int pid_fd,
 			reap(&m);
 			break;
 		}
+		watch_log(&m);
 		n = epoll_wait(m.epfd, evs, (int)nitems(evs),
 		    wait_ms(&m, now));
 		if (n < 0 && errno != EINTR) {
@@ -646,5 +710,7 @@ master_run(const struct prepared *p, const struct overrides *ov, int pid_fd,
 		logmsg(PM_LOG_INFO, "stopped");
 	}
 	master_teardown(&m);
+	/* A stalled reader gets a moment, not the power to hold us. */
+	log_drain(LOG_DRAIN_MS);
 	return status;
 }

@@ -44,11 +44,13 @@ struct master {
 	unsigned		 gen;		/* config generation */
 	char			 run_dir[RUNDIR_PATH_MAX];
 	char			 title[PROC_TITLE_MAX];
+	char			 wtitle[2][PROC_TITLE_MAX]; /* by gen & 1 */
 	int			 pid_fd;
 	int			 epfd;
 	int			 sigfd;
 	int			 ready_fd;	/* eventfd workers ring */
 	int			 caller_fd;	/* run -d: tell it; -1 */
+	int			 log_watched;	/* the log fd in epoll; -1 */
 	int			 any_failed;	/* run once: exit status 1 */
 	int64_t			 stop_deadline;
 	int64_t			 tick_at;	/* reconcile tick; 0: off */

@@ -147,7 +147,7 @@ probe_child(const struct task_config *t, const struct creds *creds, int fd)
 			signal(s, SIG_DFL);
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
-	if (creds != NULL && creds_apply(creds, err, sizeof(err)) < 0)
+	if (privs_enter(t, creds, err, sizeof(err)) < 0)
 		rc = 1;
 	else if (plugin_open(t->plugin, &p, err, sizeof(err)) < 0 ||
 	    run_check(t, &p, err, sizeof(err)) < 0)

@@ -29,6 +29,8 @@ struct prepared {
 	char		 log_path[PATH_MAX];	/* "": stderr */
 	int		 log_level;
 	struct creds	 creds;
+	char		 warnings[2048];	/* strictPaths false: what it
+						   let through, "; "-joined */
 };
 
 enum prepare_flags {

@@ -13,6 +13,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include "config.h"
 #include "privs.h"
 #include "util.h"
 
@@ -119,6 +123,50 @@ creds_apply(const struct creds *c, char *err, size_t errlen)
 	if (c->uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
 		snprintf(err, errlen, "privilege drop to uid %ld did not "
 		    "hold", (long)c->uid);
+		return -1;
+	}
+	return 0;
+}
+
+/* setrlimit() of each limit the task sets, soft and hard alike. */
+static int
+apply_limits(const struct task_config *t, char *err, size_t errlen)
+{
+	static const int resource[LIMIT_COUNT] = {
+		[LIMIT_NOFILE] = RLIMIT_NOFILE,
+		[LIMIT_NPROC] = RLIMIT_NPROC,
+		[LIMIT_CORE] = RLIMIT_CORE,
+		[LIMIT_AS] = RLIMIT_AS,
+	};
+
+	for (int i = 0; i < LIMIT_COUNT; i++) {
+		struct rlimit rl;
+
+		if (!t->limits[i].set)
+			continue;
+		rl.rlim_cur = rl.rlim_max = t->limits[i].value == UINT64_MAX ?
+		    RLIM_INFINITY : (rlim_t)t->limits[i].value;
+		if (setrlimit(resource[i], &rl) < 0) {
+			snprintf(err, errlen, "limits.%s: cannot set %llu: %s",
+			    config_limit_name((enum limit_id)i),
+			    (unsigned long long)t->limits[i].value,
+			    strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+privs_enter(const struct task_config *t, const struct creds *c, char *err,
+    size_t errlen)
+{
+	if (apply_limits(t, err, errlen) < 0)
+		return -1;
+	if (c != NULL && creds_apply(c, err, errlen) < 0)
+		return -1;
+	if (t->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		snprintf(err, errlen, "no new privileges: %s", strerror(errno));
 		return -1;
 	}
 	return 0;

@@ -30,6 +30,17 @@ int	creds_resolve(const char *user, const char *group, struct creds *c,
 /* setgroups, setgid, setuid, in that order, then checks root is gone. */
 int	creds_apply(const struct creds *c, char *err, size_t errlen);
 
+struct task_config;
+
+/*
+ * Everything a process that runs the task's plugin code takes on before
+ * it loads the plugin: the task's resource limits (while still root, so a
+ * hard limit may rise), its user and group, and no new privileges (unless
+ * the task turned that off).  0, or -1 with the reason in err.
+ */
+int	privs_enter(const struct task_config *t, const struct creds *c,
+	    char *err, size_t errlen);
+
 /* A deep copy of src; 0, or -1 without memory. */
 int	creds_copy(struct creds *dst, const struct creds *src);
 void	creds_free(struct creds *c);

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "plugin.h"
 #include "restart.h"
+#include "title.h"
 #include "util.h"
 
 void
@@ -113,7 +114,7 @@ reread_config(struct restart *r, const struct task_config *cur,
 void
 restart_begin(struct restart *r, struct reply_token tok,
     const struct task_config *cur, unsigned cur_gen,
-    const struct overrides *ov, const char *run_dir,
+    const struct overrides *ov, const char *run_dir, char *title,
     struct restart_result *res)
 {
 	char err[PLUGIN_ERR_MAX];
@@ -122,11 +123,14 @@ restart_begin(struct restart *r, struct reply_token tok,
 	restart_init(r);
 	r->token = tok;
 	r->gen = cur_gen + 1;
+	r->title = title;
 	r->phase = RS_PROBE;
 	r->started = mono_ns();
 	logmsg(PM_LOG_INFO, "restart: checking %s", cur->config_path);
 	if (reread_config(r, cur, ov, run_dir, res) < 0)
 		return;
+	title_compose(r->title, PROC_TITLE_MAX, r->cfg.title_prefix,
+	    TITLE_WORKER, r->cfg.base_title);
 	r->probe_pid = plugin_probe_start(&r->cfg, &r->prep.creds,
 	    &r->probe_fd, err, sizeof(err));
 	if (r->probe_pid < 0) {
@@ -147,7 +151,7 @@ restart_owns(const struct restart *r, pid_t pid)
 static void
 start_canary(struct restart *r, struct slots *s, struct restart_result *res)
 {
-	struct spawn_ctx ctx = { &r->cfg, &r->prep.creds, r->gen };
+	struct spawn_ctx ctx = { &r->cfg, &r->prep.creds, r->gen, r->title };
 
 	if (slots_spawn(s, 0, &ctx, 1) < 0) {
 		conclude(r, res, 0, "cannot start the canary worker");

@@ -33,6 +33,8 @@ struct restart {
 	int			 probe_fd;
 	int64_t			 probe_deadline;
 	int			 probe_late;	/* killed at probe_deadline */
+	char			*title;		/* the new workers' title (the
+						   master's storage) */
 	int			 canary;	/* cell, -1 */
 	int64_t			 started;
 };
@@ -55,11 +57,12 @@ void	restart_init(struct restart *r);
 /*
  * Begins a restart of the running task cur (generation cur_gen, run dir
  * run_dir, command line ov): re-reads cur's config file, checks it,
- * starts the probe.
+ * starts the probe.  The new workers' title is written to title (of
+ * PROC_TITLE_MAX bytes), which must outlive them.
  */
 void	restart_begin(struct restart *r, struct reply_token tok,
 	    const struct task_config *cur, unsigned cur_gen,
-	    const struct overrides *ov, const char *run_dir,
+	    const struct overrides *ov, const char *run_dir, char *title,
 	    struct restart_result *res);
 
 /* Is pid this restart's probe? */

@@ -94,6 +94,13 @@ check_task(const struct task_config *t, const struct overrides *ov,
 	return r;
 }
 
+/* The uid a task's log file may belong to besides root's. */
+static uid_t
+task_uid(const struct prepared *p)
+{
+	return p->creds.set ? p->creds.uid : (uid_t)-1;
+}
+
 /* Takes the task's pid file; 0, or an exit status after printing why. */
 static int
 take_pidfile(const struct prepared *p, int *fd, char *msg, size_t size)
@@ -127,7 +134,7 @@ take_pidfile(const struct prepared *p, int *fd, char *msg, size_t size)
 static int
 run_foreground(struct prepared *p, const struct overrides *ov, int ready_fd)
 {
-	char msg[600];
+	char msg[PATH_MAX + 600];
 	int fd, r;
 
 	if ((r = take_pidfile(p, &fd, msg, sizeof(msg))) != 0) {
@@ -135,11 +142,11 @@ run_foreground(struct prepared *p, const struct overrides *ov, int ready_fd)
 		return r;
 	}
 	log_setup(p->log_level, "pmhost");
-	if (p->log_path[0] != '\0' && log_open(p->log_path, 0) < 0) {
-		errmsg("%s: log file %s: %s", p->task->base_title, p->log_path,
-		    strerror(errno));
+	if (p->log_path[0] != '\0' && log_open(p->log_path, task_uid(p), msg,
+	    sizeof(msg)) < 0) {
+		errmsg("%s: log file: %s", p->task->base_title, msg);
 		pidfile_release(p->run_dir, p->task->base_title, fd);
-		return EXIT_RUNTIME;
+		return EXIT_USAGE;
 	}
 	return master_run(p, ov, fd, ready_fd);
 }
@@ -152,7 +159,7 @@ run_foreground(struct prepared *p, const struct overrides *ov, int ready_fd)
 static _Noreturn void
 daemon_child(struct prepared *p, const struct overrides *ov, int fd)
 {
-	char msg[PATH_MAX + 800];
+	char msg[PATH_MAX + 800], why[PATH_MAX + 256];
 	int pidfd, nullfd, r;
 
 	if (chdir("/") < 0) {
@@ -167,13 +174,15 @@ daemon_child(struct prepared *p, const struct overrides *ov, int fd)
 		_exit(r);
 	}
 	log_setup(p->log_level, "pmhost");
-	if (log_open(p->log_path, 1) < 0) {
-		snprintf(msg, sizeof(msg), "1 %s: log file %s: %s",
-		    p->task->base_title, p->log_path, strerror(errno));
+	if (log_open(p->log_path, task_uid(p), why, sizeof(why)) < 0) {
+		snprintf(msg, sizeof(msg), "2 %s: log file: %s",
+		    p->task->base_title, why);
 		(void)write_all(fd, msg, strlen(msg));
 		pidfile_release(p->run_dir, p->task->base_title, pidfd);
-		_exit(EXIT_RUNTIME);
+		_exit(EXIT_USAGE);
 	}
+	/* A crash report of ours lands in the log too. */
+	log_own_stdio();
 	if ((nullfd = open("/dev/null", O_RDONLY | O_NOCTTY)) >= 0) {
 		dup2(nullfd, 0);
 		if (nullfd != 0)
@@ -467,6 +476,40 @@ cmd_run(const struct cli *cli)
 	return r;
 }
 
+/* What check says of a task that passed: as whom, with what limits. */
+static void
+describe(const struct prepared *p)
+{
+	const struct task_config *t = p->task;
+	char who[128], limits[256] = "";
+	size_t n = 0;
+
+	if (p->creds.set)
+		snprintf(who, sizeof(who), "%s (uid %ld, gid %ld)",
+		    p->creds.name[0] != '\0' ? p->creds.name : "user",
+		    (long)p->creds.uid, (long)p->creds.gid);
+	else
+		snprintf(who, sizeof(who), "uid %ld, as pmhost runs",
+		    (long)geteuid());
+	for (int i = 0; i < LIMIT_COUNT; i++) {
+		if (!t->limits[i].set)
+			continue;
+		if (t->limits[i].value == UINT64_MAX)
+			n += (size_t)snprintf(limits + n, sizeof(limits) - n,
+			    " %s=infinity", config_limit_name((enum limit_id)i));
+		else
+			n += (size_t)snprintf(limits + n, sizeof(limits) - n,
+			    " %s=%llu", config_limit_name((enum limit_id)i),
+			    (unsigned long long)t->limits[i].value);
+	}
+	printf("%s: workers run as %s; noNewPrivileges %s; limits:%s\n",
+	    t->base_title, who, t->no_new_privs ? "on" : "off",
+	    n > 0 ? limits : " as inherited");
+	if (p->warnings[0] != '\0')
+		errmsg("warning: %s: strictPaths is false, allowing: %s",
+		    t->base_title, p->warnings);
+}
+
 int
 cmd_check(const struct cli *cli)
 {
@@ -485,6 +528,7 @@ cmd_check(const struct cli *cli)
 			bad = 1;
 			continue;
 		}
+		describe(&p);
 		prepared_free(&p);
 	}
 	config_free(&cfg);

@@ -79,7 +79,6 @@ struct sb_cell {
 } __attribute__((aligned(64)));
 
 struct scoreboard {
-	_Atomic uint32_t log_generation;/* master: bumped on log reopen */
 	_Atomic uint32_t rss_warned;	/* latch: "over maxRssMb after init"
 					   was logged (master clears it) */
 	struct sb_cell	 cells[SB_CELLS];

@@ -10,17 +10,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
+#include "evtag.h"
 #include "log.h"
 #include "slots.h"
 #include "util.h"
 
 int
-slots_init(struct slots *s, struct scoreboard *sb, struct spawner *sp,
-    int ready_fd, int target, unsigned stop_timeout)
+slots_init(struct slots *s, int epfd, struct scoreboard *sb,
+    struct spawner *sp, int ready_fd, int target, unsigned stop_timeout)
 {
 	memset(s, 0, sizeof(*s));
+	s->epfd = epfd;
 	s->sb = sb;
 	s->spawner = sp;
 	s->ready_fd = ready_fd;
@@ -174,6 +177,27 @@ cell_reset(struct sb_cell *c, enum cell_cmd cmd, int64_t next_due)
 	atomic_store(&c->doorbell, 0);
 }
 
+/* Watches a new worker's output streams in the master's loop. */
+static void
+watch_output(struct slots *s, int idx)
+{
+	struct proc *p = &s->procs[idx];
+
+	for (int k = 0; k < 2; k++) {
+		struct epoll_event ev;
+
+		memset(&ev, 0, sizeof(ev));
+		ev.events = EPOLLIN;
+		ev.data.u64 = EV_DATA(k == 0 ? EV_OUT : EV_ERR, idx);
+		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, p->fd[k], &ev) < 0) {
+			logmsg(PM_LOG_ERROR, "slot %d: epoll_ctl: %s", p->slot,
+			    strerror(errno));
+			close(p->fd[k]);
+			p->fd[k] = -1;
+		}
+	}
+}
+
 int
 slots_spawn(struct slots *s, int i, const struct spawn_ctx *ctx, int hold)
 {
@@ -182,7 +206,7 @@ slots_spawn(struct slots *s, int i, const struct spawn_ctx *ctx, int hold)
 	struct worker_args wa;
 	struct proc *p;
 	int64_t now;
-	int idx;
+	int idx, fds[2];
 	pid_t pid;
 
 	if (s->nfree == 0) {
@@ -205,7 +229,7 @@ slots_spawn(struct slots *s, int i, const struct spawn_ctx *ctx, int hold)
 	wa.ready_fd = hold ? s->ready_fd : -1;
 
 	now = mono_ns();
-	if (spawner_spawn(s->spawner, &wa, &pid) < 0) {
+	if (spawner_spawn(s->spawner, &wa, &pid, fds) < 0) {
 		logmsg(PM_LOG_ERROR, "slot %d: fork: %s", i, strerror(errno));
 		s->free_cells[s->nfree++] = idx;
 		/* Try again later, as after a failed worker. */
@@ -224,6 +248,10 @@ slots_spawn(struct slots *s, int i, const struct spawn_ctx *ctx, int hold)
 	p->started_real = real_ns();
 	p->hot = cfg->execute_usleep == 0;
 	p->lifetime = (int64_t)cfg->limit_seconds * NS_PER_SEC;
+	p->title = ctx->title;
+	p->fd[0] = fds[0];
+	p->fd[1] = fds[1];
+	watch_output(s, idx);
 	if (hold)
 		/* It must finish work_init in time, or it is killed. */
 		p->deadline = now + INIT_TIMEOUT_NS;
@@ -333,6 +361,117 @@ plan_slot(struct slots *s, int i, enum exit_class cls, int healthy,
 		    "row)", (double)delay / NS_PER_SEC, sl->failures);
 }
 
+/* Logs one whole line of a worker's stream. */
+static void
+output_line(const struct proc *p, int stream, const char *line, size_t len)
+{
+	struct log_origin o = { p->title, "", ROLE_WORKER_LOG, p->pid,
+	    p->slot };
+	int level = stream == 0 ? PM_LOG_INFO : PM_LOG_WARNING;
+
+	/* A record: its level, then its text (host messages, pm_log). */
+	if (stream == 1 && len >= 2 && line[0] == LOG_RECORD &&
+	    line[1] >= '0' && line[1] <= '0' + PM_LOG_ERROR) {
+		level = line[1] - '0';
+		line += 2;
+		len -= 2;
+	}
+	log_line(&o, level, line, len);
+}
+
+/* Splits data into lines, the first continuing what was left before. */
+static void
+output_data(struct proc *p, int stream, const char *data, size_t n)
+{
+	while (n > 0) {
+		const char *nl = memchr(data, '\n', n);
+		size_t take = nl != NULL ? (size_t)(nl - data) : n;
+		struct linebuf *lb = p->part[stream];
+
+		if (nl != NULL && (lb == NULL || lb->len == 0)) {
+			/* A whole line: logged from where it lies. */
+			output_line(p, stream, data, take);
+		} else {
+			/* Part of a line: kept until its end comes. */
+			if (lb == NULL && (lb = p->part[stream] =
+			    calloc(1, sizeof(*lb))) == NULL)
+				return;
+			for (size_t done = 0; done < take; ) {
+				size_t c = take - done;
+
+				if (c > sizeof(lb->p) - lb->len)
+					c = sizeof(lb->p) - lb->len;
+				memcpy(lb->p + lb->len, data + done, c);
+				lb->len += c;
+				done += c;
+				/* Too long for one line: out in pieces. */
+				if (lb->len == sizeof(lb->p)) {
+					output_line(p, stream, lb->p, lb->len);
+					lb->len = 0;
+				}
+			}
+			if (nl != NULL) {
+				output_line(p, stream, lb->p, lb->len);
+				lb->len = 0;
+			}
+		}
+		if (nl == NULL)
+			return;
+		data += take + 1;
+		n -= take + 1;
+	}
+}
+
+void
+slots_output(struct slots *s, int idx, int stream)
+{
+	struct proc *p = &s->procs[idx];
+	char buf[65536];
+
+	/* An event may outlive its worker within one batch of the loop. */
+	if (idx < 0 || idx >= SB_CELLS || p->state == PROC_FREE)
+		return;
+	for (int rounds = 0; p->fd[stream] >= 0 && rounds < 16; rounds++) {
+		ssize_t n = read(p->fd[stream], buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			/* The worker (and all it forked) closed it. */
+			if (p->part[stream] != NULL &&
+			    p->part[stream]->len > 0)
+				output_line(p, stream, p->part[stream]->p,
+				    p->part[stream]->len);
+			free(p->part[stream]);
+			p->part[stream] = NULL;
+			close(p->fd[stream]);
+			p->fd[stream] = -1;
+			return;
+		}
+		output_data(p, stream, buf, (size_t)n);
+	}
+}
+
+/* Takes what is left of a dead worker's output and closes its streams. */
+static void
+drain_output(struct slots *s, int idx)
+{
+	struct proc *p = &s->procs[idx];
+
+	for (int k = 0; k < 2; k++) {
+		slots_output(s, idx, k);
+		if (p->part[k] != NULL && p->part[k]->len > 0)
+			output_line(p, k, p->part[k]->p, p->part[k]->len);
+		free(p->part[k]);
+		p->part[k] = NULL;
+		if (p->fd[k] >= 0)
+			close(p->fd[k]);
+		p->fd[k] = -1;
+	}
+}
+
 void
 slots_exited(struct slots *s, int idx, int wstatus, int64_t now,
     struct worker_exit *ex)
@@ -343,6 +482,8 @@ slots_exited(struct slots *s, int idx, int wstatus, int64_t now,
 	struct exit_facts f;
 	char plan[96];
 
+	/* Its last words come before the line about its end. */
+	drain_output(s, idx);
 	memset(&f, 0, sizeof(f));
 	f.wstatus = wstatus;
 	f.why = atomic_load(&c->w.why);
@@ -377,6 +518,7 @@ slots_exited(struct slots *s, int idx, int wstatus, int64_t now,
 	logmsg(ex->cls == EXIT_FAILED && !s->stopping ? PM_LOG_WARNING :
 	    PM_LOG_INFO, "worker %d (pid %ld) exited: %s; %s", p->slot,
 	    (long)p->pid, ex->text, plan);
+	/* A free cell's descriptors are never looked at (its state says). */
 	memset(p, 0, sizeof(*p));
 	/* Slots beyond a lowered target disappear once their workers have. */
 	while (s->n > s->target && s->v[s->n - 1].state == SLOT_EMPTY &&

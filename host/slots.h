@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "log.h"
 #include "lifecycle.h"
 #include "policy.h"
 #include "privs.h"
@@ -28,6 +29,13 @@ struct spawn_ctx {
 	const struct task_config *cfg;
 	const struct creds	*creds;
 	unsigned		 gen;
+	const char		*title;		/* its process title */
+};
+
+/* A partial line of a worker's output, until its newline comes. */
+struct linebuf {
+	size_t		 len;
+	char		 p[LOG_LINE_MAX];
 };
 
 /* A live worker process; its index is its scoreboard cell. */
@@ -46,6 +54,9 @@ struct proc {
 	int		 killed_at_stop;/* SIGKILLed at the master's stop */
 	uint64_t	 watch_calls;	/* workTimeout: calls when last seen */
 	int64_t		 watch_since;	/* mono ns that count was first seen */
+	const char	*title;		/* its title (its generation's) */
+	int		 fd[2];		/* its stdout, stderr; -1: closed */
+	struct linebuf	*part[2];	/* unfinished lines of each */
 };
 
 /* A worker position: its index is what pm_worker_slot() returns. */
@@ -73,6 +84,7 @@ struct worker_exit {
 };
 
 struct slots {
+	int		 epfd;		/* workers' output is watched here */
 	struct scoreboard *sb;
 	struct spawner	*spawner;
 	int		 ready_fd;	/* eventfd held workers ring */
@@ -92,8 +104,9 @@ struct slots {
 	unsigned	 stop_timeout;	/* s, for procs asked to stop */
 };
 
-int	slots_init(struct slots *s, struct scoreboard *sb, struct spawner *sp,
-	    int ready_fd, int target, unsigned stop_timeout);
+int	slots_init(struct slots *s, int epfd, struct scoreboard *sb,
+	    struct spawner *sp, int ready_fd, int target,
+	    unsigned stop_timeout);
 void	slots_free(struct slots *s);
 
 /* Starts a worker for slot i (held: a replacement); 0 or -1 (logged). */
@@ -143,6 +156,13 @@ void	slots_reconcile(struct slots *s, int64_t now);
 
 /* Kills what is left besides workers: adopted orphans. */
 void	slots_kill_strays(const struct slots *s);
+
+/*
+ * Reads what cell idx's worker wrote to stream (0 stdout, 1 stderr) and
+ * logs it, a line at a time: stdout at info, stderr at warning, records
+ * (pm_log, host messages) at their level.
+ */
+void	slots_output(struct slots *s, int idx, int stream);
 
 /* Moves replacements that finished work_init from preparing to held. */
 void	slots_collect_ready(struct slots *s);

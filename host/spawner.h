@@ -19,10 +19,11 @@ struct spawner {
 void	spawner_init(struct spawner *sp);
 
 /*
- * Starts a worker for a->slot in cell a->cell.  0 with *pid set; -1 with
- * errno (fork failed).
+ * Starts a worker for a->slot in cell a->cell.  0 with *pid set and
+ * out[0], out[1] the master's ends of the worker's stdout and stderr
+ * (non-blocking); -1 with errno (no descriptors, fork failed).
  */
 int	spawner_spawn(struct spawner *sp, const struct worker_args *a,
-	    pid_t *pid);
+	    pid_t *pid, int out[2]);
 
 #endif

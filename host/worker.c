@@ -144,30 +144,31 @@ watch_master(void)
 		kill(0, SIGKILL);
 }
 
-/* Closes every descriptor of the master's but the log; stdin is null. */
+/*
+ * Keeps only what the worker uses: stdout and stderr become its streams to
+ * the master (stderr also carries its log records), stdin is /dev/null,
+ * the ready eventfd stays if held; every other descriptor of the master's
+ * is closed.
+ */
 static void
 setup_fds(const struct worker_args *a)
 {
-	int keep[2] = { log_fd(), a->ready_fd }, lo = 3, fd;
+	int fd, keep = a->ready_fd;
 
-	if (keep[1] >= 0 && keep[1] < keep[0]) {
-		keep[1] = keep[0];
-		keep[0] = a->ready_fd;
-	}
-	for (int i = 0; i < 2; i++) {
-		if (keep[i] < lo)
-			continue;
-		if (keep[i] > lo)
-			close_range((unsigned)lo, (unsigned)keep[i] - 1, 0);
-		lo = keep[i] + 1;
-	}
-	close_range((unsigned)lo, ~0U, 0);
+	if (dup2(a->out_fd, 1) < 0 || dup2(a->err_fd, 2) < 0)
+		_exit(WORKER_EXIT_FAILED);
+	if (keep > 3)
+		close_range(3, (unsigned)keep - 1, 0);
+	close_range(keep >= 3 ? (unsigned)keep + 1 : 3, ~0U, 0);
 	if ((fd = open("/dev/null", O_RDONLY | O_NOCTTY)) >= 0) {
 		if (fd != 0) {
 			dup2(fd, 0);
 			close(fd);
 		}
 	}
+	log_to_pipe(2);
+	/* A plugin's printf lines reach the log as they are written. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 }
 
 /* Current RSS in KiB from /proc/self/statm; 0 if unknown. */
@@ -467,28 +468,25 @@ worker_main(const struct worker_args *a)
 	api_init(&wk.api, ROLE_WORKER, a->slot, wk.title, a->cfg->params,
 	    a->cfg->config_dir);
 	wk.api.cell = a->cell;
-	wk.api.log_generation = &a->sb->log_generation;
-	wk.api.log_seen = atomic_load(&a->sb->log_generation);
 	wk.a = a;
 	wk.cell = a->cell;
 	wk.statm_fd = -1;
 
 	setpgid(0, 0);
+	setup_fds(a);
 	if (setup_signals(&wk) < 0) {
 		logmsg(PM_LOG_ERROR, "slot %d: signal setup: %s", a->slot,
 		    strerror(errno));
 		end_worker(&wk, WHY_SETUP);
 	}
-	setup_fds(a);
 	title_set(wk.title);
-	log_set_identity(wk.title);
 	if (a->cfg->schedule == SCHEDULE_RATE)
 		prctl(PR_SET_TIMERSLACK, 1UL);
+	if (privs_enter(a->cfg, a->creds, err, sizeof(err)) < 0) {
+		logmsg(PM_LOG_ERROR, "slot %d: %s", a->slot, err);
+		end_worker(&wk, WHY_SETUP);
+	}
 	if (a->creds != NULL && a->creds->set) {
-		if (creds_apply(a->creds, err, sizeof(err)) < 0) {
-			logmsg(PM_LOG_ERROR, "slot %d: %s", a->slot, err);
-			end_worker(&wk, WHY_SETUP);
-		}
 		if (a->creds->home[0] != '\0')
 			setenv("HOME", a->creds->home, 1);
 		if (a->creds->name[0] != '\0') {

@@ -31,6 +31,8 @@ struct worker_args {
 	int			 slot;
 	pid_t			 master;
 	int			 ready_fd;	/* eventfd to ring once held; -1 */
+	int			 out_fd;	/* its stdout: to the master */
+	int			 err_fd;	/* its stderr and log records */
 };
 
 _Noreturn void	worker_main(const struct worker_args *a);

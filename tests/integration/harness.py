@@ -293,6 +293,12 @@ class PmTest(unittest.TestCase):
                           "%d workers running" % workers, proc=p)
         return p
 
+    def stop_fg(self, p):
+        """Stops this test's master with `pmhost stop` and waits for the
+        foreground `run` p to exit 0."""
+        self.pm("stop", "--title", self.title, check=0)
+        self.assertEqual(self.wait_exit(p), 0, self.output(p))
+
     def assert_one_error_line(self, r, pattern=None):
         """r's stderr is one line starting 'pmhost: ' (and matching regex
         pattern, if given); returns that line."""

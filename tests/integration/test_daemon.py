@@ -142,14 +142,16 @@ class TestDetach(DaemonTest):
             re.escape(cfg))
         self.assert_nothing_started()
 
-    def test_run_d_with_unwritable_log_file_exits_1_starts_nothing(self):
+    def test_run_d_with_unwritable_log_file_exits_2_starts_nothing(self):
         cfg = self.record_config(maxWorkerNum=1, executeTimes=0)
         log = self.path("no/such/dir/task.log")
 
-        r = self.daemon(cfg, "--log-file", log, check=1)
+        r = self.daemon(cfg, "--log-file", log, check=2)
 
-        self.assert_one_error_line(r, r"^pmhost: %s: log file %s: " %
-                                   (re.escape(self.title), re.escape(log)))
+        self.assert_one_error_line(r, r"^pmhost: %s: log file: %s: No such "
+                                   r"file or directory$" %
+                                   (re.escape(self.title),
+                                    re.escape(self.path("no"))))
         self.assert_nothing_started()
         self.assertEqual(self.events(), [])
 
@@ -217,17 +219,17 @@ class TestDaemonLog(DaemonTest):
         return self.config(params={"record": "/dev/stdout", "log": 1},
                            maxWorkerNum=1, executeTimes=0, **keys)
 
-    def assert_log_has_everything(self, path, stdio=True):
-        """The master's lines, the plugin's pm_log lines and (detached) the
-        plugin's stdout."""
+    def assert_log_has_everything(self, path):
+        """The master's lines, the plugin's pm_log lines and the plugin's
+        stdout, as log lines of the worker."""
         self.wait_text(path, r"process_m:Master:%s\[\d+\]: started: 1 "
                        "workers of " % re.escape(self.title))
         self.wait_text(path, r"process_m:Worker:%s\[\d+\]: recorder call 1 "
                        "in slot 0$" % re.escape(self.title))
-        if not stdio:
-            return
-        self.wait_text(path, r"^init 0 \d+ 0 \d+$")
-        self.wait_text(path, r"^call 0 \d+ 0 \d+$")
+        self.wait_text(path, r" info process_m:Worker:%s\[\d+\]: "
+                       r"init 0 \d+ 0 \d+$" % re.escape(self.title))
+        self.wait_text(path, r" info process_m:Worker:%s\[\d+\]: "
+                       r"call 0 \d+ 0 \d+$" % re.escape(self.title))
 
     def test_detached_log_goes_to_title_log_in_the_run_dir(self):
         cfg = self.log_config()
@@ -277,8 +279,8 @@ class TestDaemonLog(DaemonTest):
 
         p = self.run_fg(cfg, "--log-file", log, workers=1)
 
-        # In the foreground the plugin's own stdio stays the command's.
-        self.assert_log_has_everything(log, stdio=False)
+        # In the foreground too, the plugin's stdout is a log line.
+        self.assert_log_has_everything(log)
         self.pm("stop", "--title", self.title, check=0)
         self.assertEqual(self.wait_exit(p), 0)
         self.assertRegex(self.read(log), r"\]: stopped\n")
@@ -347,9 +349,10 @@ class TestRunDir(DaemonTest):
         d = self.path("deep/er/run")
         self.use_rundir(d)
         self.rundir = d
+        # Written first: a config others could write is refused as root.
+        cfg = self.record_config(maxWorkerNum=1, executeTimes=0)
         old = os.umask(0)
         self.addCleanup(os.umask, old)
-        cfg = self.record_config(maxWorkerNum=1, executeTimes=0)
 
         self.daemon(cfg)
 

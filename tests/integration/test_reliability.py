@@ -466,21 +466,28 @@ class Pid1Test(ReliabilityTest):
 
 
 class WorkerOutputTest(ReliabilityTest):
+    """What a plugin writes to stdout and stderr becomes log lines of its
+    worker: time, level (stdout info, stderr warning), title and pid."""
+
+    def output_line(self, stream, call):
+        return (r"^\S+ %s process_m:Worker:%s\[\d+\]: recorder %s call %d$"
+                % ("info" if stream == "stdout" else "warning",
+                   re.escape(self.title), stream, call))
 
     def test_worker_stdout_and_stderr_reach_foreground_output(self):
         cfg = self.record_config(params={"print": 1}, maxWorkerNum=1,
                                  executeTimes=0, executeUSleep=100000)
         p = self.run_fg(cfg, workers=1)
-        self.wait_text(p, r"^recorder stdout call 2$")
-        self.wait_text(p, r"^recorder stderr call 2$")
+        self.wait_text(p, self.output_line("stdout", 2))
+        self.wait_text(p, self.output_line("stderr", 2))
         self.stop(p)
 
     def detached_output_lands_in(self, cfg, log):
         r = self.pm("run", cfg, "-d", check=0, timeout=10)
         self.assertEqual(r.stdout, "")
         self.assertNotIn("recorder", r.stderr)
-        self.wait_text(log, r"^recorder stdout call 2$")
-        self.wait_text(log, r"^recorder stderr call 2$")
+        self.wait_text(log, self.output_line("stdout", 2))
+        self.wait_text(log, self.output_line("stderr", 2))
         self.assertRegex(self.read(log), r"started: 1 workers")
         self.pm("stop", "--title", self.title, check=0)
         self.wait_for(lambda: self.tagged_pids() == [], "master gone")

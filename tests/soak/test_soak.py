@@ -65,6 +65,12 @@ class Soak(harness.PmTest):
         self.assertEqual(r.returncode, 0, r.stderr)
         return json.loads(r.stdout)["masters"]
 
+    def own_fds(self, masters):
+        """Each master's descriptors besides the two pipes of each live
+        worker (its stdout and stderr, which come and go with it)."""
+        live = {m["name"]: m["count"] for m in self.status()}
+        return {n: fd_count(p) - 2 * live[n] for n, p in masters.items()}
+
     def settle(self):
         """Waits until no master is in the middle of a restart."""
         self.wait_for(lambda: all(m["state"] == "running"
@@ -87,7 +93,7 @@ class Soak(harness.PmTest):
             self.status()
             time.sleep(0.05)
         self.settle()
-        fds0 = {n: fd_count(p) for n, p in masters.items()}
+        fds0 = self.own_fds(masters)
         rss0 = {n: rss_kb(p) for n, p in masters.items()}
 
         counts = dict(kills=0, restarts=0, scales=0, hups=0, wakeups=0,
@@ -129,10 +135,9 @@ class Soak(harness.PmTest):
         after = {m["name"]: m["pid"] for m in self.status()}
         self.assertEqual(after, masters, "a master died or was replaced")
         # Descriptors return to their warm-up count once clients are gone.
-        self.wait_for(lambda: all(fd_count(p) == fds0[n]
-                                  for n, p in masters.items()),
+        self.wait_for(lambda: self.own_fds(masters) == fds0,
                       "master fd counts back to %r" % fds0, timeout=15)
-        fds1 = {n: fd_count(p) for n, p in masters.items()}
+        fds1 = self.own_fds(masters)
         rss1 = {n: rss_kb(p) for n, p in masters.items()}
 
         print("soak: %.0f s, %s" % (DURATION, ", ".join(
