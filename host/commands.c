@@ -28,6 +28,8 @@ static const char run_help[] =
 "  --log-file FILE     log to FILE, in place of the config's logFile\n"
 "  --log-level LEVEL   debug, info, notice, warning or error, in place of\n"
 "                      the config's logLevel (both hold across restarts)\n"
+"  --timeout SECONDS   with -d: give up (and stop the master) if it is not\n"
+"                      ready after SECONDS (default 60)\n"
 "  -h, --help          show this help\n"
 "\n"
 "signals the master understands:\n"
@@ -58,9 +60,14 @@ static const char restart_help[] =
 "workers untouched and restart exits non-zero with the reason.  'restart\n"
 "CONFIG' of a task that is not running starts it in the background.\n"
 "\n"
+"\n"
+"restart waits for the rollout to end: by default as long as the slowest\n"
+"one takes (140 s plus the task's stopTimeout), then exits 1.\n"
+"\n"
 "options:\n"
 "  --title NAME        the master whose baseTitle is NAME\n"
 "  CONFIG              the task(s) CONFIG names\n"
+"  --timeout SECONDS   stop waiting for the rollout after SECONDS\n"
 "  -h, --help          show this help\n";
 
 static const char status_help[] =
@@ -123,9 +130,10 @@ static const char version_help[] =
 #define TARGET	"(--title NAME | CONFIG)"
 
 static const struct command table[] = {
-	{ "run", OPT_DAEMON | OPT_LOG_FILE | OPT_LOG_LEVEL, ARGS_CONFIG,
+	{ "run", OPT_DAEMON | OPT_LOG_FILE | OPT_LOG_LEVEL | OPT_TIMEOUT,
+	  ARGS_CONFIG,
 	  "pmhost run CONFIG [-d|--daemon] [--log-file FILE] "
-	  "[--log-level LEVEL]",
+	  "[--log-level LEVEL] [--timeout SECONDS]",
 	  "start a master and its workers from CONFIG", run_help,
 	  cmd_run, NULL, NULL },
 	{ "stop", OPT_TITLE | OPT_ALL | OPT_TIMEOUT, ARGS_STOP,
@@ -133,8 +141,8 @@ static const struct command table[] = {
 	  "[--timeout SECONDS]",
 	  "stop a master gracefully and wait until it is gone", stop_help,
 	  cmd_stop, "stop", serve_stop },
-	{ "restart", OPT_TITLE, ARGS_TARGET,
-	  "pmhost restart " TARGET,
+	{ "restart", OPT_TITLE | OPT_TIMEOUT, ARGS_TARGET,
+	  "pmhost restart " TARGET " [--timeout SECONDS]",
 	  "reload a running master in place, or start it if not running",
 	  restart_help, cmd_restart, "restart", serve_restart },
 	{ "status", OPT_TITLE | OPT_JSON, ARGS_TARGET_OPT,

@@ -427,14 +427,37 @@ report_unknown(struct parse_ctx *ctx, const char *prefix, const char *key)
 		    in_task ? "." : "", shown);
 }
 
-/* Is s a valid titlePrefix: 1..64 bytes, no control character, no '/'? */
+/*
+ * Is the UTF-8 sequence at p a C1 control (U+0080..U+009F) or a
+ * bidirectional formatting character (U+061C, U+200E, U+200F,
+ * U+202A..U+202E, U+2066..U+2069)?  Either would make a title lie in ps.
+ */
+static int
+invisible_control(const unsigned char *p, size_t left)
+{
+	if (left >= 2 && p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+		return 1;
+	if (left >= 2 && p[0] == 0xd8 && p[1] == 0x9c)
+		return 1;
+	if (left >= 3 && p[0] == 0xe2 && p[1] == 0x80 &&
+	    (p[2] == 0x8e || p[2] == 0x8f || (p[2] >= 0xaa && p[2] <= 0xae)))
+		return 1;
+	return left >= 3 && p[0] == 0xe2 && p[1] == 0x81 && p[2] >= 0xa6 &&
+	    p[2] <= 0xa9;
+}
+
+/*
+ * Is s a valid titlePrefix: 1..64 bytes, no '/', no control character
+ * (C0, DEL, C1) and no bidirectional formatting character?
+ */
 static int
 prefix_valid(const char *s, size_t len)
 {
 	if (len == 0 || len > CONFIG_MAX_TITLE)
 		return 0;
 	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f || s[i] == '/')
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f || s[i] == '/' ||
+		    invisible_control((const unsigned char *)s + i, len - i))
 			return 0;
 	return 1;
 }
@@ -544,7 +567,8 @@ value_check(struct parse_ctx *ctx, const char *keypath, enum key_id k,
 		if (s != NULL && prefix_valid(s, len))
 			return 0;
 		snprintf(what, sizeof(what), "be a string of 1 to %d bytes "
-		    "without '/' or control characters", CONFIG_MAX_TITLE);
+		    "without '/', control or bidi characters",
+		    CONFIG_MAX_TITLE);
 		break;
 	case V_TITLE:
 		if (s != NULL && title_valid(s))
@@ -697,8 +721,17 @@ ctx_paths(struct parse_ctx *ctx)
 		ctx->abs_path = path_join(cwd, ctx->path);
 		free(cwd);
 	}
-	if (ctx->abs_path == NULL || (ctx->dir = strdup(ctx->abs_path)) ==
-	    NULL) {
+	if (ctx->abs_path == NULL) {
+		report(ctx, "out of memory");
+		return -1;
+	}
+	/*
+	 * Relative paths live beside the config file itself: for a config
+	 * reached through a symlink (/etc/pmhost/app.json -> /opt/app/...),
+	 * beside the file it names.
+	 */
+	ctx->dir = realpath(ctx->abs_path, NULL);
+	if (ctx->dir == NULL && (ctx->dir = strdup(ctx->abs_path)) == NULL) {
 		report(ctx, "out of memory");
 		return -1;
 	}

@@ -7,6 +7,7 @@
  * client has hung up before the master acts on it is dropped.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,8 @@ control_open(struct control *ctl, int epfd, const char *dir,
 	memset(ctl, 0, sizeof(*ctl));
 	ctl->epfd = epfd;
 	ctl->listen_fd = -1;
+	/* Held so that a full descriptor table can still answer a client. */
+	ctl->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	for (int i = 0; i < CTL_MAX_CLIENTS; i++)
 		ctl->clients[i].fd = -1;
 	if (rundir_path(ctl->sock_path, sizeof(ctl->sock_path), dir, name,
@@ -108,6 +111,9 @@ control_close(struct control *ctl)
 		close(ctl->listen_fd);
 		ctl->listen_fd = -1;
 	}
+	if (ctl->reserve_fd > 0)
+		close(ctl->reserve_fd);
+	ctl->reserve_fd = -1;
 	if (ctl->sock_path[0] != '\0')
 		unlink(ctl->sock_path);
 	ctl->sock_path[0] = '\0';
@@ -247,6 +253,7 @@ read_request(struct control *ctl, int i, struct request *rq)
 {
 	struct client *c = &ctl->clients[i];
 	char *nl;
+	size_t len;
 
 	for (;;) {
 		ssize_t n;
@@ -278,13 +285,20 @@ read_request(struct control *ctl, int i, struct request *rq)
 		if ((nl = memchr(c->in, '\n', c->inlen)) != NULL)
 			break;
 	}
-	*nl = '\0';
-	if (nl > c->in && nl[-1] == '\r')
-		nl[-1] = '\0';
-	if (memchr(c->in, '\0', (size_t)(nl - c->in)) != NULL) {
+	len = (size_t)(nl - c->in);
+	if (memchr(c->in, '\0', len) != NULL) {
 		reply_line(ctl, i, 0, "malformed request");
 		return 0;
 	}
+	/* One request per connection: more after it is refused whole. */
+	if ((size_t)(nl + 1 - c->in) < c->inlen) {
+		reply_line(ctl, i, 0, "one request per connection");
+		return 0;
+	}
+	*nl = '\0';
+	/* A line may end in CRLF, as telnet and nc -C send it. */
+	if (len > 0 && c->in[len - 1] == '\r')
+		c->in[len - 1] = '\0';
 	split_request(c->in, rq);
 	/* Stop reading: one request per connection. */
 	watch(ctl, i, 0);
@@ -332,6 +346,34 @@ peer_allowed(int fd, uid_t *uid)
 	return cr.uid == 0 || cr.uid == geteuid();
 }
 
+/*
+ * Out of descriptors: the pending connection would stay in the backlog and
+ * the listener readable, so give up the reserve descriptor, take the
+ * connection, answer it, and take the reserve back.  Logged once a minute.
+ * 1 if a connection was taken (there may be more), 0 if none was waiting.
+ */
+static int
+shed(struct control *ctl, int err)
+{
+	int64_t now = mono_ns();
+	int fd;
+
+	if (ctl->emfile_logged == 0 || now - ctl->emfile_logged >
+	    60 * NS_PER_SEC) {
+		logmsg(PM_LOG_ERROR, "control: cannot take a client: %s; "
+		    "refusing clients until descriptors are free",
+		    strerror(err));
+		ctl->emfile_logged = now;
+	}
+	if (ctl->reserve_fd >= 0)
+		close(ctl->reserve_fd);
+	fd = accept4(ctl->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd >= 0)
+		refuse(fd, "error the master is out of file descriptors\n");
+	ctl->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	return fd >= 0;
+}
+
 void
 control_accept(struct control *ctl)
 {
@@ -343,6 +385,21 @@ control_accept(struct control *ctl)
 
 		fd = accept4(ctl->listen_fd, NULL, NULL, SOCK_NONBLOCK |
 		    SOCK_CLOEXEC);
+		if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+			/* accept() fails so even with nothing waiting. */
+			if (ctl->reserve_fd >= 0) {
+				if (shed(ctl, errno))
+					continue;
+				return;
+			}
+			/* Nothing to shed: stop listening for a moment. */
+			if (epoll_ctl(ctl->epfd, EPOLL_CTL_DEL, ctl->listen_fd,
+			    NULL) == 0)
+				ctl->paused_until = mono_ns() + NS_PER_SEC;
+			ctl->reserve_fd = open("/dev/null", O_RDONLY |
+			    O_CLOEXEC);
+			return;
+		}
 		if (fd < 0)
 			return;
 		if (!peer_allowed(fd, &uid)) {
@@ -399,6 +456,18 @@ control_event(struct control *ctl, int i, uint32_t events,
 void
 control_expire(struct control *ctl, int64_t now)
 {
+	if (ctl->paused_until != 0 && ctl->paused_until <= now) {
+		struct epoll_event ev;
+
+		memset(&ev, 0, sizeof(ev));
+		ev.events = EPOLLIN;
+		ev.data.u64 = EV_DATA(EV_LISTEN, 0);
+		if (epoll_ctl(ctl->epfd, EPOLL_CTL_ADD, ctl->listen_fd,
+		    &ev) == 0)
+			ctl->paused_until = 0;
+		else
+			ctl->paused_until = now + NS_PER_SEC;
+	}
 	for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
 		struct client *c = &ctl->clients[i];
 
@@ -410,7 +479,7 @@ control_expire(struct control *ctl, int64_t now)
 int64_t
 control_next_deadline(const struct control *ctl)
 {
-	int64_t next = 0;
+	int64_t next = ctl->paused_until;
 
 	for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
 		const struct client *c = &ctl->clients[i];

@@ -45,6 +45,9 @@ struct client {
 struct control {
 	int		 epfd;
 	int		 listen_fd;
+	int		 reserve_fd;	/* given up to answer at EMFILE */
+	int64_t		 emfile_logged;	/* mono ns of the last such line */
+	int64_t		 paused_until;	/* listener out of epoll till then */
 	char		 sock_path[RUNDIR_PATH_MAX];
 	uint64_t	 serials;
 	struct client	 clients[CTL_MAX_CLIENTS];

@@ -24,6 +24,9 @@
 
 #define STOP_WAIT_DEFAULT_S	60	/* when the master does not say */
 #define STOP_WAIT_MARGIN_S	10	/* beyond the master's stopTimeout */
+/* A rollout's worst case before stopTimeout: the load check (10 s), the
+ * canary's and the replacements' work_init (60 s each), and a margin. */
+#define RESTART_WAIT_S		140
 
 /*
  * Sends the command's request to every running target and reports
@@ -318,9 +321,12 @@ check_reload(const char *config_path, const struct target *t)
 	return r;
 }
 
-/* The config file a running master was started from (status reply). */
+/*
+ * The config file a running master was started from and its stopTimeout
+ * (status reply).
+ */
 static int
-master_config(struct target *t, char *path, size_t size)
+master_config(struct target *t, char *path, size_t size, long *stop_s)
 {
 	struct status_master sm;
 	struct buf reply = { 0 };
@@ -331,6 +337,7 @@ master_config(struct target *t, char *path, size_t size)
 	    PROTO_OK) {
 		if (status_parse(reply.p, &sm, err, sizeof(err)) == 0) {
 			copy_str(path, status_text(&sm.m, SK_CONFIG), size);
+			*stop_s = (long)status_num(&sm.m, SK_STOP_TIMEOUT, 5);
 			status_free(&sm);
 			r = 0;
 		} else {
@@ -341,21 +348,28 @@ master_config(struct target *t, char *path, size_t size)
 	return r;
 }
 
-/* Reloads one running master; an exit status. */
+/*
+ * Reloads one running master; an exit status.  Waits as long as the
+ * slowest rollout takes (a load check, the canary's work_init, the
+ * replacements' work_init, the old workers' stopTimeout), or timeout_s.
+ */
 static int
-restart_running(struct target *t)
+restart_running(struct target *t, long timeout_s)
 {
 	char config_path[RUNDIR_PATH_MAX];
 	struct buf reply = { 0 };
 	const char *text;
+	long stop_s = 5;
 	int r;
 
-	if (master_config(t, config_path, sizeof(config_path)) < 0)
+	if (master_config(t, config_path, sizeof(config_path), &stop_s) < 0)
 		return EXIT_RUNTIME;
 	/* Refuse a broken config here, with check's messages. */
 	if ((r = check_reload(config_path, t)) != 0)
 		return r;
-	r = target_call(t, "restart", -1, &reply, NULL);
+	if (timeout_s < 0)
+		timeout_s = RESTART_WAIT_S + stop_s;
+	r = target_call(t, "restart", (int)(timeout_s * 1000), &reply, NULL);
 	if (r == PROTO_OK && reply_ok(&reply, &text))
 		r = EXIT_OK;
 	else {
@@ -385,7 +399,7 @@ cmd_restart(const struct cli *cli)
 			continue;
 		}
 		if (r == 1)
-			r = restart_running(t);
+			r = restart_running(t, cli->timeout);
 		else if (t->task != NULL)
 			/* process_manage's restart of a stopped task: start it. */
 			r = start_detached(t->task);

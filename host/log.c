@@ -419,7 +419,8 @@ log_flush(void)
 		}
 		off += (size_t)w;
 	}
-	memmove(logst.out, logst.out + off, logst.outlen - off);
+	if (off > 0 && off < logst.outlen)
+		memmove(logst.out, logst.out + off, logst.outlen - off);
 	logst.outlen -= off;
 	if (logst.outlen == 0 && logst.dropped > 0) {
 		int n = snprintf(note, sizeof(note), "%llu log lines dropped: "

@@ -529,13 +529,17 @@ watch_log(struct master *m)
 static void
 report_ready(struct master *m)
 {
+	char line[32];
+
 	m->state = MASTER_RUNNING;
 	notify_status(m, "READY=1");
 	if (notify_watchdog_ns() > 0)
 		m->notify_at = mono_ns() + notify_watchdog_ns();
 	if (m->caller_fd < 0)
 		return;
-	(void)write_all(m->caller_fd, "ok", 2);
+	/* "ok PID": a group's masters share one pipe to their parent. */
+	snprintf(line, sizeof(line), "ok %ld\n", (long)getpid());
+	(void)write_all(m->caller_fd, line, strlen(line));
 	close(m->caller_fd);
 	m->caller_fd = -1;
 }

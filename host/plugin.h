@@ -52,6 +52,16 @@ pid_t	plugin_probe_start(const struct task_config *t,
  */
 int	plugin_probe_result(int fd, int wstatus, char *err, size_t errlen);
 
+/*
+ * Probes n tasks that share a plugin file, credentials, limits and
+ * noNewPrivileges in one child: the plugin is loaded once and each task's
+ * work_check() run with its params.  fail(arg, i, why) is called for each
+ * task that did not pass; the number of those.
+ */
+int	plugin_probe_tasks(const struct task_config *const *t, size_t n,
+	    const struct creds *creds,
+	    void (*fail)(void *arg, size_t i, const char *why), void *arg);
+
 /* Starts a probe and waits for it (at most PLUGIN_PROBE_TIMEOUT_S). */
 int	plugin_probe(const struct task_config *t, const struct creds *creds,
 	    char *err, size_t errlen);

@@ -5,6 +5,7 @@
  * checked in a throwaway child under that user.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -115,6 +116,100 @@ prepare_task(const struct task_config *t, const struct overrides *ov,
 		return EXIT_USAGE;
 	}
 	return 0;
+}
+
+/* Do two prepared tasks load their plugin the same way? */
+static int
+same_probe(const struct prepared *a, const struct prepared *b)
+{
+	const struct task_config *x = a->task, *y = b->task;
+
+	if (strcmp(x->plugin, y->plugin) != 0 ||
+	    a->creds.set != b->creds.set || x->no_new_privs != y->no_new_privs ||
+	    memcmp(x->limits, y->limits, sizeof(x->limits)) != 0)
+		return 0;
+	if (!a->creds.set)
+		return 1;
+	return a->creds.uid == b->creds.uid && a->creds.gid == b->creds.gid &&
+	    a->creds.ngroups == b->creds.ngroups &&
+	    memcmp(a->creds.groups, b->creds.groups,
+	    (size_t)a->creds.ngroups * sizeof(gid_t)) == 0;
+}
+
+/* Orders prepared tasks so that same_probe() ones are next to each other. */
+static const struct prepared *sort_base;
+
+static int
+probe_order(const void *a, const void *b)
+{
+	const struct prepared *x = &sort_base[*(const size_t *)a];
+	const struct prepared *y = &sort_base[*(const size_t *)b];
+	int c = strcmp(x->task->plugin, y->task->plugin);
+
+	if (c != 0)
+		return c;
+	if (x->creds.uid != y->creds.uid)
+		return x->creds.uid < y->creds.uid ? -1 : 1;
+	return *(const size_t *)a < *(const size_t *)b ? -1 : 1;
+}
+
+/* One group's probe: maps its failures back to the caller's indexes. */
+struct group_probe {
+	const struct prepared *ps;
+	const size_t	*idx;		/* the group's task indexes */
+	unsigned	 flags;
+	void		(*fail)(void *, size_t, const char *);
+	void		*arg;
+};
+
+static void
+group_failed(void *arg, size_t i, const char *why)
+{
+	struct group_probe *g = arg;
+	const struct task_config *t = g->ps[g->idx[i]].task;
+	char msg[PLUGIN_ERR_MAX + PATH_MAX + 128];
+
+	if (g->flags & PREP_NAME_TASK)
+		snprintf(msg, sizeof(msg), "%s: task %s: plugin: %s",
+		    t->config_path, t->base_title, why);
+	else
+		snprintf(msg, sizeof(msg), "%s: plugin: %s", t->config_path,
+		    why);
+	g->fail(g->arg, g->idx[i], msg);
+}
+
+size_t
+prepare_probe(const struct prepared *ps, size_t n, unsigned flags,
+    void (*fail)(void *arg, size_t i, const char *message), void *arg)
+{
+	const struct task_config **group;
+	size_t *idx, bad = 0;
+
+	idx = calloc(n, sizeof(*idx));
+	group = calloc(n, sizeof(*group));
+	if (idx == NULL || group == NULL) {
+		for (size_t i = 0; i < n; i++)
+			fail(arg, i, "out of memory");
+		free(idx);
+		free(group);
+		return n;
+	}
+	for (size_t i = 0; i < n; i++)
+		idx[i] = i;
+	sort_base = ps;
+	qsort(idx, n, sizeof(*idx), probe_order);
+	for (size_t lo = 0, hi; lo < n; lo = hi) {
+		struct group_probe g = { ps, idx + lo, flags, fail, arg };
+
+		for (hi = lo; hi < n && same_probe(&ps[idx[lo]], &ps[idx[hi]]);
+		    hi++)
+			group[hi - lo] = ps[idx[hi]].task;
+		bad += (size_t)plugin_probe_tasks(group, hi - lo,
+		    &ps[idx[lo]].creds, group_failed, &g);
+	}
+	free(idx);
+	free(group);
+	return bad;
 }
 
 void

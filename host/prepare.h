@@ -47,6 +47,16 @@ enum prepare_flags {
 int	prepare_task(const struct task_config *t, const struct overrides *ov,
 	    unsigned flags, struct prepared *p, char *err, size_t errlen);
 
+/*
+ * Loads and checks the plugins of n tasks prepared without PREP_PROBE:
+ * one throwaway child for all the tasks that share a plugin file, a user
+ * and limits (a config of many tasks loads its plugin once, not once per
+ * task).  fail(arg, i, message) for each task refused, the message as
+ * prepare_task() words it (flags: PREP_NAME_TASK); the number refused.
+ */
+size_t	prepare_probe(const struct prepared *ps, size_t n, unsigned flags,
+	    void (*fail)(void *arg, size_t i, const char *message), void *arg);
+
 void	prepared_free(struct prepared *p);
 
 #endif

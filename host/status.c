@@ -34,6 +34,8 @@ static const struct field {
 #undef STATUS_ROW
 };
 
+static size_t utf8_len(const unsigned char *p);
+
 #define NCOLS		10	/* the highest col# in the schema */
 #define STATUS_CELL_MAX	320	/* a last exit and its respawn time */
 
@@ -229,6 +231,99 @@ cell_text(const struct status_rec *r, int k, char *buf, size_t size)
 	}
 }
 
+/* The code point of the valid UTF-8 sequence at p and its length, or 0. */
+static size_t
+utf8_decode(const unsigned char *p, unsigned long *cp)
+{
+	size_t n = utf8_len(p);
+
+	if (n == 1)
+		*cp = p[0];
+	else if (n == 2)
+		*cp = (unsigned long)(p[0] & 0x1f) << 6 | (p[1] & 0x3f);
+	else if (n == 3)
+		*cp = (unsigned long)(p[0] & 0x0f) << 12 |
+		    (unsigned long)(p[1] & 0x3f) << 6 | (p[2] & 0x3f);
+	else if (n == 4)
+		*cp = (unsigned long)(p[0] & 0x07) << 18 |
+		    (unsigned long)(p[1] & 0x3f) << 12 |
+		    (unsigned long)(p[2] & 0x3f) << 6 | (p[3] & 0x3f);
+	return n;
+}
+
+/* A control or bidi formatting character: shown escaped, never raw. */
+static int
+unprintable(unsigned long cp)
+{
+	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x61c ||
+	    cp == 0x200e || cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) ||
+	    (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* Columns a printable code point takes on a terminal: 0, 1 or 2. */
+static int
+cp_width(unsigned long cp)
+{
+	if ((cp >= 0x300 && cp <= 0x36f) || (cp >= 0x1ab0 && cp <= 0x1aff) ||
+	    (cp >= 0x20d0 && cp <= 0x20ff) || (cp >= 0xfe20 && cp <= 0xfe2f) ||
+	    cp == 0x200b || cp == 0x200c || cp == 0x200d || cp == 0xfeff)
+		return 0;
+	if ((cp >= 0x1100 && cp <= 0x115f) || (cp >= 0x2e80 && cp <= 0xa4cf) ||
+	    (cp >= 0xac00 && cp <= 0xd7a3) || (cp >= 0xf900 && cp <= 0xfaff) ||
+	    (cp >= 0xfe30 && cp <= 0xfe4f) || (cp >= 0xff00 && cp <= 0xff60) ||
+	    (cp >= 0xffe0 && cp <= 0xffe6) ||
+	    (cp >= 0x1f300 && cp <= 0x1f64f) ||
+	    (cp >= 0x1f900 && cp <= 0x1f9ff) ||
+	    (cp >= 0x20000 && cp <= 0x3fffd))
+		return 2;
+	return 1;
+}
+
+/*
+ * Copies a cell for a terminal: control and bidi characters as \uXXXX,
+ * bytes that are not UTF-8 as \xNN, so no cell can move the cursor,
+ * reorder the line or break the alignment.
+ */
+static void
+cell_clean(const char *in, char *out, size_t size)
+{
+	const unsigned char *p = (const unsigned char *)in;
+	size_t o = 0;
+
+	while (*p != '\0' && o + 8 < size) {
+		unsigned long cp = 0;
+		size_t n = utf8_decode(p, &cp);
+
+		if (n == 0)
+			o += (size_t)snprintf(out + o, size - o, "\\x%02x", *p);
+		else if (unprintable(cp))
+			o += (size_t)snprintf(out + o, size - o, "\\u%04lx", cp);
+		else {
+			memcpy(out + o, p, n);
+			o += n;
+		}
+		p += n == 0 ? 1 : n;
+	}
+	out[o] = '\0';
+}
+
+/* The columns a cleaned cell takes on a terminal. */
+static int
+display_width(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	int w = 0;
+
+	while (*p != '\0') {
+		unsigned long cp = 0;
+		size_t n = utf8_decode(p, &cp);
+
+		w += n == 0 ? 1 : cp_width(cp);
+		p += n == 0 ? 1 : n;
+	}
+	return w;
+}
+
 /* The field filling column col (1-based) of a record kind; -1: none. */
 static int
 column_field(enum rec_kind rec, int col)
@@ -256,7 +351,10 @@ make_row(const struct status_rec *r, enum rec_kind rec, struct row *row)
 
 		if (k < 0)
 			break;
-		cell_text(r, k, row->cell[c - 1], sizeof(row->cell[c - 1]));
+		char raw[STATUS_CELL_MAX];
+
+		cell_text(r, k, raw, sizeof(raw));
+		cell_clean(raw, row->cell[c - 1], sizeof(row->cell[c - 1]));
 		row->ncols = c;
 	}
 }
@@ -268,10 +366,13 @@ put_line(struct buf *out, const char *type, const char *const *cells,
 {
 	buf_printf(out, "%-8s", type);
 	for (int c = 0; c < ncells; c++) {
+		buf_printf(out, "%s", cells[c]);
 		if (c == ncells - 1 && ncells == NCOLS)
-			buf_printf(out, "%s", cells[c]);
-		else
-			buf_printf(out, "%-*s", width[c] + 2, cells[c]);
+			break;
+		/* Padded by what a terminal shows, not by bytes. */
+		for (int pad = width[c] + 2 - display_width(cells[c]); pad > 0;
+		    pad--)
+			buf_add(out, " ", 1);
 	}
 	/* No trailing blanks. */
 	while (out->len > 0 && out->p[out->len - 1] == ' ')
@@ -313,16 +414,16 @@ table_one(const struct status_master *m, struct buf *out)
 		make_row(&m->workers[i], W, &wr[i]);
 	/* One set of widths, so master and worker columns line up. */
 	for (int c = 0; c < NCOLS; c++) {
-		if (c < nw && (int)strlen(whead[c]) > width[c])
-			width[c] = (int)strlen(whead[c]);
-		if (c < nm && (int)strlen(mhead[c]) > width[c])
-			width[c] = (int)strlen(mhead[c]);
-		if (c < mr.ncols && (int)strlen(mr.cell[c]) > width[c])
-			width[c] = (int)strlen(mr.cell[c]);
+		if (c < nw && display_width(whead[c]) > width[c])
+			width[c] = display_width(whead[c]);
+		if (c < nm && display_width(mhead[c]) > width[c])
+			width[c] = display_width(mhead[c]);
+		if (c < mr.ncols && display_width(mr.cell[c]) > width[c])
+			width[c] = display_width(mr.cell[c]);
 		for (size_t i = 0; i < m->nworkers; i++)
 			if (c < wr[i].ncols &&
-			    (int)strlen(wr[i].cell[c]) > width[c])
-				width[c] = (int)strlen(wr[i].cell[c]);
+			    display_width(wr[i].cell[c]) > width[c])
+				width[c] = display_width(wr[i].cell[c]);
 	}
 	put_line(out, "", mhead, nm, width);
 	for (int c = 0; c < mr.ncols; c++)

@@ -32,6 +32,9 @@ TASKS = {
              "maxRssMb": 40, "params": {"leak_kb": 4096}},
     "slowinit": {"maxWorkerNum": 2, "executeTimes": 2, "executeUSleep": 50000,
                  "params": {"init_sleep_ms": 300}},
+    # In the foreground, its log on a pipe nobody reads.
+    "stalled": {"maxWorkerNum": 2, "executeTimes": 0, "executeUSleep": 2000,
+                "params": {"log": 1, "print": 1}},
 }
 
 
@@ -80,6 +83,14 @@ class Soak(harness.PmTest):
     def test_soak_leaves_nothing_behind(self):
         rng = random.Random(int(os.environ.get("PMHOST_SOAK_SEED", "1")))
         for name, keys in TASKS.items():
+            if name == "stalled":
+                cfg = self.config("%s.json" % name, baseTitle="%s_%s" %
+                                  (self.title, name), **keys)
+                reader = self.spawn(["setsid", "sh", "-c",
+                                     '"$0" run "$1" 2>&1 | sleep 100000',
+                                     harness.PMHOST, cfg])
+                self.wait_master(title="%s_%s" % (self.title, name))
+                continue
             cfg = self.config("%s.json" % name, baseTitle="%s_%s" %
                               (self.title, name), logFile=self.path(
                                   "%s.log" % name), **keys)
@@ -154,6 +165,8 @@ class Soak(harness.PmTest):
 
         r = self.pm("stop", "--all", timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
+        # The stalled reader is the test's own: it goes now.
+        os.killpg(reader.pid, signal.SIGKILL)
         self.wait_for(lambda: not self.tagged_pids(),
                       "every process of the soak gone", timeout=15)
         left = [f for f in os.listdir(self.rundir)
@@ -161,6 +174,8 @@ class Soak(harness.PmTest):
         self.assertEqual(left, [])
         # Sanitizer reports (leaks at exit, UB) land in the masters' logs.
         for name in TASKS:
+            if name == "stalled":
+                continue
             log = self.read(self.path("%s.log" % name))
             for bad in ("ERROR: LeakSanitizer", "ERROR: AddressSanitizer",
                         "runtime error:"):

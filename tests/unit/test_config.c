@@ -512,20 +512,30 @@ static const struct bad_case {
 	{ "{\"plugin\": \"x\", \"baseTitle\": 7}",
 	    P ": baseTitle: must match [A-Za-z0-9_.-]{1,64}, got 7" },
 	{ "{\"plugin\": \"x\", \"titlePrefix\": \"\"}",
-	    P ": titlePrefix: must be a string of 1 to 64 bytes without '/' or "
-	    "control characters, got \"\"" },
+	    P ": titlePrefix: must be a string of 1 to 64 bytes without '/', "
+	    "control or bidi characters, got \"\"" },
 	{ "{\"plugin\": \"x\", \"titlePrefix\": \"a/b\"}",
-	    P ": titlePrefix: must be a string of 1 to 64 bytes without '/' or "
-	    "control characters, got \"a/b\"" },
+	    P ": titlePrefix: must be a string of 1 to 64 bytes without '/', "
+	    "control or bidi characters, got \"a/b\"" },
 	{ "{\"plugin\": \"x\", \"titlePrefix\": \"a\\tb\"}",
-	    P ": titlePrefix: must be a string of 1 to 64 bytes without '/' or "
-	    "control characters, got \"a\\tb\"" },
+	    P ": titlePrefix: must be a string of 1 to 64 bytes without '/', "
+	    "control or bidi characters, got \"a\\tb\"" },
 	{ "{\"plugin\": \"x\", \"titlePrefix\": \"a\\u007f\"}",
-	    P ": titlePrefix: must be a string of 1 to 64 bytes without '/' or "
-	    "control characters, got \"a\x7f\"" },
+	    P ": titlePrefix: must be a string of 1 to 64 bytes without '/', "
+	    "control or bidi characters, got \"a\x7f\"" },
+	/* C1 controls and bidi overrides would make a title lie in ps. */
+	{ "{\"plugin\": \"x\", \"titlePrefix\": \"a\\u0085b\"}",
+	    P ": titlePrefix: must be a string of 1 to 64 bytes without '/', "
+	    "control or bidi characters, got \"a\xc2\x85" "b\"" },
+	{ "{\"plugin\": \"x\", \"titlePrefix\": \"evil\\u202etxt\"}",
+	    P ": titlePrefix: must be a string of 1 to 64 bytes without '/', "
+	    "control or bidi characters, got \"evil\xe2\x80\xae" "txt\"" },
+	{ "{\"plugin\": \"x\", \"titlePrefix\": \"x\\u2066y\"}",
+	    P ": titlePrefix: must be a string of 1 to 64 bytes without '/', "
+	    "control or bidi characters, got \"x\xe2\x81\xa6" "y\"" },
 	{ "{\"plugin\": \"x\", \"titlePrefix\": \"" A64 "a\"}",
-	    P ": titlePrefix: must be a string of 1 to 64 bytes without '/' or "
-	    "control characters, got \"" A16 A16 "aaaa..." },
+	    P ": titlePrefix: must be a string of 1 to 64 bytes without '/', "
+	    "control or bidi characters, got \"" A16 A16 "aaaa..." },
 	/* enumerations */
 	{ "{\"plugin\": \"x\", \"schedule\": \"fast\"}",
 	    P ": schedule: must be \"delay\" or \"rate\", got \"fast\"" },

@@ -887,6 +887,53 @@ START_TEST(table_aligned)
 }
 END_TEST
 
+START_TEST(table_escapes_and_display_width)
+{
+	/* A title in CJK (two columns a character), a right-to-left override
+	 * and an escape sequence in a last exit, bytes that are not UTF-8. */
+	const char *r[] = {
+		"master name=w pid=1 title=%E4%BB%BB%E5%8A%A1 worker_title=w"
+		" state=running start_ms=0 run_ms=0 rss_kb=1 count=1 target=1\n"
+		"worker slot=0 pid=2 state=idle start_ms=0 run_ms=0 rss_kb=1"
+		" work=1 restarts=0 failures=0 last_exit=a%E2%80%AEb%1B%5B2Jc%FFd"
+		"\n"
+		"ok\n",
+	};
+	char *t = render(r, 1, 0);
+
+	/* Escaped, never raw. */
+	ck_assert_ptr_nonnull(strstr(t, "a\\u202eb\\u001b[2Jc\\xffd\n"));
+	ck_assert_ptr_null(strstr(t, "\xe2\x80\xae"));
+	ck_assert_ptr_null(strstr(t, "\x1b"));
+	/* The CJK title is four columns wide, so the next column of the
+	 * master row lines up with the heading's. */
+	ck_assert_ptr_nonnull(strstr(t, "        pid  title  memory(m)"));
+	ck_assert_ptr_nonnull(strstr(t, "Master  1    \xe4\xbb\xbb\xe5\x8a\xa1   "
+	    "0.0"));
+	free(t);
+}
+END_TEST
+
+START_TEST(json_invalid_utf8_becomes_replacement_characters)
+{
+	const char *r[] = {
+		"master name=q pid=1 title=t state=running start_ms=1 run_ms=1"
+		" config=/etc/%FF%FEcfg%C3.json plugin=/p%ED%A0%80.so"
+		" run_dir=/r%F0%9F%98%80\n"
+		"ok\n",
+	};
+	char *j = render(r, 1, 1);
+
+	ck_assert_ptr_nonnull(strstr(j, "\"config\":\"/etc/\\ufffd\\ufffdcfg"
+	    "\\ufffd.json\""));
+	/* An encoded surrogate is not UTF-8 either; a real emoji is. */
+	ck_assert_ptr_nonnull(strstr(j, "\"plugin\":\"/p\\ufffd\\ufffd"
+	    "\\ufffd.so\""));
+	ck_assert_ptr_nonnull(strstr(j, "\"run_dir\":\"/r\xf0\x9f\x98\x80\""));
+	free(j);
+}
+END_TEST
+
 START_TEST(table_unknown_values)
 {
 	const char *r[] = {
@@ -1071,6 +1118,8 @@ status_suite(void)
 	tcase_add_test(tc, table_backoff_row);
 	tcase_add_test(tc, table_aligned);
 	tcase_add_test(tc, table_unknown_values);
+	tcase_add_test(tc, table_escapes_and_display_width);
+	tcase_add_test(tc, json_invalid_utf8_becomes_replacement_characters);
 	tcase_add_test(tc, table_two_masters);
 	tcase_add_test(tc, table_zero_masters);
 	tcase_add_test(tc, json_canned_exact);
