@@ -194,6 +194,13 @@ read_replies(struct exec_state *st)
 		n = read(co->out_fd, co->reply + co->reply_len,
 		    REPLY_CAP - co->reply_len);
 		if (n > 0) {
+			/* A reply is whole: do not pay for a read that finds
+			 * the pipe empty. */
+			if (memchr(co->reply + co->reply_len, '\n', (size_t)n) !=
+			    NULL) {
+				co->reply_len += (size_t)n;
+				return 0;
+			}
 			co->reply_len += (size_t)n;
 			continue;
 		}

@@ -43,6 +43,20 @@ def bytes_written(pid):
 
 class ExecTest(harness.PmTest):
 
+    def setUp(self):
+        super().setUp()
+        self.addCleanup(self.no_sanitizer_reports)
+
+    def no_sanitizer_reports(self):
+        """Under the sanitizer build, a report in a worker's output (which
+        the worker may survive, or die of with any status) fails the
+        test."""
+        for p in self.popens:
+            out = self.output(p)
+            for mark in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                         "runtime error:"):
+                self.assertNotIn(mark, out)
+
     def exec_config(self, params, **keys):
         """A config running exec.so with these params."""
         return self.config(plugin_name=EXEC, params=params, **keys)
