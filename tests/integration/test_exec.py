@@ -86,6 +86,14 @@ class ExecTest(harness.PmTest):
         return r"^\S+ %s process_m:Worker:%s\[\d+\]: %s$" % (
             level, re.escape(self.title), text)
 
+    def nothing_left(self, pids):
+        """pids, and every process of this test, are gone within moments
+        (a process killed as the master exits may take that long to
+        die)."""
+        self.wait_gone(pids, "%s gone" % pids, timeout=2)
+        self.wait_for(lambda: not self.tagged_pids(), "no process of the "
+                      "test left", timeout=2)
+
     def stop(self, proc, max_s):
         """pmhost stop; the master must exit 0 within max_s seconds."""
         t0 = time.monotonic()
@@ -184,8 +192,7 @@ class TestCallMode(ExecTest):
         p = self.run_fg(cfg, workers=1)
         child, grand = self.pid_in("child"), self.pid_in("grand")
         self.stop(p, 5)
-        self.assertFalse(harness.alive(child) or harness.alive(grand))
-        self.assertEqual(self.tagged_pids(), [])
+        self.nothing_left([child, grand])
         out = self.output(p)
         # Ended by the SIGTERM passed on, not by stopTimeout's SIGKILL.
         self.assertNotIn("SIGKILL", out)
@@ -215,7 +222,7 @@ class TestCallMode(ExecTest):
         out = self.output(p)
         self.assertEqual(out.count("[line truncated]"), 1)
         self.assertLess(len(out), 64 << 10)
-        self.assertFalse(harness.alive(child))
+        self.nothing_left([child])
 
     def test_check_and_run_refuse_a_command_that_cannot_run(self):
         self.write("plain.txt", "echo not executable\n")
@@ -306,7 +313,7 @@ echo "eof $$" >> "$1"
             p, "warning", "exec: call 3: error: disk full"), re.M))
         self.assertRegex(out, re.compile(self.log_line(
             p, "notice", "working on call 1"), re.M))
-        self.assertEqual(self.tagged_pids(), [])
+        self.nothing_left([int(pid)])
 
     def test_json_protocol_names_slot_and_call(self):
         cfg = self.coprocess(self.ANSWERS, self.path("rec"),
@@ -382,11 +389,14 @@ echo eof >> "$1"
         self.wait_gone([co, grand], "the coprocess and its child gone")
 
     def test_a_coprocess_flooding_stdout_fails_its_worker(self):
+        # The shell keeps its stdin open; tr floods its stdout once it
+        # has said who it is.
         cfg = self.coprocess("echo $$ > $D/pid\n"
-                             "exec tr '\\0' x < /dev/zero\n",
+                             "sh -c 'echo $$ > \"$0/tr\"; exec tr \"\\0\" x' "
+                             "\"$D\" < /dev/zero &\nwait\n",
                              checkWorkerInterval=0)
         p = self.start("run", cfg)
-        co = self.pid_in("pid")
+        co, tr = self.pid_in("pid"), self.pid_in("tr")
         ex = self.wait_exits(p, 1, timeout=15)
         self.assertRegex(ex[0]["reason"], r"^exited with status 70")
         self.assertRegex(self.output(p), re.compile(self.log_line(
@@ -394,7 +404,7 @@ echo eof >> "$1"
             r"longer than 4096 bytes; ending this worker \(exit status "
             r"70\)"), re.M))
         self.assertEqual(self.wait_exit(p), 1)
-        self.wait_gone([co], "the flooding coprocess gone")
+        self.wait_gone([co, tr], "the flooding coprocess gone")
 
     def test_a_malformed_reply_fails_its_worker(self):
         cfg = self.coprocess("read -r req\necho 'OK!'\nsleep 300\n",
@@ -416,8 +426,7 @@ echo eof >> "$1"
         self.wait_for(lambda: self.worker_row()["state"] == "busy",
                       "a call under way", proc=p)
         self.stop(p, 5)
-        self.assertFalse(harness.alive(co))
-        self.assertEqual(self.tagged_pids(), [])
+        self.nothing_left([co])
         out = self.output(p)
         self.assertNotIn("SIGKILL", out)
         self.assertRegex(out, re.compile(self.log_line(
@@ -433,12 +442,11 @@ echo eof >> "$1"
                       proc=p)
         took = self.stop(p, 10)
         self.assertGreater(took, 1.5)
-        self.assertFalse(harness.alive(self.pid_in("pid")))
+        self.nothing_left([self.pid_in("pid")])
         self.assertRegex(self.output(p), re.compile(self.log_line(
             p, "notice", r"exec: coprocess \./co\.sh \(pid \d+\) still "
             r"running 2000 ms after its stdin closed; sending SIGTERM"),
             re.M))
-        self.assertEqual(self.tagged_pids(), [])
 
 
 if __name__ == "__main__":
