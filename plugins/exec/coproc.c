@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@
 #define FINI_TERM_MS	1000		/* to leave after SIGTERM */
 #define DYING_MS	200		/* for an exit after a pipe closed */
 
+/* CLOCK_MONOTONIC in milliseconds, for work_fini's deadlines. */
 static int64_t
 now_ms(void)
 {
@@ -102,6 +104,66 @@ coproc_pipe(int fds[2], int ours)
 	return fcntl(fds[ours], F_SETFL, O_NONBLOCK);
 }
 
+/* The descriptors the reply wait watches, as epoll tags. */
+enum { EV_PID = 1, EV_OUT = 2, EV_ERR = 4, EV_IN = 8, EV_STOP = 16 };
+
+/* The descriptor behind an epoll tag; -1 if it is closed. */
+static int
+tag_fd(const struct exec_state *st, unsigned tag)
+{
+	switch (tag) {
+	case EV_PID:	return st->co.pidfd;
+	case EV_OUT:	return st->co.out_fd;
+	case EV_ERR:	return st->co.err_fd;
+	case EV_IN:	return st->co.in_fd;
+	default:	return st->stop_fd;
+	}
+}
+
+/*
+ * Starts or stops watching one descriptor.  The set lives as long as the
+ * coprocess, so that a call costs one epoll_wait(), not a poll() that
+ * sets up every descriptor again; an error stops the watch for good.
+ */
+static void
+watch(struct exec_state *st, unsigned tag, int on)
+{
+	struct coproc_state *co = &st->co;
+	struct epoll_event ev;
+	int fd = tag_fd(st, tag);
+
+	if (((co->watched & tag) != 0) == on || fd < 0)
+		return;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = tag == EV_IN ? EPOLLOUT : EPOLLIN;
+	ev.data.u32 = tag;
+	if (on && epoll_ctl(co->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
+		co->watched |= tag;
+	else if (!on) {
+		epoll_ctl(co->epfd, EPOLL_CTL_DEL, fd, &ev);
+		co->watched &= ~tag;
+	}
+}
+
+/* Waits until a watched descriptor is ready; the tags of those that are. */
+static unsigned
+wait_ready(struct exec_state *st, int want_in)
+{
+	struct coproc_state *co = &st->co;
+	struct epoll_event evs[5];
+	unsigned ready = 0;
+	int n;
+
+	watch(st, EV_IN, want_in);
+	n = epoll_wait(co->epfd, evs, 5, exec_poll_timeout(st));
+	if (n < 0 && errno != EINTR)
+		fail_worker(st, "could not be waited on (epoll_wait: %s)",
+		    strerror(errno));
+	for (int i = 0; i < n; i++)
+		ready |= evs[i].data.u32;
+	return ready;
+}
+
 int
 coproc_init(struct exec_state *st, char *err, size_t errlen)
 {
@@ -109,7 +171,7 @@ coproc_init(struct exec_state *st, char *err, size_t errlen)
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, er[2] = { -1, -1 };
 	int rc = -1;
 
-	co->in_fd = co->out_fd = co->err_fd = co->pidfd = -1;
+	co->in_fd = co->out_fd = co->err_fd = co->pidfd = co->epfd = -1;
 	/* A write to a coprocess that died must fail with EPIPE, not kill. */
 	signal(SIGPIPE, SIG_IGN);
 	if (coproc_pipe(in, 1) < 0 || coproc_pipe(out, 0) < 0 ||
@@ -127,6 +189,17 @@ coproc_init(struct exec_state *st, char *err, size_t errlen)
 	co->err_fd = er[0];
 	in[1] = out[0] = er[0] = -1;
 	lines_init(&co->err_sink, st->w, PM_LOG_NOTICE);
+	if ((co->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "epoll_create1: %s", strerror(errno));
+		kill(co->pid, SIGKILL);
+		reap(co);
+		goto out;
+	}
+	watch(st, EV_PID, 1);
+	watch(st, EV_OUT, 1);
+	watch(st, EV_ERR, 1);
+	if (st->stop_fd >= 0)
+		watch(st, EV_STOP, 1);
 	pm_log(st->w, PM_LOG_DEBUG, "exec: coprocess %s started (pid %ld)",
 	    st->prm.argv[0], (long)co->pid);
 	rc = 0;
@@ -194,14 +267,13 @@ read_replies(struct exec_state *st)
 		n = read(co->out_fd, co->reply + co->reply_len,
 		    REPLY_CAP - co->reply_len);
 		if (n > 0) {
-			/* A reply is whole: do not pay for a read that finds
-			 * the pipe empty. */
-			if (memchr(co->reply + co->reply_len, '\n', (size_t)n) !=
-			    NULL) {
-				co->reply_len += (size_t)n;
-				return 0;
-			}
+			const char *fresh = co->reply + co->reply_len;
+
 			co->reply_len += (size_t)n;
+			/* A reply is whole: spare the read that finds the
+			 * pipe empty. */
+			if (memchr(fresh, '\n', (size_t)n) != NULL)
+				return 0;
 			continue;
 		}
 		if (n == 0)
@@ -263,9 +335,7 @@ coproc_work(struct exec_state *st)
 		len = (size_t)snprintf(req, sizeof(req), "call %llu\n",
 		    (unsigned long long)call);
 	for (;;) {
-		struct pollfd pf[5];
-		nfds_t n = 0;
-		int ipid = -1, iout, ierr = -1, istop = -1;
+		unsigned ready;
 
 		if (off < len) {
 			ssize_t w = write(co->in_fd, req + off, len - off);
@@ -283,41 +353,28 @@ coproc_work(struct exec_state *st)
 		if (out_eof || co->pid == 0)
 			return gone(st, call, out_eof ? "closed its stdout" :
 			    "exited");
-		if (co->pidfd >= 0) {
-			ipid = (int)n;
-			pf[n++] = (struct pollfd){ co->pidfd, POLLIN, 0 };
-		}
-		iout = (int)n;
-		pf[n++] = (struct pollfd){ co->out_fd, POLLIN, 0 };
-		if (co->err_fd >= 0) {
-			ierr = (int)n;
-			pf[n++] = (struct pollfd){ co->err_fd, POLLIN, 0 };
-		}
-		if (off < len)
-			pf[n++] = (struct pollfd){ co->in_fd, POLLOUT, 0 };
-		if (st->stop_fd >= 0 && !st->stop_forwarded) {
-			istop = (int)n;
-			pf[n++] = (struct pollfd){ st->stop_fd, POLLIN, 0 };
-		}
-		if (poll(pf, n, exec_poll_timeout(st)) < 0 && errno != EINTR)
-			fail_worker(st, "could not be waited on (poll: %s)",
-			    strerror(errno));
-		if (ierr >= 0 && pf[ierr].revents != 0 &&
-		    lines_read(&co->err_sink, co->err_fd, READ_TURN) != 0)
+		ready = wait_ready(st, off < len);
+		if ((ready & EV_ERR) && lines_read(&co->err_sink, co->err_fd,
+		    READ_TURN) != 0) {
+			watch(st, EV_ERR, 0);
 			close_fd(&co->err_fd);
-		if (pf[iout].revents != 0)
+		}
+		if (ready & EV_OUT)
 			out_eof = read_replies(st);
-		exec_forward_stop(st, istop >= 0 ? pf[istop].revents : 0);
-		if (ipid >= 0 && pf[ipid].revents != 0) {
+		exec_forward_stop(st, (ready & EV_STOP) ? POLLIN : 0);
+		if (st->stop_forwarded)
+			watch(st, EV_STOP, 0);
+		if (ready & EV_PID) {
 			/* Its last reply may still be in the pipe. */
+			watch(st, EV_PID, 0);
 			co->wstatus = reap(co);
 			out_eof |= read_replies(st);
 		}
 	}
 }
 
-/* Waits up to ms for the coprocess to exit, logging its stderr; 1 if it
- * did. */
+/* Waits up to ms for the coprocess to exit, logging its stderr; 1 if
+ * it did.  Replies nobody asked for are read and dropped. */
 static int
 wait_exit(struct exec_state *st, int ms)
 {
@@ -347,7 +404,6 @@ wait_exit(struct exec_state *st, int ms)
 				    READ_TURN) != 0)
 					close_fd(&co->err_fd);
 			} else if (read(co->out_fd, sink, sizeof(sink)) == 0) {
-				/* Replies nobody asked for are dropped. */
 				close_fd(&co->out_fd);
 			}
 		}
@@ -386,4 +442,5 @@ coproc_fini(struct exec_state *st)
 	close_fd(&co->out_fd);
 	close_fd(&co->err_fd);
 	close_fd(&co->pidfd);
+	close_fd(&co->epfd);
 }

@@ -16,8 +16,8 @@
 
 PMHOST_PLUGIN;
 
-#define STOP_TICK_MS	100	/* host without a stop fd: look this often */
-#define FAIL_LOG_NS	1000000000LL	/* one failed-call line a second */
+#define STOP_TICK_MS	100		/* no stop fd: look this often */
+#define FAIL_LOG_NS	1000000000LL	/* a failed-call line a second */
 
 int
 exec_poll_timeout(const struct exec_state *st)

@@ -49,7 +49,8 @@ distance(const char *a, const char *b)
 
 		row[0] = i;
 		for (size_t j = 1; j <= lb; j++) {
-			size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+			size_t up = row[j];
+			size_t best = diag + (a[i - 1] != b[j - 1]);
 
 			if (up + 1 < best)
 				best = up + 1;
@@ -92,6 +93,7 @@ plain_string(const json_t *v)
 	return strlen(s) == json_string_length(v) ? s : NULL;
 }
 
+/* params.command: a non-empty array of strings, copied into p->argv. */
 static void
 parse_command(const json_t *v, struct exec_params *p, char *err,
     size_t errlen)
@@ -132,6 +134,7 @@ parse_command(const json_t *v, struct exec_params *p, char *err,
 	}
 }
 
+/* params.env: an object of strings, copied into p->env as NAME=VALUE. */
 static void
 parse_env(const json_t *v, struct exec_params *p, char *err, size_t errlen)
 {

@@ -9,12 +9,24 @@ is not there to run."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 
 import harness
 
 EXEC = os.path.join(harness.BUILD, "plugins", "exec", "exec.so")
+README = os.path.join(harness.SOURCE, "plugins", "exec", "README.md")
+
+
+def readme_example(heading, lang):
+    """The first ```lang block after the README heading that starts with
+    heading."""
+    with open(README) as f:
+        text = f.read()
+    at = text.index("\n### " + heading)
+    m = re.compile(r"```%s\n(.*?)```" % lang, re.S).search(text, at)
+    return m.group(1)
 
 
 def vm_rss_kb(pid):
@@ -447,6 +459,51 @@ echo eof >> "$1"
             p, "notice", r"exec: coprocess \./co\.sh \(pid \d+\) still "
             r"running 2000 ms after its stdin closed; sending SIGTERM"),
             re.M))
+
+
+class TestReadmeExamples(ExecTest):
+    """The coprocess examples of the plugin's README work as printed."""
+
+    def run_example(self, command, **params):
+        cfg = self.exec_config(dict(command=command, mode="coprocess",
+                                    **params),
+                               maxWorkerNum=2, executeTimes=3,
+                               executeUSleep=0, checkWorkerInterval=0)
+        p = self.start("run", cfg)
+        self.assertEqual(self.wait_exit(p, timeout=20), 0, self.output(p))
+        out = self.output(p)
+        for slot in (0, 1):
+            self.assertRegex(out, re.compile(self.log_line(
+                p, "notice", "slot %d: call 3" % slot), re.M))
+        self.assertNotIn("exec: call", out)
+        return out
+
+    def test_the_shell_example(self):
+        self.script("co.sh", readme_example("A coprocess in shell", "sh"))
+        self.run_example(["./co.sh"], env={"STAMP_DIR": self.tmp})
+        for slot in (0, 1):
+            self.assertRegex(self.read(self.path("slot-%d" % slot)),
+                             r"^\d+\n$")
+
+    def test_the_node_example(self):
+        node = shutil.which("node")
+        if node is None:
+            self.skipTest("node is not installed")
+        self.write("worker.js", readme_example("A coprocess in Node", "js"))
+        self.run_example([node, self.path("worker.js")], protocol="json")
+
+    def test_the_go_example(self):
+        go = shutil.which("go")
+        if go is None:
+            self.skipTest("go is not installed")
+        src = self.write("main.go", readme_example("A coprocess in Go",
+                                                   "go"))
+        env = dict(self.env, GOCACHE=self.path("gocache"),
+                   GOPATH=self.path("gopath"), GOFLAGS="-mod=mod")
+        subprocess.run([go, "build", "-o", self.path("co"), src], env=env,
+                       cwd=self.tmp, check=True, timeout=120,
+                       capture_output=True)
+        self.run_example(["./co"])
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ main(int argc, char **argv)
 	int use_fork;
 
 	if (argc < 4) {
-		fprintf(stderr, "usage: spawnloop fork|spawn N PROGRAM [ARG...]\n");
+		fprintf(stderr, "usage: spawnloop fork|spawn N PROGRAM "
+		    "[ARG...]\n");
 		return 2;
 	}
 	use_fork = strcmp(argv[1], "fork") == 0;
