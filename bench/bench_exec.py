@@ -26,6 +26,7 @@ import ctypes
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -105,14 +106,50 @@ def pinned(cpu):
     return lambda: os.sched_setaffinity(0, {cpu})
 
 
+def children_cpu():
+    """CPU seconds of every child waited for so far (user + system)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def proc_cpu(pid, waited=False):
+    """CPU seconds of a live process, and of its waited-for children if
+    waited, from /proc/PID/stat."""
+    with open("/proc/%d/stat" % pid) as f:
+        st = f.read()
+    rest = st[st.rfind(")") + 2:].split()
+    ticks = int(rest[11]) + int(rest[12])
+    if waited:
+        ticks += int(rest[13]) + int(rest[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def children_of(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        if int(st[st.rfind(")") + 2:].split()[1]) == pid:
+            out.append(int(d))
+    return out
+
+
 def run_helper(argv, cpu):
+    """Runs a floor helper; the nanoseconds it printed and the CPU seconds
+    it and its children used."""
+    c0 = children_cpu()
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True,
                          stdin=subprocess.DEVNULL, preexec_fn=pinned(cpu))
     STARTED.append(p.pid)
     out, _ = p.communicate(timeout=120)
     if p.returncode != 0:
         raise RuntimeError("%s exited %d" % (argv[0], p.returncode))
-    return int(out.split()[0])
+    return int(out.split()[0]), children_cpu() - c0
 
 
 class Bench:
@@ -164,7 +201,8 @@ class Bench:
 
     def pm_rate(self, title, params, cpu):
         """Starts a one-worker exec task, counts its calls over a window,
-        stops it.  Calls per second."""
+        stops it.  Calls per second, and CPU microseconds per call of the
+        worker and its children (a coprocess, or the commands it ran)."""
         cfg = os.path.join(self.out, title + ".json")
         with open(cfg, "w") as f:
             json.dump({"plugin": self.plugin, "baseTitle": title,
@@ -183,26 +221,35 @@ class Bench:
             raise RuntimeError("pmhost run: %s" % err.strip())
         pidfile = os.path.join(self.run_dir, title + ".pid")
         with open(pidfile) as f:
-            STARTED.append(int(f.read()))
+            master = int(f.read())
+        STARTED.append(master)
         try:
             time.sleep(0.1)
-            n0, t0 = self.work_count(title), time.monotonic()
+            worker = children_of(master)[0]
+            co = children_of(worker) if params.get("mode") else []
+
+            def cpu_now():
+                return proc_cpu(worker, waited=True) + sum(
+                    proc_cpu(c) for c in co)
+
+            n0, t0, c0 = self.work_count(title), time.monotonic(), cpu_now()
             time.sleep(self.window)
-            n1, t1 = self.work_count(title), time.monotonic()
+            n1, t1, c1 = self.work_count(title), time.monotonic(), cpu_now()
         finally:
             self.pm("stop", "--title", title, "--timeout", "10",
                     check=False)
-        return (n1 - n0) / (t1 - t0)
+        return (n1 - n0) / (t1 - t0), (c1 - c0) * 1e6 / (n1 - n0)
 
     # -- floors ---------------------------------------------------------
 
     def floor_rate(self, argv_for, cpu):
-        """Runs a floor helper for about one window; operations/s."""
+        """Runs a floor helper for about one window; operations per
+        second, and CPU microseconds per operation."""
         n = 200
-        ns = run_helper(argv_for(n), cpu)
+        ns, _ = run_helper(argv_for(n), cpu)
         n = max(200, int(n * self.window * 1e9 / max(ns, 1)))
-        ns = run_helper(argv_for(n), cpu)
-        return n * 1e9 / ns
+        ns, secs = run_helper(argv_for(n), cpu)
+        return n * 1e9 / ns, secs * 1e6 / n
 
     # -- supervisord ----------------------------------------------------
 
@@ -329,49 +376,64 @@ stderr_logfile=NONE
 
     def report(self):
         def fig(xs):
-            return "%9.0f (%.0f-%.0f)" % (statistics.median(xs), min(xs),
-                                          max(xs))
+            return "%9.1f (%.1f-%.1f)" % (statistics.median(xs), min(xs),
+                                          max(xs)) if max(xs) < 100 else \
+                "%9.0f (%.0f-%.0f)" % (statistics.median(xs), min(xs),
+                                       max(xs))
+
+        def row(name, unit, ours, ref_name, ref, ratio, verdict):
+            print("%-34s %-18s %-26s %-22s %-26s %6.2f  %s" % (
+                name, unit, fig(ours), ref_name, fig(ref), ratio, verdict))
 
         print()
-        print("exec.so on %s, %d CPUs; %d runs per figure, median (min-max)"
+        print("exec.so on %s, %d CPUs; %d runs per figure, median (min-max);"
               % (os.uname().nodename, os.cpu_count(), self.reps))
-        print("%-34s %-16s %-26s %-24s %-26s %6s  %s" % (
+        print("ratio: pmhost's rate over the reference's (CPU: the "
+              "reference's CPU per operation over pmhost's)")
+        print("%-34s %-18s %-26s %-22s %-26s %6s  %s" % (
             "figure", "unit", "pmhost exec.so", "reference", "", "ratio",
             "target >= %.1f" % TARGET))
         for name, unit, ours, ref_name, ref, extra in self.results:
             if ours is None:
-                print("%-34s %-16s %s" % (name, unit, "FAILED"))
+                print("%-34s %-18s %s" % (name, unit, "FAILED"))
                 continue
-            ratio = statistics.median(ours) / statistics.median(ref)
-            print("%-34s %-16s %-26s %-24s %-26s %6.2f  %s" % (
-                name, unit, fig(ours), ref_name, fig(ref), ratio,
-                "met" if ratio >= TARGET else "NOT MET"))
+            o_rate, o_cpu = [x[0] for x in ours], [x[1] for x in ours]
+            r_rate, r_cpu = [x[0] for x in ref], [x[1] for x in ref]
+            ratio = statistics.median(o_rate) / statistics.median(r_rate)
+            row(name, unit, o_rate, ref_name, r_rate, ratio,
+                "met" if ratio >= TARGET else "NOT MET")
+            row("", "CPU us per op", o_cpu, "", r_cpu,
+                statistics.median(r_cpu) / statistics.median(o_cpu),
+                "(CPU)")
             if extra is not None:
-                r2 = statistics.median(ours) / statistics.median(extra[1])
-                print("%-34s %-16s %-26s %-24s %-26s %6.2f  %s" % (
-                    "", "", "", extra[0], fig(extra[1]), r2,
-                    "(information)"))
+                e_rate = [x[0] for x in extra[1]]
+                e_cpu = [x[1] for x in extra[1]]
+                row("", unit, o_rate, extra[0], e_rate,
+                    statistics.median(o_rate) / statistics.median(e_rate),
+                    "(information)")
+                row("", "CPU us per op", o_cpu, "", e_cpu,
+                    statistics.median(e_cpu) / statistics.median(o_cpu),
+                    "(information, CPU)")
         if self.sup is None:
             print("supervisord: not measured")
-        elif len(self.sup[0]) < 1:
+            return
+        cycle, respawn = self.sup
+        if not cycle:
             print("supervisord: fewer than two starts of /bin/true seen")
-        else:
-            cycle, respawn = self.sup
-            ms = [x * 1000 for x in cycle]
-            rs = [x * 1000 for x in respawn]
-            calls = [statistics.median(r[2]) for r in self.results
-                     if r[0].startswith("call mode") and r[2]]
-            print("%-34s %-16s %-26s" % (
-                "supervisord, /bin/true", "ms start-start", fig(ms)))
-            if rs:
-                print("%-34s %-16s %-26s" % ("", "ms exit-respawn",
-                                             fig(rs)))
-            if calls:
-                print("%-34s %-16s %9.3f  (pmhost call mode, all CPUs: "
-                      "%.0fx as many starts)" % (
-                          "pmhost exec.so, /bin/true", "ms start-start",
-                          1000 / calls[-1],
-                          statistics.median(ms) / (1000 / calls[-1])))
+            return
+        ms = [x * 1000 for x in cycle]
+        print("%-34s %-18s %-26s" % ("supervisord, /bin/true",
+                                     "ms start-start", fig(ms)))
+        if respawn:
+            print("%-34s %-18s %-26s" % ("", "ms exit-respawn",
+                                         fig([x * 1000 for x in respawn])))
+        calls = [[x[0] for x in r[2]] for r in self.results
+                 if r[0].startswith("call mode") and r[2]]
+        if calls:
+            ours = [1000 / x for x in calls[-1]]
+            print("%-34s %-18s %-26s  %.0fx as many starts" % (
+                "pmhost exec.so, /bin/true (all)", "ms start-start",
+                fig(ours), statistics.median(ms) / statistics.median(ours)))
 
 
 def main():

@@ -213,6 +213,8 @@ class TestCallMode(ExecTest):
             r"worker is ending\)"),
             re.M))
         self.assertNotIn("work() returned", out)
+        # The SIGTERM the worker sent its own group too was a stop to it.
+        self.assertRegex(self.exits(p)[0]["reason"], r"^stopped after ")
 
     def test_a_flooding_command_neither_stalls_nor_grows_the_worker(self):
         # One endless line on stdout: logged once, truncated; the rest is
