@@ -88,7 +88,7 @@ wait_child(struct exec_state *st, pid_t pid, int pidfd)
 			(void)lines_read(&cs->out_sink, cs->out[0], READ_TURN);
 		if (pf[2].revents != 0)
 			(void)lines_read(&cs->err_sink, cs->err[0], READ_TURN);
-		exec_forward_stop(st, pf[3].revents);
+		exec_forward_stop(st, pf[3].revents, pid);
 		if (pf[0].revents != 0)
 			break;
 	}

@@ -361,7 +361,8 @@ coproc_work(struct exec_state *st)
 		}
 		if (ready & EV_OUT)
 			out_eof = read_replies(st);
-		exec_forward_stop(st, (ready & EV_STOP) ? POLLIN : 0);
+		exec_forward_stop(st, (ready & EV_STOP) ? POLLIN : 0,
+		    co->pid);
 		if (st->stop_forwarded)
 			watch(st, EV_STOP, 0);
 		if (ready & EV_PID) {

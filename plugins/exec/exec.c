@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "exec.h"
 
@@ -30,17 +31,21 @@ exec_poll_timeout(const struct exec_state *st)
  * an old host the flag is set) and not yet passed on, send SIGTERM to the
  * worker's whole process group: the child and whatever it forked.  The
  * worker itself takes SIGTERM as "finish this call and exit", which it is
- * doing already.  Returns 1 if the stop was forwarded now.
+ * doing already.  A worker that does not lead its own group (never so
+ * under pmhost's master) signals only its child: the group is not its.
  */
 int
-exec_forward_stop(struct exec_state *st, short stop_revents)
+exec_forward_stop(struct exec_state *st, short stop_revents, pid_t child)
 {
 	if (st->stop_forwarded)
 		return 0;
 	if (st->stop_fd >= 0 ? stop_revents == 0 : !pm_worker_stopping(st->w))
 		return 0;
 	st->stop_forwarded = 1;
-	kill(0, SIGTERM);
+	if (getpgrp() == getpid())
+		kill(0, SIGTERM);
+	else if (child > 0)
+		kill(child, SIGTERM);
 	return 1;
 }
 

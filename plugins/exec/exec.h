@@ -121,7 +121,8 @@ void	lines_flush(struct line_sink *s);
 /* poll() timeout while a child runs: -1, or a tick without a stop fd. */
 int	exec_poll_timeout(const struct exec_state *st);
 /* Passes a stop request on to the process group; 1 if it did now. */
-int	exec_forward_stop(struct exec_state *st, short stop_revents);
+int	exec_forward_stop(struct exec_state *st, short stop_revents,
+	    pid_t child);
 /* Logs "exec: call N: ..." for a failed call, at most once a second. */
 void	exec_log_failure(struct exec_state *st, uint64_t call,
 	    const char *fmt, ...) PMHOST_PRINTF(3, 4);

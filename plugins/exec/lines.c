@@ -27,6 +27,10 @@ emit(struct line_sink *s, char *line, size_t len, int truncated)
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
 	line[len] = '\0';
+	/* A NUL byte would end the log line early. */
+	for (char *nul = line; (nul = memchr(nul, '\0', len -
+	    (size_t)(nul - line))) != NULL; )
+		*nul = '?';
 	pm_log(s->w, s->level, "%s%s", line, truncated ? " [line truncated]" :
 	    "");
 }

@@ -128,6 +128,7 @@ class TestCallMode(ExecTest):
     def test_exit_codes_count_as_errors_and_output_becomes_log_lines(self):
         cfg = self.resident(["sh", "-c", 'echo "out $PMHOST_CALL"; '
                              'echo "err $PMHOST_CALL" >&2; '
+                             "printf 'a NUL\\000byte\\r\\n'; "
                              '[ "$PMHOST_CALL" -gt 3 ] || exit 3'])
         p = self.run_fg(cfg, workers=1)
         # Calls 1-3 exit 3, the rest 0: errors settle at exactly 3.
@@ -138,6 +139,9 @@ class TestCallMode(ExecTest):
         out = self.output(p)
         self.assertRegex(out, re.compile(
             self.log_line(p, "notice", "err 1"), re.M))
+        # A NUL byte does not cut a line short; CR LF ends one like LF.
+        self.assertRegex(out, re.compile(
+            self.log_line(p, "info", r"a NUL\?byte"), re.M))
         self.assertRegex(out, re.compile(self.log_line(
             p, "warning", "exec: call 1: sh exited with status 3"), re.M))
         # Calls 2 and 3 failed within the same second: not one line each.
