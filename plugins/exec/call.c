@@ -130,8 +130,8 @@ call_work(struct exec_state *st)
 	if (st->stop_forwarded && WIFSIGNALED(wstatus) &&
 	    WTERMSIG(wstatus) == SIGTERM) {
 		pm_log(st->w, PM_LOG_NOTICE, "exec: call %llu: %s %s (the "
-		    "worker is ending)",
-		    (unsigned long long)call, st->prm.argv[0], what);
+		    "worker is ending)", (unsigned long long)call,
+		    st->prm.argv[0], what);
 		return PM_CONTINUE;
 	}
 	exec_log_failure(st, call, "%s %s", st->prm.argv[0], what);

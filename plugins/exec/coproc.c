@@ -121,11 +121,11 @@ tag_fd(const struct exec_state *st, unsigned tag)
 }
 
 /*
- * Starts or stops watching one descriptor.  The set lives as long as the
- * coprocess, so that a call costs one epoll_wait(), not a poll() that
- * sets up every descriptor again; an error stops the watch for good.
+ * Starts or stops watching one descriptor; 0, or -1 if it cannot be
+ * watched.  The set lives as long as the coprocess, so that a call costs
+ * one epoll_wait(), not a poll() that sets up every descriptor again.
  */
-static void
+static int
 watch(struct exec_state *st, unsigned tag, int on)
 {
 	struct coproc_state *co = &st->co;
@@ -133,16 +133,19 @@ watch(struct exec_state *st, unsigned tag, int on)
 	int fd = tag_fd(st, tag);
 
 	if (((co->watched & tag) != 0) == on || fd < 0)
-		return;
+		return 0;
 	memset(&ev, 0, sizeof(ev));
 	ev.events = tag == EV_IN ? EPOLLOUT : EPOLLIN;
 	ev.data.u32 = tag;
-	if (on && epoll_ctl(co->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
-		co->watched |= tag;
-	else if (!on) {
+	if (!on) {
 		epoll_ctl(co->epfd, EPOLL_CTL_DEL, fd, &ev);
 		co->watched &= ~tag;
+		return 0;
 	}
+	if (epoll_ctl(co->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return -1;
+	co->watched |= tag;
+	return 0;
 }
 
 /* Waits until a watched descriptor is ready; the tags of those that are. */
@@ -154,7 +157,9 @@ wait_ready(struct exec_state *st, int want_in)
 	unsigned ready = 0;
 	int n;
 
-	watch(st, EV_IN, want_in);
+	if (watch(st, EV_IN, want_in) < 0)
+		fail_worker(st, "could not be waited on (epoll_ctl: %s)",
+		    strerror(errno));
 	n = epoll_wait(co->epfd, evs, 5, exec_poll_timeout(st));
 	if (n < 0 && errno != EINTR)
 		fail_worker(st, "could not be waited on (epoll_wait: %s)",
@@ -189,17 +194,19 @@ coproc_init(struct exec_state *st, char *err, size_t errlen)
 	co->err_fd = er[0];
 	in[1] = out[0] = er[0] = -1;
 	lines_init(&co->err_sink, st->w, PM_LOG_NOTICE);
-	if ((co->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
-		snprintf(err, errlen, "epoll_create1: %s", strerror(errno));
+	if ((co->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+	    watch(st, EV_PID, 1) < 0 || watch(st, EV_OUT, 1) < 0 ||
+	    watch(st, EV_ERR, 1) < 0 || watch(st, EV_STOP, 1) < 0) {
+		snprintf(err, errlen, "coprocess set-up: epoll: %s",
+		    strerror(errno));
 		kill(co->pid, SIGKILL);
 		reap(co);
+		close_fd(&co->epfd);
+		close_fd(&co->in_fd);
+		close_fd(&co->out_fd);
+		close_fd(&co->err_fd);
 		goto out;
 	}
-	watch(st, EV_PID, 1);
-	watch(st, EV_OUT, 1);
-	watch(st, EV_ERR, 1);
-	if (st->stop_fd >= 0)
-		watch(st, EV_STOP, 1);
 	pm_log(st->w, PM_LOG_DEBUG, "exec: coprocess %s started (pid %ld)",
 	    st->prm.argv[0], (long)co->pid);
 	rc = 0;
@@ -311,8 +318,7 @@ gone(struct exec_state *st, uint64_t call, const char *how)
 	drain_stderr(co);
 	co->end_logged = 1;
 	pm_log(st->w, PM_LOG_NOTICE, "exec: coprocess %s %s (the worker "
-	    "is ending)",
-	    st->prm.argv[0], how);
+	    "is ending)", st->prm.argv[0], how);
 	return PM_CONTINUE;
 }
 
