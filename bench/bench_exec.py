@@ -99,6 +99,44 @@ def kill_everything():
         reap()
 
 
+class CpuMeter:
+    """How much of the CPUs processes outside this benchmark took over an
+    interval: the machine's busy time (/proc/stat) less this script's own
+    and that of every child it has waited for."""
+
+    def __init__(self):
+        self.start = self.now()
+
+    @staticmethod
+    def now():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        t = os.times()
+        return (time.monotonic(),
+                (v[0] + v[1] + v[2] + v[5] + v[6]) / os.sysconf("SC_CLK_TCK"),
+                t.user + t.system + t.children_user + t.children_system)
+
+    def others_pct(self):
+        reap()
+        t1, busy1, ours1 = self.now()
+        t0, busy0, ours0 = self.start
+        other = max(0.0, (busy1 - busy0) - (ours1 - ours0))
+        return other * 100 / ((t1 - t0) * os.cpu_count())
+
+
+def wait_quiet(limit_s):
+    """Waits, at most limit_s, for a half second in which other processes
+    take under 5% of the CPUs; False if none came."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        meter = CpuMeter()
+        time.sleep(0.5)
+        if meter.others_pct() < 5:
+            return True
+        if time.monotonic() > deadline:
+            return False
+
+
 def pinned(cpu):
     """preexec_fn: run the child (and all it starts) on one CPU."""
     if cpu is None:
@@ -167,6 +205,7 @@ class Bench:
         self.reps = 3 if args.quick else 10
         self.window = 0.5 if args.quick else 1.0
         self.results = []       # rows for the table
+        self.others = []        # (figure, % of the CPUs others took)
         self.passed = self.failed = self.skipped = 0
         self.env = dict(os.environ, PMHOST_RUNDIR=self.run_dir)
 
@@ -238,6 +277,7 @@ class Bench:
         finally:
             self.pm("stop", "--title", title, "--timeout", "10",
                     check=False)
+            reap()
         return (n1 - n0) / (t1 - t0), (c1 - c0) * 1e6 / (n1 - n0)
 
     # -- floors ---------------------------------------------------------
@@ -323,6 +363,10 @@ stderr_logfile=NONE
 
     def compare(self, name, unit, ours_fn, ref_name, ref_fn, extra=None):
         """Measures ours and the reference in turns; one table row."""
+        if not self.args.quick and not wait_quiet(30):
+            print("  %s: the machine stayed busy; measuring anyway" % name,
+                  file=sys.stderr)
+        meter = CpuMeter()
         try:
             ours, ref, more = [], [], []
             for _ in range(self.reps):
@@ -332,6 +376,7 @@ stderr_logfile=NONE
                 ours.append(ours_fn())
             self.results.append((name, unit, ours, ref_name, ref,
                                  (extra[0], more) if extra else None))
+            self.others.append((name, meter.others_pct()))
             self.passed += 1
         except Exception:
             traceback.print_exc()
@@ -414,6 +459,9 @@ stderr_logfile=NONE
                 row("", "CPU us per op", o_cpu, "", e_cpu,
                     statistics.median(e_cpu) / statistics.median(o_cpu),
                     "(information, CPU)")
+        for name, pct in self.others:
+            print("other processes took %3.0f%% of the CPUs during: %s" %
+                  (pct, name))
         if self.sup is None:
             print("supervisord: not measured")
             return
