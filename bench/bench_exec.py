@@ -470,11 +470,11 @@ stderr_logfile=NONE
             print("supervisord: fewer than two starts of /bin/true seen")
             return
         ms = [x * 1000 for x in cycle]
-        print("%-34s %-18s %-26s" % ("supervisord, /bin/true",
-                                     "ms start-start", fig(ms)))
+        print("%-34s %-18s %s" % ("supervisord, /bin/true",
+                                  "ms start-start", fig(ms)))
         if respawn:
-            print("%-34s %-18s %-26s" % ("", "ms exit-respawn",
-                                         fig([x * 1000 for x in respawn])))
+            print("%-34s %-18s %s" % ("", "ms exit-respawn",
+                                      fig([x * 1000 for x in respawn])))
         calls = [[x[0] for x in r[2]] for r in self.results
                  if r[0].startswith("call mode") and r[2]]
         if calls:
