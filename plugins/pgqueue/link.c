@@ -297,23 +297,33 @@ link_connect(pm_worker *w, struct link *lk, int64_t deadline)
 }
 
 void
-link_ready(pm_worker *w, struct link *lk)
+link_ready(struct link *lk)
 {
-	if (lk->down_since != 0 && lk->was_up)
-		pm_log(w, PM_LOG_NOTICE, "pgqueue: connected to %s again after "
-		    "%.1f s (%u failed attempts)", lk->target,
-		    (double)(mono_ns() - lk->down_since) / NS_PER_SEC,
-		    lk->attempts);
-	else if (lk->down_since != 0)
-		pm_log(w, PM_LOG_NOTICE, "pgqueue: connected to %s after %.1f "
-		    "s (%u failed attempts)", lk->target,
-		    (double)(mono_ns() - lk->down_since) / NS_PER_SEC,
-		    lk->attempts);
-	else
-		pm_log(w, PM_LOG_DEBUG, "pgqueue: connected to %s",
-		    lk->target);
 	lk->state = LINK_UP;
-	lk->was_up = 1;
+}
+
+/*
+ * The connection has served a request since it was set up: any outage is
+ * over.  Not before: a server that accepts connections but fails every
+ * claim (a missing privilege) is still in an outage, logged once and
+ * retried with a growing delay.
+ */
+void
+link_healthy(pm_worker *w, struct link *lk)
+{
+	double secs = (double)(mono_ns() - lk->down_since) / NS_PER_SEC;
+
+	if (lk->down_since == 0) {
+		if (!lk->served)
+			pm_log(w, PM_LOG_DEBUG, "pgqueue: connected to %s",
+			    lk->target);
+		lk->served = 1;
+		return;
+	}
+	pm_log(w, PM_LOG_NOTICE, "pgqueue: connected to %s %safter %.1f s "
+	    "(%u failed attempts)", lk->target, lk->served ? "again " : "",
+	    secs, lk->attempts);
+	lk->served = 1;
 	lk->down_since = 0;
 	lk->attempts = 0;
 	lk->backoff_ns = BACKOFF_MIN_NS;

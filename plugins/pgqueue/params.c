@@ -21,7 +21,8 @@
 #define WAIT_MIN_MS		10
 #define WAIT_MAX_MS		60000
 #define KNOWN_KEYS	"conninfo, queue, handler, batch, maxAttempts, " \
-			"retryDelayMs, retryMaxDelayMs, waitMs, handlerTimeoutMs"
+			"retryDelayMs, retryMaxDelayMs, waitMs, " \
+			"handlerTimeoutMs"
 
 /* An integer key: where it goes, its range and default. */
 struct int_key {

@@ -58,7 +58,7 @@ bring_up(pm_worker *w, struct pgq *q, int64_t deadline)
 		link_fail(w, &q->link, "setting up the session", err);
 		return 0;
 	}
-	link_ready(w, &q->link);
+	link_ready(&q->link);
 	q->rescue_at = 0;
 	return 1;
 }
@@ -147,6 +147,7 @@ work(pm_worker *w, void *state)
 		n = q->p.sql != NULL ? jobs_run_sql(q) : jobs_run_command(q);
 		if (n < 0)
 			continue;
+		link_healthy(w, &q->link);
 		if (mono_ns() >= end)
 			break;
 		if (n > 0)

@@ -63,7 +63,8 @@ struct link {
 	int64_t		 down_since;	/* 0: no outage */
 	int64_t		 reminded_at;
 	unsigned	 attempts;	/* failed attempts in this outage */
-	int		 was_up;	/* a connection was up before */
+	int		 served;	/* a connection has served: an
+					 * outage is a loss */
 	char		 target[256];	/* "dbname on host:port", no secrets */
 	uint64_t	 rng;
 	PQnoticeReceiver notice;
@@ -73,7 +74,8 @@ struct link {
 /* link.c */
 void	link_init(struct link *, const char *conninfo, const char *appname);
 enum link_state link_connect(pm_worker *, struct link *, int64_t deadline);
-void	link_ready(pm_worker *, struct link *);
+void	link_ready(struct link *);
+void	link_healthy(pm_worker *, struct link *);
 void	link_fail(pm_worker *, struct link *, const char *what,
 	    const char *why);
 int	link_wait(pm_worker *, struct link *, int64_t deadline);

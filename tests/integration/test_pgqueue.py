@@ -530,6 +530,46 @@ class TestConnection(PgQueueTest):
             proc=p)
         self.stop_task(p)
 
+    def test_a_server_that_refuses_every_claim_is_one_outage(self):
+        # The schema made by its owner; a role that may connect and read
+        # the schema's version, but not touch the jobs.
+        cfg = self.task({"sql": "SELECT 1"}, workers=1, name="owner.json")
+        p = self.run_fg(cfg, workers=1)
+        self.wait_idle(1, proc=p)
+        self.stop_task(p)
+        role = "r_" + self.db
+        self.sql("CREATE ROLE %s LOGIN; GRANT USAGE ON SCHEMA pgqueue TO "
+                 "%s; GRANT SELECT ON pgqueue.schema_version TO %s" %
+                 (role, role, role))
+        cfg = self.task({"sql": "SELECT 1"}, workers=2, params={
+            "conninfo": self.conninfo.replace("user=%s" % pgserver.USER,
+                                              "user=" + role)})
+        p = self.run_fg(cfg, workers=2)
+        self.wait_for(lambda: len(grep(self.output(p), "permission denied"))
+                      == 2, "both workers' error", proc=p)
+        t0 = time.monotonic()
+        self.wait_for(lambda: time.monotonic() - t0 >= 4, "4 s", timeout=6)
+
+        lines = grep(self.output(p), "pgqueue: ")
+        self.assertEqual(len(lines), 2, lines)
+        self.assertRegex(lines[0], r"pgqueue: database %s on \S+: (rescuing|"
+                         r"claiming) jobs: ERROR: permission denied for "
+                         r"table jobs "
+                         r"\(SQLSTATE 42501\); reconnecting with backoff" %
+                         self.db)
+        refused = self.pg.server_log().count(
+            "permission denied for table jobs")
+        self.assertGreaterEqual(refused, 2 * 4)
+        self.assertLessEqual(refused, 2 * 12)
+
+        self.sql("GRANT SELECT, UPDATE ON pgqueue.jobs TO %s" % role)
+        self.wait_for(lambda: len(grep(self.output(p), r"pgqueue: connected "
+                                       r"to database \S+ on \S+ after")) ==
+                      2, "both workers over the outage", timeout=10, proc=p)
+        job = self.enqueue({})
+        self.wait_state(job, "done", proc=p)
+        self.stop_task(p)
+
     def test_the_schema_is_made_once_and_a_newer_one_is_refused(self):
         cfg = self.task({"sql": "SELECT 1"}, workers=6)
         p = self.run_fg(cfg, workers=6)
