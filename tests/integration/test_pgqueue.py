@@ -21,6 +21,7 @@ import random
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +38,10 @@ import pgserver  # noqa: E402
 PGQUEUE = os.path.abspath(
     os.environ.get("PMHOST_PGQUEUE_PLUGIN") or
     os.path.join(harness.BUILD, "plugins", "pgqueue", "pgqueue.so"))
+# The plugin's whole life in one process that exits normally (tests/drive.c)
+DRIVE = os.path.join(os.path.dirname(PGQUEUE), "pgqueue-drive")
+# What a sanitizer build's reports start with.
+SANITIZER_RX = r"ERROR: (Address|Leak)Sanitizer|runtime error:"
 
 OUTAGE_RX = re.compile(r"\[(\d+)\]: pgqueue: (lost the connection to|"
                        r"cannot connect to) ", re.M)
@@ -95,6 +100,12 @@ class PgQueueTest(harness.PmTest):
         self.db = "d_" + self.title.lower()
         self.pg.psql("CREATE DATABASE %s" % self.db)
         self.conninfo = self.pg.conninfo_for(self.db)
+
+    def tearDown(self):
+        # In a sanitizer build, workers' reports land in the masters' logs.
+        for p in self.popens:
+            self.assertEqual(grep(self.output(p), SANITIZER_RX), [])
+        super().tearDown()
 
     # -- the database ------------------------------------------------------
 
@@ -586,6 +597,56 @@ class TestConnection(PgQueueTest):
                        r"at version 99, newer than this pgqueue.so knows "
                        r"\(1\): upgrade the plugin" % self.db)
         self.stop_task(p)
+
+
+class TestOutsidePmhost(PgQueueTest):
+    """pgqueue.so driven by tests/drive.c, which returns from main() where
+    a worker would _exit(): LeakSanitizer (a sanitizer build) checks what
+    the plugin's whole life left behind, on every path it took."""
+
+    def drive(self, handler, calls, **params):
+        prm = {"conninfo": self.conninfo, "queue": "q", "waitMs": 20,
+               "maxAttempts": 2, "retryDelayMs": 0, "handler": handler}
+        prm.update(params)
+        r = subprocess.run([DRIVE, PGQUEUE, json.dumps(prm), str(calls)],
+                           env=self.env, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=120 * SLOW)
+        self.assertEqual(grep(r.stderr, SANITIZER_RX), [])
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        return r.stderr
+
+    def test_a_whole_life_on_every_path_leaks_nothing(self):
+        self.sql("CREATE TABLE ledger (job_id bigint PRIMARY KEY)")
+        self.sql("CREATE FUNCTION handle(p jsonb, id bigint) RETURNS void "
+                 "LANGUAGE plpgsql AS $$ BEGIN "
+                 "INSERT INTO ledger VALUES (id); "
+                 "IF p ? 'bad' THEN RAISE EXCEPTION 'bad job'; END IF; "
+                 "RAISE NOTICE 'job % handled', id; END $$")
+        # An idle life first, which makes the SQL API.
+        self.drive({"sql": "SELECT handle($1, $2)"}, 2)
+        self.sql("SELECT count(pgqueue.enqueue('q', jsonb_build_object("
+                 "CASE WHEN g = 150 THEN 'bad' ELSE 'n' END, g))) "
+                 "FROM generate_series(1, 300) g")
+        log = self.drive({"sql": "SELECT handle($1, $2)"}, 100, batch=7)
+        self.assertEqual(self.count("SELECT count(*) FROM ledger"), 299)
+        self.assertEqual(self.rows("SELECT state, attempts FROM pgqueue.jobs"
+                                   " WHERE payload ? 'bad'"),
+                         [["failed", "2"]])
+        self.assertIn("failed for good after 2 attempts", log)
+        self.assertIn("server: NOTICE: job 1 handled", log)
+
+        script = self.handler_script()
+        for i in range(10):
+            self.enqueue({"n": i}, queue="c")
+        bad = self.enqueue({"fail": 1}, queue="c")
+        self.drive({"command": [script]}, 40, queue="c")
+        self.assertEqual(len(self.runs()), 10 + 2)
+        self.assertEqual(self.job(bad)["state"], "failed")
+
+        log = self.drive({"sql": "SELECT 1"}, 5,
+                         conninfo=self.pg.conninfo_for("nope_" + self.db))
+        self.assertEqual(len(grep(log, "cannot connect to")), 1, log)
 
 
 class TestCheck(PgQueueTest):
