@@ -30,6 +30,7 @@ struct tail {
 	size_t	len;
 };
 
+/* Keeps the last TAIL_MAX bytes seen. */
 static void
 tail_add(struct tail *t, const char *p, size_t n)
 {
@@ -195,6 +196,11 @@ supervise(pid_t pid, int in, int out, const char *payload, int timeout_ms,
 	return status;
 }
 
+/*
+ * Runs the command for job id, attempt `attempt`: 0 if it exited 0, else
+ * 1 with why in err (it could not start, exited non-zero, died, or timed
+ * out).
+ */
 int
 command_run(pm_worker *w, const struct pgq_params *p, const char *payload,
     long long id, int attempt, char *err, size_t errlen)

@@ -41,7 +41,11 @@
 	"clock_timestamp() + least(" delay " * power(2, least(" a ", 40)), " \
 	max ") * interval '1 millisecond'"
 
+/* How often a worker looks for jobs whose worker is gone.  Only command
+ * jobs can be: SQL handler workers look rarely, for a queue that both
+ * kinds of workers consume (while moving from one to the other, say). */
 #define RESCUE_EVERY_NS		(2 * NS_PER_SEC)
+#define RESCUE_EVERY_SQL_NS	(30 * NS_PER_SEC)
 
 struct statement {
 	const char	*name;
@@ -137,6 +141,7 @@ static const struct statement common_statements[] = {
 
 #define COUNT(a)	(sizeof(a) / sizeof(a[0]))
 
+/* Prepares statements s[0..n-1] on conn; -1 with err on the first error. */
 static int
 prepare_all(PGconn *conn, const struct statement *s, size_t n, char *err,
     size_t errlen)
@@ -155,6 +160,10 @@ prepare_all(PGconn *conn, const struct statement *s, size_t n, char *err,
 	return 0;
 }
 
+/*
+ * Sets a new session up: the SQL API current, LISTEN on the queue's
+ * channel, the handler's timeout, the statements this handler uses.
+ */
 int
 jobs_setup(struct pgq *q, char *err, size_t errlen)
 {
@@ -260,6 +269,7 @@ exec_simple(struct pgq *q, const char *sql)
 	return -1;
 }
 
+/* A text parameter from an integer. */
 static void
 fmt_int(char *buf, size_t size, int n)
 {
@@ -331,6 +341,10 @@ id_array(struct pgq *q, const PGresult *claim, int n)
 	return q->ids;
 }
 
+/*
+ * One transaction of the SQL handler (see the top).  Jobs done or failed
+ * (0: none due), or -1 if the link failed.
+ */
 int
 jobs_run_sql(struct pgq *q)
 {
@@ -431,6 +445,11 @@ jobs_finish_pending(struct pgq *q)
 	return 0;
 }
 
+/*
+ * Claims one job, runs the command, records the outcome.  1 if a job was
+ * run, 0 if none was due, -1 if the link failed (the outcome, if any, is
+ * kept pending for the next connection).
+ */
 int
 jobs_run_command(struct pgq *q)
 {
@@ -458,6 +477,7 @@ jobs_run_command(struct pgq *q)
 	return jobs_finish_pending(q) < 0 ? -1 : 1;
 }
 
+/* Puts back (or fails) the running jobs whose worker is gone; how many. */
 int
 jobs_rescue(struct pgq *q)
 {
@@ -480,10 +500,13 @@ jobs_rescue(struct pgq *q)
 		    "failed") == 0 ? "failed for good (maxAttempts reached)" :
 		    "queued again");
 	PQclear(res);
-	q->rescue_at = mono_ns() + RESCUE_EVERY_NS;
+	q->rescue_at = mono_ns() + (q->p.sql != NULL ? RESCUE_EVERY_SQL_NS :
+	    RESCUE_EVERY_NS);
 	return n;
 }
 
+/* Sets *due to when the next scheduled job of the queue is due, if one
+ * is; leaves it alone otherwise.  -1 if the link failed. */
 int
 jobs_next_due(struct pgq *q, int64_t *due)
 {

@@ -22,6 +22,7 @@
 #define ATTEMPT_MAX_NS		(10 * NS_PER_SEC)
 #define REMIND_NS		(60 * NS_PER_SEC)
 
+/* A link that has not tried yet: the first link_connect() tries. */
 void
 link_init(struct link *lk, const char *conninfo, const char *appname)
 {
@@ -147,6 +148,8 @@ error_text(const PGconn *conn, const PGresult *res, char *buf, size_t size)
 	flatten(msg[0] != '\0' ? msg : "unknown error", buf, size);
 }
 
+/* Did a statement fail because the connection, or the server, is gone
+ * (rather than because of what it asked)? */
 int
 link_lost(const struct link *lk, const PGresult *res)
 {
@@ -176,6 +179,10 @@ jittered(struct link *lk)
 	    (lk->backoff_ns * 4 / 10 + 1);
 }
 
+/*
+ * Drops the connection and schedules the next attempt.  what: the step
+ * that failed on a live connection (NULL: the connection itself failed).
+ */
 void
 link_fail(pm_worker *w, struct link *lk, const char *what, const char *why)
 {
@@ -247,6 +254,10 @@ start_attempt(pm_worker *w, struct link *lk)
 	lk->attempt_deadline = mono_ns() + ATTEMPT_MAX_NS;
 }
 
+/*
+ * Drives the link towards OPEN until deadline: waits out the backoff,
+ * starts attempts, polls them.  The state reached.
+ */
 enum link_state
 link_connect(pm_worker *w, struct link *lk, int64_t deadline)
 {
@@ -296,6 +307,7 @@ link_connect(pm_worker *w, struct link *lk, int64_t deadline)
 	return lk->state;
 }
 
+/* The caller has set the session up: jobs may be claimed. */
 void
 link_ready(struct link *lk)
 {
@@ -329,6 +341,11 @@ link_healthy(pm_worker *w, struct link *lk)
 	lk->backoff_ns = BACKOFF_MIN_NS;
 }
 
+/*
+ * Waits for a notification on the channels LISTENed to, until deadline or
+ * a stop: 1 if one came (all pending ones are consumed), 0 if not, -1 if
+ * the connection failed.
+ */
 int
 link_wait(pm_worker *w, struct link *lk, int64_t deadline)
 {
@@ -352,6 +369,7 @@ link_wait(pm_worker *w, struct link *lk, int64_t deadline)
 	}
 }
 
+/* Closes the connection for good (work_fini). */
 void
 link_close(struct link *lk)
 {

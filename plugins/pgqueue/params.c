@@ -58,6 +58,7 @@ show(const json_t *v, char *buf, size_t size)
 	free(s);
 }
 
+/* The queue name rule; the jobs table checks the same. */
 static int
 valid_queue_name(const char *s)
 {
@@ -160,6 +161,7 @@ parse_handler(pm_worker *w, json_t *h, struct pgq_params *p)
 	return 0;
 }
 
+/* An integer key within its range, into its place in p. */
 static int
 parse_int(pm_worker *w, const struct int_key *k, json_t *v,
     struct pgq_params *p)
@@ -248,6 +250,8 @@ check_whole(pm_worker *w, struct pgq_params *p)
 	return 0;
 }
 
+/* Reads params (JSON text) into p, with defaults; -1 once a problem is
+ * logged.  p is to be freed with params_free() either way. */
 int
 params_parse(pm_worker *w, const char *text, struct pgq_params *p)
 {
@@ -341,6 +345,7 @@ params_find_program(pm_worker *w, struct pgq_params *p)
 	return -1;
 }
 
+/* Frees what params_parse() and params_find_program() allocated. */
 void
 params_free(struct pgq_params *p)
 {

@@ -18,6 +18,7 @@ PMHOST_PLUGIN;
 
 #define INIT_CONNECT_MAX_NS	(5 * NS_PER_SEC)
 
+/* CLOCK_MONOTONIC in ns: every deadline of the plugin is on it. */
 int64_t
 mono_ns(void)
 {
@@ -78,6 +79,7 @@ work_check(pm_worker *w)
 	return rc;
 }
 
+/* Closes the connection and frees what work_init() made. */
 static void
 pgq_free(struct pgq *q)
 {
@@ -87,6 +89,10 @@ pgq_free(struct pgq *q)
 	free(q);
 }
 
+/*
+ * Reads params and tries to connect (for up to waitMs or 5 s).  A server
+ * that cannot be reached is not a failure: work() goes on trying.
+ */
 int
 work_init(pm_worker *w, void **state)
 {
@@ -123,6 +129,11 @@ fail:
 	return -1;
 }
 
+/*
+ * Handles jobs while there are any, waits for a notification (or the next
+ * scheduled job) while there are none, for about waitMs in all; on a lost
+ * connection, reconnects with backoff within the same bound.
+ */
 int
 work(pm_worker *w, void *state)
 {
@@ -164,6 +175,8 @@ work(pm_worker *w, void *state)
 	return PM_CONTINUE;
 }
 
+/* Ends the worker's connection; says so if an outcome could not be
+ * recorded. */
 void
 work_fini(pm_worker *w, void *state)
 {

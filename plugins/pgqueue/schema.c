@@ -128,6 +128,7 @@ current_version(PGconn *conn, int may_be_absent, char *err, size_t errlen)
 	return v;
 }
 
+/* The refusal of a schema newer than this code. */
 static int
 too_new(int v, char *err, size_t errlen)
 {
@@ -136,6 +137,7 @@ too_new(int v, char *err, size_t errlen)
 	return -1;
 }
 
+/* Brings schema pgqueue to LATEST; 0, or -1 with err (rolled back). */
 int
 schema_migrate(PGconn *conn, char *err, size_t errlen)
 {

@@ -139,7 +139,9 @@ class PgServer:
             env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True, timeout=timeout)
         if check and r.returncode != 0:
-            raise PgError("psql: %s\n%s" % (r.stderr.strip(), sql[:300]))
+            raise PgError("psql: %s\n%s\n--- server log, last lines ---\n%s"
+                          % (r.stderr.strip(), sql[:300],
+                             "\n".join(self.server_log().splitlines()[-15:])))
         return r.stdout.strip()
 
     def scalar(self, sql, db=DB, timeout=60):
