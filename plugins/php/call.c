@@ -43,6 +43,26 @@ direct_ok(const zend_fcall_info_cache *fcc, uint32_t argc)
 	return true;
 }
 
+/* What every direct call's frame says of $this and the closure, as
+ * zend_call_function() would work it out per call. */
+static void
+plan_frame(struct callable *c)
+{
+	zend_function *fn = c->fcc.function_handler;
+
+	c->frame_info = ZEND_CALL_TOP_FUNCTION | ZEND_CALL_DYNAMIC;
+	c->this_or_scope = c->fcc.called_scope;
+	if (c->fcc.object != NULL && !(fn->common.fn_flags & ZEND_ACC_STATIC)) {
+		c->this_or_scope = c->fcc.object;
+		c->frame_info |= ZEND_CALL_HAS_THIS;
+	}
+	if (fn->common.fn_flags & ZEND_ACC_CLOSURE) {
+		c->frame_info |= ZEND_CALL_CLOSURE;
+		if (fn->common.fn_flags & ZEND_ACC_FAKE_CLOSURE)
+			c->frame_info |= ZEND_CALL_FAKE_CLOSURE;
+	}
+}
+
 int
 callable_set(struct callable *c, zval *fn, uint32_t argc, const char *what,
     char *err, size_t errlen)
@@ -69,7 +89,8 @@ callable_set(struct callable *c, zval *fn, uint32_t argc, const char *what,
 		memset(&c->fcc, 0, sizeof(c->fcc));
 		return 0;
 	}
-	c->direct = direct_ok(&c->fcc, argc);
+	if ((c->direct = direct_ok(&c->fcc, argc)))
+		plan_frame(c);
 	return 0;
 }
 
@@ -88,24 +109,26 @@ static void
 call_direct(struct callable *c, zval *ret, uint32_t argc, zval *argv)
 {
 	zend_function *fn = c->fcc.function_handler;
-	uint32_t info = ZEND_CALL_TOP_FUNCTION | ZEND_CALL_DYNAMIC;
-	void *this_or_scope = c->fcc.called_scope;
 	zend_execute_data *call;
 
-	if (c->fcc.object != NULL && !(fn->common.fn_flags & ZEND_ACC_STATIC)) {
-		this_or_scope = c->fcc.object;
-		info |= ZEND_CALL_HAS_THIS;
-	}
-	if (fn->common.fn_flags & ZEND_ACC_CLOSURE) {
-		/* The frame holds the closure; leaving the frame drops it. */
+	/* The frame holds the closure; leaving the frame drops it. */
+	if (c->frame_info & ZEND_CALL_CLOSURE)
 		GC_ADDREF(ZEND_CLOSURE_OBJECT(fn));
-		info |= ZEND_CALL_CLOSURE;
-		if (fn->common.fn_flags & ZEND_ACC_FAKE_CLOSURE)
-			info |= ZEND_CALL_FAKE_CLOSURE;
+	call = zend_vm_stack_push_call_frame(c->frame_info, fn, argc,
+	    c->this_or_scope);
+	switch (argc) {
+	case 2:
+		ZVAL_COPY(ZEND_CALL_ARG(call, 2), &argv[1]);
+		ZEND_FALLTHROUGH;
+	case 1:
+		ZVAL_COPY(ZEND_CALL_ARG(call, 1), &argv[0]);
+		ZEND_FALLTHROUGH;
+	case 0:
+		break;
+	default:
+		for (uint32_t i = 0; i < argc; i++)
+			ZVAL_COPY(ZEND_CALL_ARG(call, i + 1), &argv[i]);
 	}
-	call = zend_vm_stack_push_call_frame(info, fn, argc, this_or_scope);
-	for (uint32_t i = 0; i < argc; i++)
-		ZVAL_COPY(ZEND_CALL_ARG(call, i + 1), &argv[i]);
 	zend_init_func_execute_data(call, &fn->op_array, ret);
 	zend_execute_ex(call);
 	zend_vm_stack_free_call_frame(call);

@@ -24,6 +24,8 @@ struct callable {
 	zval			fn;
 	zend_fcall_info_cache	fcc;
 	bool			direct;		/* see call_invoke() */
+	uint32_t		frame_info;	/* direct: the frame's flags */
+	void			*this_or_scope;	/* direct: its $this or scope */
 	const char		*what;		/* "work", "init", ... */
 };
 

@@ -17,7 +17,7 @@
 static pm_worker	*worker;	/* who we are: a worker, or the preload */
 static zval		 params;	/* the task's params, decoded */
 static zval		 registrations;	/* Manage::start() calls */
-static bool		 done_asked;	/* end the worker after this call */
+bool			 module_done_asked;	/* see module.h */
 
 void
 module_bind(pm_worker *w)
@@ -42,15 +42,6 @@ zval *
 module_params(void)
 {
 	return &params;
-}
-
-bool
-module_take_done(void)
-{
-	bool d = done_asked;
-
-	done_asked = false;
-	return d;
 }
 
 HashTable *
@@ -179,7 +170,7 @@ static PHP_FUNCTION(pm_php_stopping)
 static PHP_FUNCTION(pm_php_done)
 {
 	ZEND_PARSE_PARAMETERS_NONE();
-	done_asked = true;
+	module_done_asked = true;
 }
 
 /* pmhost\config_dir(): ?string, the directory of the JSON config */

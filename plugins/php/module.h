@@ -21,8 +21,21 @@ pm_worker	*module_worker(void);
 void		 module_set_params(zval *p);
 zval		*module_params(void);
 
-/* Did the script ask to end this worker after the current call? Clears. */
-bool		 module_take_done(void);
+/*
+ * Did the script ask to end this worker after the current call (setStop(),
+ * pmhost\done())?  Clears the request.  Read after every work call, hence
+ * inline.
+ */
+extern bool	 module_done_asked;
+
+static inline bool
+module_take_done(void)
+{
+	bool d = module_done_asked;
+
+	module_done_asked = false;
+	return d;
+}
 
 /* Manage::start() registrations: [config, init, work] arrays, in order. */
 HashTable	*module_registrations(void);

@@ -279,7 +279,8 @@ work(pm_worker *w, void *state)
 		/* process_manage ignores what its closure returns. */
 		rc = t->code.form == FORM_RETURN ? work_result(&ret) :
 		    PM_CONTINUE;
-		zval_ptr_dtor(&ret);
+		if (Z_REFCOUNTED(ret))
+			zval_ptr_dtor(&ret);
 		break;
 	case CALL_THREW:
 		rc = -1;
