@@ -15,17 +15,19 @@
 
 enum call_end {
 	CALL_RETURNED,
-	CALL_THREW,	/* uncaught exception: logged, the process goes on */
+	CALL_THREW,	/* an uncaught exception, logged: go on */
 	CALL_EXITED,	/* exit() or die(): the request is over */
-	CALL_FATAL	/* a fatal error (logged by PHP): the request is over */
+	CALL_FATAL	/* a fatal error: the request is over */
 };
 
+/* A callable resolved once; "direct" ones are entered without
+ * zend_call_function(), with the frame flags and $this or scope given. */
 struct callable {
-	zval			fn;
-	zend_fcall_info_cache	fcc;
-	bool			direct;		/* see call_invoke() */
-	uint32_t		frame_info;	/* direct: the frame's flags */
-	void			*this_or_scope;	/* direct: its $this or scope */
+	zval			 fn;
+	zend_fcall_info_cache	 fcc;
+	bool			 direct;
+	uint32_t		 frame_info;
+	void			*this_or_scope;
 	const char		*what;		/* "work", "init", ... */
 };
 

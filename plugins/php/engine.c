@@ -42,7 +42,9 @@ static const char ini_defaults[] =
 	"register_argc_argv=1\n";
 
 static int	 started;
-static char	*script_path;		/* $argv[0], $_SERVER's SCRIPT_* */
+static char	*saved_scan_dir;	/* PHP_INI_SCAN_DIR as we found it */
+static int	 scan_dir_set;		/* ... if set at all */
+static char	*script_path;		/* $argv[0], $_SERVER[SCRIPT_*] */
 static char	*script_argv[2];
 static char	*ini_text;		/* what the SAPI hands PHP; kept */
 
@@ -58,7 +60,7 @@ pm_sapi_ub_write(const char *str, size_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			break;		/* stdout is gone: the output is lost */
+			break;		/* stdout is gone: so is the rest */
 		done += (size_t)n;
 	}
 	return len;
@@ -228,6 +230,10 @@ engine_start(enum engine_mode mode, const char *script, const char *ini_extra,
 	 * ASan runtime aborts any dlopen() with RTLD_DEEPBIND, which libphp
 	 * uses for every extension.
 	 */
+	if (getenv("PHP_INI_SCAN_DIR") != NULL) {
+		scan_dir_set = 1;
+		saved_scan_dir = strdup(getenv("PHP_INI_SCAN_DIR"));
+	}
 #if defined(__SANITIZE_ADDRESS__)
 	setenv("PHP_INI_SCAN_DIR", "", 1);
 #else
@@ -292,4 +298,27 @@ engine_end_request(void)
 	if (!started)
 		return;
 	php_request_shutdown(NULL);
+}
+
+void
+engine_stop(void)
+{
+	if (!started)
+		return;
+	php_request_shutdown(NULL);
+	php_module_shutdown();
+	sapi_shutdown();
+	started = 0;
+	pm_sapi.ini_entries = NULL;
+	free(ini_text);
+	ini_text = NULL;
+	free(script_path);
+	script_path = NULL;
+	if (scan_dir_set && saved_scan_dir != NULL)
+		setenv("PHP_INI_SCAN_DIR", saved_scan_dir, 1);
+	else if (!scan_dir_set)
+		unsetenv("PHP_INI_SCAN_DIR");
+	free(saved_scan_dir);
+	saved_scan_dir = NULL;
+	scan_dir_set = 0;
 }

@@ -35,4 +35,7 @@ void	engine_after_fork(void);
  */
 void	engine_end_request(void);
 
+/* Ends the request and the engine: engine_start() may then run again. */
+void	engine_stop(void);
+
 #endif

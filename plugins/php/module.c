@@ -14,7 +14,7 @@
 
 #include "module.h"
 
-static pm_worker	*worker;	/* who we are: a worker, or the preload */
+static pm_worker	*worker;	/* a worker's, or the preload's */
 static zval		 params;	/* the task's params, decoded */
 static zval		 registrations;	/* Manage::start() calls */
 bool			 module_done_asked;	/* see module.h */

@@ -11,9 +11,11 @@
 
 #include <pmhost.h>
 
+/* script: absolute (as given if the host names no config dir);
+ * ini: "key=value" lines, or NULL. */
 struct php_params {
-	char	 script[PATH_MAX];	/* absolute, or as given if no dir */
-	char	*ini;			/* "key=value\n" lines; NULL if none */
+	char	 script[PATH_MAX];
+	char	*ini;
 };
 
 /*

@@ -40,8 +40,8 @@ struct php_task {
 	int			 loaded;	/* the top level has run */
 	/* This worker's: */
 	struct callable		 init, work, fini;
-	zval			 worker;	/* process_manage's Worker */
-	zval			 state;		/* what init returned */
+	zval			 worker;	/* the Worker object */
+	zval			 state;		/* init's result */
 	zval			 args[2];	/* work's arguments */
 	uint32_t		 argc;
 };
@@ -139,6 +139,9 @@ work_check(pm_worker *w)
 		return -1;
 	}
 	rc = script_lint(w, task.params.script);
+	/* Leave no engine behind: a preload may come next in this process. */
+	engine_stop();
+	params_free(&task.params);
 	return rc;
 }
 

@@ -12,14 +12,15 @@
 #include <pmhost.h>
 
 enum script_form {
-	FORM_RETURN,	/* return ['init' => ..., 'work' => ..., 'fini' => ...] */
-	FORM_MANAGE	/* process_manage: (new Manage($config))->...->start() */
+	FORM_RETURN,	/* return ['init' => f, 'work' => f, 'fini' => f] */
+	FORM_MANAGE	/* (new Manage($config))->...->start() */
 };
 
+/* init and fini are IS_UNDEF when absent; config is FORM_MANAGE's. */
 struct script_code {
 	enum script_form form;
-	zval	init, work, fini;	/* IS_UNDEF when absent */
-	zval	config;			/* FORM_MANAGE: the Manage's $config */
+	zval	init, work, fini;
+	zval	config;
 };
 
 /* Compiles path without running it; -1 after logging why at error level. */
@@ -30,7 +31,8 @@ int	script_lint(pm_worker *w, const char *path);
  * Manage it started (the one named like this task's baseTitle when it
  * starts several).  -1 after logging why at error level.
  */
-int	script_load(pm_worker *w, const char *path, struct script_code *code);
+int	script_load(pm_worker *w, const char *path,
+	    struct script_code *code);
 void	script_code_clear(struct script_code *code);
 
 /*

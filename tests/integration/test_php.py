@@ -700,6 +700,14 @@ return [
         self.assertEqual(sorted(on_exits.values()), [0] * 4)
         self.assertEqual(sorted(off_exits.values()), [0] * 4)
 
+    def test_a_load_check_first_in_the_same_process_changes_nothing(self):
+        # The check compiles with a reduced engine and stops it: a preload
+        # run next in that process gets the full one.
+        checked, exits = self.drive("-c")
+        plain, _ = self.drive()
+        self.assertEqual(self.per_worker(checked), self.per_worker(plain))
+        self.assertEqual(sorted(exits.values()), [0] * 4)
+
     def test_workers_cloned_from_a_seeded_engine_draw_their_own_numbers(self):
         logs, _ = self.drive(workers=4)
         draws = [m for _, slot, _, m in logs if m.startswith("draw ")]

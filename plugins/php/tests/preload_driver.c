@@ -5,9 +5,10 @@
  * it without atfork handlers (raw clone(2), as the host's spawner does),
  * each running work_init(), CALLS work() calls and work_fini().
  *
- *   php-preload-driver [-n] PLUGIN PARAMS_JSON CONFIG_DIR WORKERS CALLS
+ *   php-preload-driver [-c] [-n] PLUGIN PARAMS_JSON CONFIG_DIR WORKERS CALLS
  *
- * -n skips work_preload (every worker loads for itself).  Every pm_log()
+ * -c runs work_check first, in this process; -n skips work_preload
+ * (every worker loads for itself).  Every pm_log()
  * line goes to stdout as "LEVEL SLOT PID: MESSAGE"; the driver adds
  * "exit PID STATUS" for each worker and "preload MS" (the time
  * work_preload took).  Exit 0 when it could run everything, else 1.
@@ -183,19 +184,23 @@ main(int argc, char **argv)
 	struct driver_worker pre = { { &api }, -1, 0,
 	    "process_m:Preload:driver" };
 	int (*preload)(pm_worker *);
-	int skip_preload = 0, nworkers, status;
+	int skip_preload = 0, check_first = 0, nworkers, status;
+	int (*check)(pm_worker *);
 	long calls;
 	void *so;
 	pid_t pid;
 	double t0;
 
-	if (argc > 1 && strcmp(argv[1], "-n") == 0) {
-		skip_preload = 1;
-		argv++;
-		argc--;
+	for (; argc > 1 && argv[1][0] == '-'; argv++, argc--) {
+		if (strcmp(argv[1], "-n") == 0)
+			skip_preload = 1;
+		else if (strcmp(argv[1], "-c") == 0)
+			check_first = 1;
+		else
+			break;
 	}
 	if (argc != 6) {
-		fprintf(stderr, "usage: php-preload-driver [-n] PLUGIN "
+		fprintf(stderr, "usage: php-preload-driver [-c] [-n] PLUGIN "
 		    "PARAMS_JSON CONFIG_DIR WORKERS CALLS\n");
 		return 1;
 	}
@@ -210,6 +215,11 @@ main(int argc, char **argv)
 		return 1;
 	}
 	*(void **)&preload = dlsym(so, "work_preload");
+	*(void **)&check = dlsym(so, "work_check");
+	if (check_first && (check == NULL || check(&pre.pub) != 0)) {
+		printf("check failed\n");
+		return 1;
+	}
 	if (!skip_preload) {
 		if (preload == NULL) {
 			fprintf(stderr, "driver: no work_preload\n");
