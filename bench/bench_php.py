@@ -23,6 +23,9 @@ the target):
   pss              PSS per worker with 64 workers up
   status, stop     pmhost status / stop of 64 PHP workers, next to 64 C
                    workers (plugins/hello) and to the original's
+  driver           the plugin's preload path without the host
+                   (php-preload-driver: work_preload, then workers cloned
+                   from it): start -> first call, PSS; stated only
 pmhost is measured without preload and, when this pmhost knows the
 `preload` config key, with it (otherwise those rows are skipped).
 
@@ -257,6 +260,14 @@ $work = function ($process, $init = null) use ($rec) {
         file_put_contents($rec, 'FIRST ' . getmypid() . ' ' . hrtime(true)
             . "\n", FILE_APPEND);
     }
+};
+$init = null;
+""",
+    "linger": r"""
+$work = function ($process, $init = null) use ($rec) {
+    file_put_contents($rec, 'FIRST ' . getmypid() . ' ' . hrtime(true)
+        . "\n", FILE_APPEND);
+    usleep(3000000);
 };
 $init = null;
 """,
@@ -528,6 +539,39 @@ Manage::showStatus((new Manage(%s))->status(), true);
     add("stop.%s" % label, stop_task(label, name, master))
 
 
+def m_driver():
+    """The plugin's preload path without the host: php-preload-driver runs
+    work_preload, then clones N workers from it (as the host's preload
+    will); start -> the last first call, and PSS with 64 workers up."""
+    if not A.driver:
+        for k in ("start1", "start64", "pss"):
+            SKIPPED[k + ".driver"] = "no php-preload-driver beside php.so"
+        return
+    for n, runs in ((1, reps(10, 3)), (64, reps(3, 1))):
+        for i in range(runs):
+            name = "driver%d_%d" % (n, i)
+            rec = Records(os.path.join(A.out, "rec", name))
+            script = pm_script(name, "linger", rec.path, n, {}, False)
+            with open(script) as f:
+                params = json.load(f)["params"]
+            pid, ts = launch([A.driver, A.php_so, json.dumps(params),
+                              os.path.dirname(script), str(n), "1"],
+                             os.path.join(A.out, "log", name + ".log"))
+            try:
+                items = rec.wait(lambda it: len(first_calls(it)) >= n,
+                                 30 + n * 0.2, "%d first calls" % n)
+                firsts = sorted(first_calls(items).values())
+                add("start%d.driver" % n, firsts[n - 1] - read_ts(ts))
+                if n == 64:
+                    kb = [pss_kb(p) for p in children_of(pid)]
+                    kb = [k for k in kb if k is not None]
+                    if kb:
+                        add("pss.driver", sum(kb) / len(kb) / 1024)
+                wait_gone([pid], 30)
+            finally:
+                end_proc(pid)
+
+
 def m_c64():
     """The C figures: status and stop of 64 workers of plugins/hello."""
     if not A.hello_so:
@@ -648,10 +692,14 @@ ROWS = [
      "<= 0.1x original", ratio_le(0.1)),
     ("start1.pmpre", "  with preload", "ms", MS, "start1.orig",
      "<= 0.1x original", ratio_le(0.1)),
+    ("start1.driver", "  plugin's preload path, no host", "ms", MS,
+     "start1.orig", "(stated)", None),
     ("start64.pm", "start -> first call, 64 workers", "ms", MS,
      "start64.orig", "<= 0.1x original", ratio_le(0.1)),
     ("start64.pmpre", "  with preload", "ms", MS, "start64.orig",
      "<= 0.1x original", ratio_le(0.1)),
+    ("start64.driver", "  plugin's preload path, no host", "ms", MS,
+     "start64.orig", "(stated)", None),
     ("lives.pmpre", "worker lives/s (4 workers, 1 call each)", "/s", 1,
      "lives.orig", ">= 2x original", ratio_ge(2)),
     ("lives.pm", "  without preload", "/s", 1, "lives.orig",
@@ -668,6 +716,8 @@ ROWS = [
      "<= original", ratio_le(1)),
     ("pss.pmpre", "  with preload", "MiB", 1, "pss.orig", "<= original",
      ratio_le(1)),
+    ("pss.driver", "  plugin's preload path, no host", "MiB", 1, "pss.orig",
+     "(stated)", None),
     ("status.pm", "pmhost status, 64 PHP workers", "ms", MS, "status.c",
      "~ C figure", ratio_le(1.5)),
     ("stop.pm", "pmhost stop, 64 PHP workers", "ms", MS, "stop.c",
@@ -752,6 +802,9 @@ def setup():
             break
     if A.php_so is None:
         raise SystemExit("bench_php: no php.so in %s" % A.plugin_dir)
+    A.driver = os.path.join(os.path.dirname(A.php_so), "php-preload-driver")
+    if not os.access(A.driver, os.X_OK):
+        A.driver = None
     A.hello_so = None
     for c in (os.path.join(A.plugin_dir, "..", "hello", "hello.so"),
               os.path.join(A.plugin_dir, "hello", "hello.so"),
@@ -798,7 +851,7 @@ def main():
     ap.add_argument("--php", default="php8.2" if shutil.which("php8.2")
                     else "php")
     ap.add_argument("--only", help="comma-separated phases: start1, "
-                    "start64, c64, lives, dispatch")
+                    "start64, driver, c64, lives, dispatch")
     A = ap.parse_args()
     A.pmhost = os.path.abspath(A.pmhost)
     A.out = os.path.abspath(A.out)
@@ -811,8 +864,8 @@ def main():
             "yes" if PRELOAD["ok"] else "no (%s)" % PRELOAD["why"]),
             flush=True)
         phases = {"start1": lambda: m_start(1),
-                  "start64": lambda: m_start(64), "c64": m_c64,
-                  "lives": m_lives, "dispatch": m_dispatch}
+                  "start64": lambda: m_start(64), "driver": m_driver,
+                  "c64": m_c64, "lives": m_lives, "dispatch": m_dispatch}
         only = A.only.split(",") if A.only else list(phases)
         for name in only:
             phase = phases[name]
