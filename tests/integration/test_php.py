@@ -351,8 +351,10 @@ return [
         self.assertEqual(len(self.msgs(p, r"^top level ran$")), 2)
 
     def test_preload_on_and_off_give_the_same_results(self):
+        off_p = self.run_to_end()          # preload defaults to false
+        off = self.results(off_p)
+        self.assertEqual(len(off), 2, self.output(off_p))
         self.preload_or_skip()
-        off = self.results(self.run_to_end(preload=False))
         on_p = self.run_to_end(preload=True)
         self.assertEqual(self.results(on_p), off)
         # With preload the top level ran once, in the preload process.
@@ -624,6 +626,52 @@ return [
         self.assertIn("unknown op", got[40][3])
         self.assertTrue(self.msgs(p, r"queue: job 41 failed: "
                                      r"InvalidArgumentException"))
+
+
+class TestPreload(PhpTest):
+    """The host's preload with PHP tasks (skipped, saying so, until pmhost
+    knows the `preload` key)."""
+
+    def test_a_process_manage_script_is_loaded_once_and_warned_about_once(
+            self):
+        with open(os.path.join(EXAMPLES, "seed", "task.php")) as f:
+            script = f.read()
+        cfg = self.php_config(script, maxWorkerNum=2, executeTimes=1,
+                              executeUSleep=50000, preload=True)
+        self.preload_or_skip()
+        p = self.run_fg(cfg, workers=2)
+        self.wait_for(lambda: len(self.by_pid(p, r"^work run \.\.\. $"))
+                      >= 6, "six worker lives", timeout=20, proc=p)
+        self.stop_and_check(p)
+        # One warning, from the preload process, for every worker life.
+        warn = self.msgs(p, r"\$config differs", role="Preload")
+        self.assertEqual(len(warn), 1)
+        self.assertEqual(self.msgs(p, r"\$config differs"), [])
+        for pid, runs in self.by_pid(p, r"^work run").items():
+            self.assertEqual(len(runs), 1)
+            self.assertEqual(len(self.by_pid(p, r"^work init")[pid]), 1)
+
+    def test_killing_the_preload_process_leaves_the_workers_working(self):
+        cfg = self.php_config(php_script(r"""
+return ['work' => function ($s, $p) {
+    pmhost\log('info', 'call ' . pmhost\calls());
+}];
+"""), maxWorkerNum=2, executeTimes=0, executeUSleep=20000, preload=True)
+        self.preload_or_skip()
+        p = self.run_fg(cfg, workers=2)
+        self.wait_msgs(p, r"^call 2$", 2)
+        before = sorted(self.workers())
+        pre = self.pids_titled("Preload")
+        self.assertEqual(len(pre), 1)
+        os.kill(pre[0], signal.SIGKILL)
+        self.wait_for(lambda: [x for x in self.pids_titled("Preload")
+                               if x != pre[0]],
+                      "a new preload process", proc=p)
+        n = len(self.msgs(p, r"^call "))
+        self.wait_for(lambda: len(self.msgs(p, r"^call ")) >= n + 4,
+                      "calls after the preload process died", proc=p)
+        self.assertEqual(sorted(self.workers()), before)
+        self.stop_and_check(p)
 
 
 class TestPreloadPath(PhpTest):
