@@ -373,6 +373,7 @@ return ['work' => function ($state, $params) {
             checkWorkerInterval=0)
         p = self.start("run", cfg)
         self.assertEqual(self.wait_exit(p), 0, self.output(p))
+        self.assertEqual(self.tagged_pids(), [])
         ex = self.exits(p)
         self.assertEqual(len(ex), 1)
         self.assertIn("work() returned PM_DONE after 6 calls", ex[0]["reason"])
@@ -576,6 +577,7 @@ return [
             checkWorkerInterval=0)
         p = self.start("run", cfg)
         self.assertEqual(self.wait_exit(p), 0, self.output(p))
+        self.assertEqual(self.tagged_pids(), [])
         self.assertEqual([x["msg"] for x in self.lines(p)],
                          ["rows=1 sum=0 pdo=42", "rows=2 sum=1 pdo=42",
                           "rows=3 sum=3 pdo=42"])
@@ -719,6 +721,8 @@ return [
             m = re.match(r"^exit (\d+) (\d+)$", line)
             if m:
                 exits[int(m.group(1))] = int(m.group(2))
+        # The driver waited for its workers: none may be left.
+        self.assertEqual(self.tagged_pids(), [])
         return logs, exits
 
     def per_worker(self, logs):
