@@ -267,7 +267,7 @@ $init = null;
 $work = function ($process, $init = null) use ($rec) {
     file_put_contents($rec, 'FIRST ' . getmypid() . ' ' . hrtime(true)
         . "\n", FILE_APPEND);
-    usleep(3000000);
+    usleep(1000000);            // alive while the harness reads PSS
 };
 $init = null;
 """,
@@ -551,7 +551,8 @@ def m_driver():
         for i in range(runs):
             name = "driver%d_%d" % (n, i)
             rec = Records(os.path.join(A.out, "rec", name))
-            script = pm_script(name, "linger", rec.path, n, {}, False)
+            script = pm_script(name, "linger" if n == 64 else "first",
+                               rec.path, n, {}, False)
             with open(script) as f:
                 params = json.load(f)["params"]
             pid, ts = launch([A.driver, A.php_so, json.dumps(params),
@@ -601,8 +602,8 @@ def m_c64():
 
 def m_lives():
     """executeTimes 1, executeUSleep 0, 4 workers: lives per second."""
-    window = 3.0 if A.quick else 10.0
-    warm = 1.0
+    window = 2.0 if A.quick else 10.0
+    warm = 0.5 if A.quick else 1.0
     for label, _ in variants():
         name = "lives_%s" % label
         rec = Records(os.path.join(A.out, "rec", name))
@@ -627,7 +628,7 @@ def m_dispatch():
     """An empty closure back to back: calls per second of wall time and
     per CPU second (steal-proof on a shared machine) in one worker, and in
     a plain PHP loop in a php-cli process; the runs alternate."""
-    secs = 2 if A.quick else 5
+    secs = 2 if A.quick else 5     # limitSeconds: whole seconds
     closures = closures_file("loop", "dispatch", os.devnull)
     loop = write(os.path.join(A.out, "php", "loop.php"), """<?php
 require %s;
@@ -635,7 +636,7 @@ $process = new stdClass;
 $n = 0;
 $c0 = $cpu();
 $t0 = hrtime(true);
-$end = $t0 + %d * 1000000000;
+$end = $t0 + %g * 1000000000;
 do {
     for ($i = 0; $i < 4096; $i++) {
         $work($process, null);
