@@ -255,6 +255,40 @@ use ProcessManage\Log\ProcessLog;
             self.assertRegex(e["reason"], r"^stopped after 1 calls")
         self.assertNotIn("SIGKILL", self.output(p))
 
+    def test_an_autoloader_never_loads_the_original_classes(self):
+        # What composer's autoloader does: load ProcessManage\ classes
+        # from vendor/ on first use.  The plugin's are there first.
+        cfg = self.php_config(php_script(r"""
+spl_autoload_register(function ($class) {
+    pmhost\log('error', "autoloader asked for $class");
+});
+
+use ProcessManage\Process\Manage;
+use ProcessManage\Process\Worker;
+use ProcessManage\Log\ProcessLog;
+use ProcessManage\Exception\ProcessException;
+
+try {
+    (new Manage(['baseTitle' => 'x']))
+        ->setWork(function (Worker $process) {
+            ProcessLog::Record('notice', $process, get_class($process) .
+                ' ' . (new \ReflectionClass($process))->getFileName());
+        })
+        ->start();
+} catch (ProcessException $e) {
+    echo $e->getExceptionAsString();
+}
+"""), maxWorkerNum=1, executeTimes=1, executeUSleep=10000,
+            checkWorkerInterval=0)
+        p = self.start("run", cfg)
+        self.assertEqual(self.wait_exit(p), 0, self.output(p))
+        self.assertEqual(self.tagged_pids(), [])
+        self.assertEqual(self.msgs(p, r"autoloader"), [])
+        line = self.msgs(p, r"^ProcessManage")
+        self.assertEqual([(x["level"], x["msg"]) for x in line],
+                         [("notice", "ProcessManage\\Process\\Worker "
+                           "pmhost/process_manage.php")])
+
     def test_a_script_starting_several_manages_runs_the_one_named_here(self):
         # ManageMultiple: each of a config's tasks picks its Manage.
         self.write("multi.php", php_script(r"""
