@@ -8,7 +8,6 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,12 +266,6 @@ engine_start(enum engine_mode mode, const char *script, const char *ini_extra,
 		snprintf(err, errlen, "process_manage's classes do not load");
 	} zend_end_try();
 	return rc;
-}
-
-int
-engine_started(void)
-{
-	return started;
 }
 
 void

@@ -23,9 +23,6 @@ enum engine_mode {
 int	engine_start(enum engine_mode mode, const char *script,
 	    const char *ini_extra, char *err, size_t errlen);
 
-/* Has this process, or the one it was forked from, started the engine? */
-int	engine_started(void);
-
 /* What a process forked from a running engine must redo for itself. */
 void	engine_after_fork(void);
 
