@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "config.h"
 #include "log.h"
 
 static volatile sig_atomic_t	 stop_noted;
@@ -147,6 +148,26 @@ api_config_dir(const pm_worker *w)
 	return ctx_of(w)->config_dir;
 }
 
+static int
+api_stop_reason(const pm_worker *w)
+{
+	const struct api_ctx *ctx = ctx_of(w);
+	uint32_t cmd = ctx->cell != NULL ? atomic_load(&ctx->cell->cmd) :
+	    CELL_RUN;
+
+	if (cmd == CELL_EXPIRE)
+		return PM_STOP_LIFETIME;
+	if (cmd == CELL_TIMEOUT)
+		return PM_STOP_TIMEOUT;
+	return api_stopping(ctx) ? PM_STOP_STOP : PM_STOP_NONE;
+}
+
+static const char *
+api_config_json(const pm_worker *w)
+{
+	return ctx_of(w)->config_json;
+}
+
 static const struct pm_host_api host_api = {
 	.size = sizeof(struct pm_host_api),
 	.slot = api_slot,
@@ -158,17 +179,20 @@ static const struct pm_host_api host_api = {
 	.log_str = api_log_str,
 	.stop_fd = api_stop_fd,
 	.config_dir = api_config_dir,
+	.stop_reason = api_stop_reason,
+	.config_json = api_config_json,
 };
 
 void
 api_init(struct api_ctx *ctx, enum api_role role, int slot,
-    const char *title, const char *params, const char *config_dir)
+    const char *title, const struct task_config *t)
 {
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->pub.api = &host_api;
 	ctx->role = role;
 	ctx->slot = slot;
 	ctx->title = title;
-	ctx->params = params;
-	ctx->config_dir = config_dir;
+	ctx->params = t->params;
+	ctx->config_dir = t->config_dir;
+	ctx->config_json = t->json;
 }

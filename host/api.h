@@ -28,13 +28,16 @@ struct api_ctx {
 	const char		*title;
 	const char		*params;
 	const char		*config_dir;
+	const char		*config_json;
 	struct sb_cell		*cell;		/* workers only */
 	struct buf		*capture;	/* probe: warning+ lines */
 };
 
+struct task_config;
+
 /* Fills ctx for a role; strings are borrowed and must outlive it. */
 void	api_init(struct api_ctx *ctx, enum api_role role, int slot,
-	    const char *title, const char *params, const char *config_dir);
+	    const char *title, const struct task_config *t);
 
 /* Has anyone asked this process to end (its cell's command, SIGTERM)? */
 int	api_stopping(const struct api_ctx *ctx);

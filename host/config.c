@@ -51,9 +51,11 @@ enum key_id {
 	K_STRICT_PATHS,
 	K_NO_NEW_PRIVS,
 	K_LIMITS,
+	K_PRELOAD,
 	K_TASKS,
 	K_CONFIG_PATH,		/* derived fields, not keys */
 	K_CONFIG_DIR,
+	K_JSON,
 	K_COUNT
 };
 
@@ -153,12 +155,16 @@ static const struct key_spec {
 				    AT(F_BOOL, no_new_privs), 1, NULL },
 	[K_LIMITS] =		{ "limits", V_LIMITS, 0, 0,
 				    AT(F_LIMITS, limits), 0, NULL },
+	[K_PRELOAD] =		{ "preload", V_BOOL, 0, 0,
+				    AT(F_BOOL, preload), 0, NULL },
 	[K_TASKS] =		{ "tasks", V_TASKS, 0, 0, FIELD(plugin), 0,
 				    NULL },
 	[K_CONFIG_PATH] =	{ NULL, V_DERIVED, 0, 0,
 				    AT(F_STR, config_path), 0, NULL },
 	[K_CONFIG_DIR] =	{ NULL, V_DERIVED, 0, 0,
 				    AT(F_STR, config_dir), 0, NULL },
+	[K_JSON] =		{ NULL, V_DERIVED, 0, 0, AT(F_STR, json), 0,
+				    NULL },
 };
 
 static const char *const limit_names[LIMIT_COUNT] = {
@@ -839,6 +845,77 @@ field_build(const struct parse_ctx *ctx, struct task_config *tc, int k,
 	return 0;
 }
 
+/* One field of tc as a JSON value (NULL: not a key, or absent). */
+static json_t *
+field_json(struct task_config *tc, int k)
+{
+	const struct key_spec *spec = &key_specs[k];
+	void *f = field_of(tc, k);
+	json_t *o;
+
+	switch (spec->type) {
+	case F_STR:
+		if (*(char **)f == NULL)
+			return NULL;
+		if (spec->kind == V_JSON)
+			return json_loads(*(char **)f, JSON_DECODE_ANY, NULL);
+		return json_string(*(char **)f);
+	case F_LLONG:
+		return json_integer(*(long long *)f);
+	case F_INT:
+		return json_integer(*(int *)f);
+	case F_UINT:
+		return json_integer(*(unsigned *)f);
+	case F_U64:
+		return json_integer((json_int_t)*(uint64_t *)f);
+	case F_SCHEDULE:
+		return json_string(*(enum schedule *)f == SCHEDULE_RATE ?
+		    "rate" : "delay");
+	case F_LEVEL:
+		return *(int *)f < 0 ? NULL :
+		    json_string(log_level_name(*(int *)f));
+	case F_BOOL:
+		return json_boolean(*(int *)f);
+	case F_LIMITS:
+		o = json_object();
+		for (int i = 0; o != NULL && i < LIMIT_COUNT; i++) {
+			const struct limit *l = &((struct limit *)f)[i];
+
+			if (!l->set)
+				continue;
+			json_object_set_new(o, limit_names[i],
+			    l->value == UINT64_MAX ? json_string("infinity") :
+			    json_integer((json_int_t)l->value));
+		}
+		return o;
+	case F_NONE:
+		break;
+	}
+	return NULL;
+}
+
+/* The whole task as compact JSON, keys as in a config file. */
+static char *
+task_json(struct task_config *tc)
+{
+	json_t *o = json_object();
+	char *s;
+
+	if (o == NULL)
+		return NULL;
+	for (int k = 0; k < K_COUNT; k++) {
+		json_t *v;
+
+		if (key_specs[k].name == NULL ||
+		    (v = field_json(tc, k)) == NULL)
+			continue;
+		json_object_set_new(o, key_specs[k].name, v);
+	}
+	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return s;
+}
+
 /* Builds one task from values already validated; -1 only without memory. */
 static int
 task_build(const struct parse_ctx *ctx, struct task_config *tc,
@@ -852,7 +929,8 @@ task_build(const struct parse_ctx *ctx, struct task_config *tc,
 			goto fail;
 	}
 	if (str_dup(&tc->config_path, ctx->abs_path) < 0 ||
-	    str_dup(&tc->config_dir, ctx->dir) < 0)
+	    str_dup(&tc->config_dir, ctx->dir) < 0 ||
+	    (tc->json = task_json(tc)) == NULL)
 		goto fail;
 	return 0;
 fail:

@@ -56,6 +56,9 @@ struct task_config {
 	int		 no_new_privs;	/* workers: PR_SET_NO_NEW_PRIVS
 					   (default 1) */
 	struct limit	 limits[LIMIT_COUNT];
+	int		 preload;	/* workers forked from a preload
+					   process that loaded the plugin */
+	char		*json;		/* all of it as compact JSON */
 };
 
 /* "nofile", "nproc", "core", "as": the names in the limits object. */

@@ -198,7 +198,7 @@ run_check(const struct task_config *t, const struct plugin *p, char *err,
 		return 0;
 	title_compose(title, sizeof(title), t->title_prefix, TITLE_WORKER,
 	    t->base_title);
-	api_init(&ctx, ROLE_PROBE, -1, title, t->params, t->config_dir);
+	api_init(&ctx, ROLE_PROBE, -1, title, t);
 	ctx.capture = &said;
 	rc = p->check(&ctx.pub);
 	if (rc != 0) {

@@ -37,6 +37,7 @@ why_text(unsigned why)
 	case WHY_LOAD:		return "plugin failed to load";
 	case WHY_INIT:		return "work_init() failed";
 	case WHY_SETUP:		return "worker setup failed";
+	case WHY_FAIL:		return "work() returned PM_FAIL";
 	default:		return NULL;
 	}
 }
@@ -67,7 +68,8 @@ policy_classify(const struct exit_facts *f, char *text, size_t size)
 		return EXIT_FAILED;
 	}
 	if (WEXITSTATUS(f->wstatus) == 0 && why != NULL &&
-	    f->why != WHY_LOAD && f->why != WHY_INIT && f->why != WHY_SETUP) {
+	    f->why != WHY_LOAD && f->why != WHY_INIT && f->why != WHY_SETUP &&
+	    f->why != WHY_FAIL) {
 		if (f->why == WHY_RSS)
 			snprintf(text, size, "%s (RSS %.1f MiB) after %llu "
 			    "calls, %.2f s", why, (double)f->rss_kb / 1024,
@@ -89,9 +91,14 @@ policy_classify(const struct exit_facts *f, char *text, size_t size)
 }
 
 int
-policy_healthy(uint64_t calls, int64_t lived_ns)
+policy_healthy(const struct exit_facts *f, enum exit_class cls)
 {
-	return calls > 0 || lived_ns >= HEALTHY_RUN_NS;
+	if (cls == EXIT_ORDERLY || f->lived_ns >= HEALTHY_RUN_NS)
+		return 1;
+	/* Declared failed (PM_FAIL) or hung (workTimeout): no progress. */
+	if (f->timed_out || f->why == WHY_FAIL)
+		return 0;
+	return f->calls > 0;
 }
 
 int64_t

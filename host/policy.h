@@ -13,7 +13,7 @@
 
 #define BACKOFF_BASE_NS		(100 * NS_PER_MS)
 #define BACKOFF_CAP_NS		(30 * NS_PER_SEC)
-/* A run this long counts as healthy even if it never finished a call. */
+/* A run this long counts as healthy even if it ended in a failure. */
 #define HEALTHY_RUN_NS		(10 * NS_PER_SEC)
 
 enum exit_class {
@@ -40,8 +40,13 @@ struct exit_facts {
 enum exit_class	policy_classify(const struct exit_facts *f, char *text,
 		    size_t size);
 
-/* Did the run that ended deserve to reset the slot's failure streak? */
-int		policy_healthy(uint64_t calls, int64_t lived_ns);
+/*
+ * Did the run that ended (of class cls) deserve to reset the slot's
+ * failure streak?  An orderly end did, and so did a run of
+ * HEALTHY_RUN_NS; a failed one if it completed a call, unless it ended
+ * for workTimeout or returned PM_FAIL, which say it made no progress.
+ */
+int		policy_healthy(const struct exit_facts *f, enum exit_class cls);
 
 /*
  * Updates a slot's run of consecutive failures after an exit and returns

@@ -24,7 +24,8 @@ enum cell_cmd {
 	CELL_RUN,		/* go on */
 	CELL_HOLD,		/* initialise, then wait: the old worker is not gone */
 	CELL_EXIT,		/* finish the current call, work_fini, exit */
-	CELL_EXPIRE		/* the same, because limitSeconds has passed */
+	CELL_EXPIRE,		/* the same, because limitSeconds has passed */
+	CELL_TIMEOUT		/* the same, because a call ran too long */
 };
 
 enum cell_phase {
@@ -46,7 +47,8 @@ enum exit_why {
 	WHY_STOP,		/* asked to stop */
 	WHY_LOAD,		/* the plugin did not load */
 	WHY_INIT,		/* work_init() failed */
-	WHY_SETUP		/* the worker could not set itself up */
+	WHY_SETUP,		/* the worker could not set itself up */
+	WHY_FAIL		/* work() returned PM_FAIL */
 };
 
 /*

@@ -189,11 +189,12 @@ watch_output(struct slots *s, int idx)
 		memset(&ev, 0, sizeof(ev));
 		ev.events = EPOLLIN;
 		ev.data.u64 = EV_DATA(k == 0 ? EV_OUT : EV_ERR, idx);
-		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, p->fd[k], &ev) < 0) {
+		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, p->out[k].fd,
+		    &ev) < 0) {
 			logmsg(PM_LOG_ERROR, "slot %d: epoll_ctl: %s", p->slot,
 			    strerror(errno));
-			close(p->fd[k]);
-			p->fd[k] = -1;
+			close(p->out[k].fd);
+			p->out[k].fd = -1;
 		}
 	}
 }
@@ -249,8 +250,8 @@ slots_spawn(struct slots *s, int i, const struct spawn_ctx *ctx, int hold)
 	p->hot = cfg->execute_usleep == 0;
 	p->lifetime = (int64_t)cfg->limit_seconds * NS_PER_SEC;
 	p->title = ctx->title;
-	p->fd[0] = fds[0];
-	p->fd[1] = fds[1];
+	outstream_init(&p->out[0], fds[0], 0);
+	outstream_init(&p->out[1], fds[1], 1);
 	watch_output(s, idx);
 	if (hold)
 		/* It must finish work_init in time, or it is killed. */
@@ -361,97 +362,27 @@ plan_slot(struct slots *s, int i, enum exit_class cls, int healthy,
 		    "row)", (double)delay / NS_PER_SEC, sl->failures);
 }
 
-/* Logs one whole line of a worker's stream. */
-static void
-output_line(const struct proc *p, int stream, const char *line, size_t len)
+/* Who a worker's lines are from. */
+static struct log_origin
+origin(const struct proc *p)
 {
 	struct log_origin o = { p->title, "", ROLE_WORKER_LOG, p->pid,
 	    p->slot };
-	int level = stream == 0 ? PM_LOG_INFO : PM_LOG_WARNING;
 
-	/* A record: its level, then its text (host messages, pm_log). */
-	if (stream == 1 && len >= 2 && line[0] == LOG_RECORD &&
-	    line[1] >= '0' && line[1] <= '0' + PM_LOG_ERROR) {
-		level = line[1] - '0';
-		line += 2;
-		len -= 2;
-	}
-	log_line(&o, level, line, len);
-}
-
-/* Splits data into lines, the first continuing what was left before. */
-static void
-output_data(struct proc *p, int stream, const char *data, size_t n)
-{
-	while (n > 0) {
-		const char *nl = memchr(data, '\n', n);
-		size_t take = nl != NULL ? (size_t)(nl - data) : n;
-		struct linebuf *lb = p->part[stream];
-
-		if (nl != NULL && (lb == NULL || lb->len == 0)) {
-			/* A whole line: logged from where it lies. */
-			output_line(p, stream, data, take);
-		} else {
-			/* Part of a line: kept until its end comes. */
-			if (lb == NULL && (lb = p->part[stream] =
-			    calloc(1, sizeof(*lb))) == NULL)
-				return;
-			for (size_t done = 0; done < take; ) {
-				size_t c = take - done;
-
-				if (c > sizeof(lb->p) - lb->len)
-					c = sizeof(lb->p) - lb->len;
-				memcpy(lb->p + lb->len, data + done, c);
-				lb->len += c;
-				done += c;
-				/* Too long for one line: out in pieces. */
-				if (lb->len == sizeof(lb->p)) {
-					output_line(p, stream, lb->p, lb->len);
-					lb->len = 0;
-				}
-			}
-			if (nl != NULL) {
-				output_line(p, stream, lb->p, lb->len);
-				lb->len = 0;
-			}
-		}
-		if (nl == NULL)
-			return;
-		data += take + 1;
-		n -= take + 1;
-	}
+	return o;
 }
 
 void
 slots_output(struct slots *s, int idx, int stream)
 {
 	struct proc *p = &s->procs[idx];
-	char buf[65536];
+	struct log_origin o;
 
 	/* An event may outlive its worker within one batch of the loop. */
 	if (idx < 0 || idx >= SB_CELLS || p->state == PROC_FREE)
 		return;
-	for (int rounds = 0; p->fd[stream] >= 0 && rounds < 16; rounds++) {
-		ssize_t n = read(p->fd[stream], buf, sizeof(buf));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return;
-		if (n <= 0) {
-			/* The worker (and all it forked) closed it. */
-			if (p->part[stream] != NULL &&
-			    p->part[stream]->len > 0)
-				output_line(p, stream, p->part[stream]->p,
-				    p->part[stream]->len);
-			free(p->part[stream]);
-			p->part[stream] = NULL;
-			close(p->fd[stream]);
-			p->fd[stream] = -1;
-			return;
-		}
-		output_data(p, stream, buf, (size_t)n);
-	}
+	o = origin(p);
+	outstream_read(&p->out[stream], &o);
 }
 
 /* Takes what is left of a dead worker's output and closes its streams. */
@@ -459,17 +390,10 @@ static void
 drain_output(struct slots *s, int idx)
 {
 	struct proc *p = &s->procs[idx];
+	struct log_origin o = origin(p);
 
-	for (int k = 0; k < 2; k++) {
-		slots_output(s, idx, k);
-		if (p->part[k] != NULL && p->part[k]->len > 0)
-			output_line(p, k, p->part[k]->p, p->part[k]->len);
-		free(p->part[k]);
-		p->part[k] = NULL;
-		if (p->fd[k] >= 0)
-			close(p->fd[k]);
-		p->fd[k] = -1;
-	}
+	for (int k = 0; k < 2; k++)
+		outstream_close(&p->out[k], &o);
 }
 
 void
@@ -511,8 +435,8 @@ slots_exited(struct slots *s, int idx, int wstatus, int64_t now,
 	s->free_cells[s->nfree++] = idx;
 	s->nlive--;
 
-	plan_slot(s, p->slot, ex->cls, policy_healthy(f.calls, f.lived_ns),
-	    now, plan, sizeof(plan));
+	plan_slot(s, p->slot, ex->cls, policy_healthy(&f, ex->cls), now, plan,
+	    sizeof(plan));
 	copy_str(sl->last_exit, ex->text, sizeof(sl->last_exit));
 	sl->last_failed = ex->cls == EXIT_FAILED;
 	logmsg(ex->cls == EXIT_FAILED && !s->stopping ? PM_LOG_WARNING :

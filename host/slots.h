@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "output.h"
 #include "lifecycle.h"
 #include "policy.h"
 #include "privs.h"
@@ -32,11 +33,7 @@ struct spawn_ctx {
 	const char		*title;		/* its process title */
 };
 
-/* A partial line of a worker's output, until its newline comes. */
-struct linebuf {
-	size_t		 len;
-	char		 p[LOG_LINE_MAX];
-};
+
 
 /* A live worker process; its index is its scoreboard cell. */
 struct proc {
@@ -55,8 +52,7 @@ struct proc {
 	uint64_t	 watch_calls;	/* workTimeout: calls when last seen */
 	int64_t		 watch_since;	/* mono ns that count was first seen */
 	const char	*title;		/* its title (its generation's) */
-	int		 fd[2];		/* its stdout, stderr; -1: closed */
-	struct linebuf	*part[2];	/* unfinished lines of each */
+	struct outstream out[2];	/* its stdout, stderr */
 };
 
 /* A worker position: its index is what pm_worker_slot() returns. */

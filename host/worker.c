@@ -92,8 +92,8 @@ static _Noreturn void
 end_worker(struct worker *wk, enum exit_why why)
 {
 	struct sb_cell *c = wk->cell;
-	int code = (why == WHY_LOAD || why == WHY_INIT || why == WHY_SETUP) ?
-	    WORKER_EXIT_FAILED : 0;
+	int code = (why == WHY_LOAD || why == WHY_INIT || why == WHY_SETUP ||
+	    why == WHY_FAIL) ? WORKER_EXIT_FAILED : 0;
 
 	atomic_store(&c->w.phase, PHASE_EXITING);
 	if (wk->initialised && wk->plugin.fini != NULL)
@@ -382,7 +382,7 @@ run_paced(struct worker *wk)
 		atomic_store_explicit(&c->w.phase, PHASE_IDLE,
 		    memory_order_relaxed);
 		if (rc > 0)
-			return WHY_DONE;
+			return rc == PM_FAIL ? WHY_FAIL : WHY_DONE;
 		if (rc < 0)
 			note_error(wk, rc);
 		if (calls == cfg->execute_times)
@@ -425,7 +425,7 @@ run_hot(struct worker *wk)
 		    memory_order_release);
 		if (__builtin_expect(rc != PM_CONTINUE, 0)) {
 			if (rc > 0)
-				return WHY_DONE;
+				return rc == PM_FAIL ? WHY_FAIL : WHY_DONE;
 			note_error(wk, rc);
 		}
 		/* times 0 (unlimited) is never reached: calls starts at 1. */
@@ -465,8 +465,7 @@ worker_main(const struct worker_args *a)
 
 	title_compose(wk.title, sizeof(wk.title), a->cfg->title_prefix,
 	    TITLE_WORKER, a->cfg->base_title);
-	api_init(&wk.api, ROLE_WORKER, a->slot, wk.title, a->cfg->params,
-	    a->cfg->config_dir);
+	api_init(&wk.api, ROLE_WORKER, a->slot, wk.title, a->cfg);
 	wk.api.cell = a->cell;
 	wk.a = a;
 	wk.cell = a->cell;

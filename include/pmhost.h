@@ -32,6 +32,15 @@ extern "C" {
 /* Return values of work(); any negative value is an error. */
 #define PM_CONTINUE		0	/* call me again */
 #define PM_DONE			1	/* end this worker normally; it is respawned */
+#define PM_FAIL			2	/* end this worker as failed: work_fini
+					   runs, the respawn backs off (an
+					   older host takes it as PM_DONE) */
+
+/* Why a worker is asked to end (pm_worker_stop_reason()). */
+#define PM_STOP_NONE		0	/* it is not */
+#define PM_STOP_STOP		1	/* stop, restart, scale down */
+#define PM_STOP_LIFETIME	2	/* its limitSeconds is over */
+#define PM_STOP_TIMEOUT		3	/* its call ran past workTimeout */
 
 /* Levels for pm_log(), as in the logLevel config key. */
 #define PM_LOG_DEBUG		0
@@ -69,6 +78,8 @@ struct pm_host_api {
 	/* Appended in 0.2; the wrappers check size before calling them. */
 	int		(*stop_fd)(pm_worker *w);
 	const char *	(*config_dir)(const pm_worker *w);
+	int		(*stop_reason)(const pm_worker *w);
+	const char *	(*config_json)(const pm_worker *w);
 };
 
 /* Does the host's table reach entry `field`?  (Older hosts stop short.) */
@@ -128,8 +139,8 @@ struct pm_plugin_magic {
  *   stores in *state is handed to work() and work_fini().  Non-zero means
  *   the worker cannot run: it exits and its slot is respawned with backoff.
  * work: PM_CONTINUE to be called again, PM_DONE to end this worker
- *   normally, a negative value for an error (logged, counted, the worker
- *   goes on).
+ *   normally, PM_FAIL to end it as failed (it is respawned with backoff),
+ *   a negative value for an error (logged, counted, the worker goes on).
  * work_fini: called on every orderly exit of a worker whose work_init
  *   succeeded (call limit, lifetime limit, PM_DONE, memory limit, stop).
  */
@@ -210,6 +221,30 @@ static inline const char *
 pm_worker_config_dir(const pm_worker *w)
 {
 	return PM_HOST_HAS(w, config_dir) ? w->api->config_dir(w) : NULL;
+}
+
+/*
+ * Why the worker has been asked to end: PM_STOP_NONE, PM_STOP_STOP,
+ * PM_STOP_LIFETIME or PM_STOP_TIMEOUT (PM_STOP_STOP from an older host
+ * whenever pm_worker_stopping() is true).
+ */
+static inline int
+pm_worker_stop_reason(const pm_worker *w)
+{
+	if (PM_HOST_HAS(w, stop_reason))
+		return w->api->stop_reason(w);
+	return pm_worker_stopping(w) ? PM_STOP_STOP : PM_STOP_NONE;
+}
+
+/*
+ * The task's whole effective config (defaults filled in, paths absolute)
+ * as compact JSON, keys as in the config file: what a plugin may compare
+ * its own settings with.  NULL if the host is too old.
+ */
+static inline const char *
+pm_worker_config_json(const pm_worker *w)
+{
+	return PM_HOST_HAS(w, config_json) ? w->api->config_json(w) : NULL;
 }
 
 #ifdef __cplusplus

@@ -24,6 +24,9 @@
  *		 logs an error naming params.check_msg and returns -1
  *   block_ms	 N: each call blocks in poll() on pm_worker_stop_fd() for
  *		 up to N ms; records "woken" when the stop fd ended it
+ *   fail_at	 N: call N returns PM_FAIL
+ *   show_config 1: work_init records "config <the task's config JSON>"
+ * fini lines carry pm_worker_stop_reason() as EXTRA.
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -43,7 +46,7 @@ struct rec {
 	int	fd;
 	long	init_fail, init_sleep_ms, fini_sleep_ms, sleep_ms, crash_at,
 		hang_at, done_at, error_at, exit_at, exit_code, fork_child,
-		leak_kb, poll_stop, log, print, orphan_ms, block_ms;
+		leak_kb, poll_stop, log, print, orphan_ms, block_ms, fail_at;
 	char	tag[128];
 };
 
@@ -113,7 +116,7 @@ sleep_ms(pm_worker *w, struct rec *r, long ms)
 static void
 record(pm_worker *w, struct rec *r, const char *event, const char *extra)
 {
-	char line[512];
+	char line[8192];
 	int n;
 
 	if (r->fd < 0)
@@ -206,6 +209,9 @@ work_init(pm_worker *w, void **state)
 	r->print = num_param(j, "print", 0);
 	r->orphan_ms = num_param(j, "orphan_ms", 0);
 	r->block_ms = num_param(j, "block_ms", 0);
+	r->fail_at = num_param(j, "fail_at", 0);
+	if (num_param(j, "show_config", 0))
+		record(w, r, "config", pm_worker_config_json(w));
 	str_param(j, "tag", r->tag, sizeof(r->tag));
 	*state = r;
 
@@ -276,6 +282,8 @@ work(pm_worker *w, void *state)
 	}
 	if (call == r->done_at)
 		return PM_DONE;
+	if (call == r->fail_at)
+		return PM_FAIL;
 	if (call == r->error_at)
 		return -1;
 	return PM_CONTINUE;
@@ -286,9 +294,12 @@ work_fini(pm_worker *w, void *state)
 {
 	struct rec *r = state;
 
+	char why[16];
+
 	if (r->fini_sleep_ms > 0)
 		sleep_ms(w, NULL, r->fini_sleep_ms);
-	record(w, r, "fini", "");
+	snprintf(why, sizeof(why), "%d", pm_worker_stop_reason(w));
+	record(w, r, "fini", why);
 	if (r->fd >= 0)
 		close(r->fd);
 	free(r);

@@ -446,21 +446,49 @@ END_TEST
 
 /* --- policy_healthy ----------------------------------------------------- */
 
+/* Whether a run of calls calls, lived ns, ending in cls was healthy. */
+static int
+healthy(enum exit_class cls, uint64_t calls, int64_t lived, int timed_out,
+    unsigned why)
+{
+	struct exit_facts f;
+
+	memset(&f, 0, sizeof(f));
+	f.calls = calls;
+	f.lived_ns = lived;
+	f.timed_out = timed_out;
+	f.why = why;
+	return policy_healthy(&f, cls);
+}
+
 START_TEST(healthy_by_calls)
 {
-	ck_assert_int_eq(policy_healthy(0, 0), 0);
-	ck_assert_int_eq(policy_healthy(1, 0), 1);
-	ck_assert_int_eq(policy_healthy(UINT64_MAX, 0), 1);
-	ck_assert_int_eq(policy_healthy(1, -1), 1);
+	ck_assert_int_eq(healthy(EXIT_FAILED, 0, 0, 0, WHY_NONE), 0);
+	ck_assert_int_eq(healthy(EXIT_FAILED, 1, 0, 0, WHY_NONE), 1);
+	ck_assert_int_eq(healthy(EXIT_FAILED, UINT64_MAX, 0, 0, WHY_NONE), 1);
+	ck_assert_int_eq(healthy(EXIT_FAILED, 1, -1, 0, WHY_NONE), 1);
+	/* An orderly end is a healthy run, however short. */
+	ck_assert_int_eq(healthy(EXIT_ORDERLY, 0, 0, 0, WHY_CALLS), 1);
+}
+END_TEST
+
+START_TEST(not_healthy_when_declared_failed_or_hung)
+{
+	/* Calls before a workTimeout or a PM_FAIL do not count. */
+	ck_assert_int_eq(healthy(EXIT_FAILED, 5, SEC, 1, WHY_NONE), 0);
+	ck_assert_int_eq(healthy(EXIT_FAILED, 5, SEC, 0, WHY_FAIL), 0);
+	/* A long run does. */
+	ck_assert_int_eq(healthy(EXIT_FAILED, 5, 10 * SEC, 1, WHY_NONE), 1);
+	ck_assert_int_eq(healthy(EXIT_FAILED, 5, 10 * SEC, 0, WHY_FAIL), 1);
 }
 END_TEST
 
 START_TEST(healthy_by_lifetime)
 {
-	ck_assert_int_eq(policy_healthy(0, 10 * SEC - 1), 0);
-	ck_assert_int_eq(policy_healthy(0, 10 * SEC), 1);
-	ck_assert_int_eq(policy_healthy(0, INT64_MAX), 1);
-	ck_assert_int_eq(policy_healthy(0, -1), 0);
+	ck_assert_int_eq(healthy(EXIT_FAILED, 0, 10 * SEC - 1, 0, 0), 0);
+	ck_assert_int_eq(healthy(EXIT_FAILED, 0, 10 * SEC, 0, 0), 1);
+	ck_assert_int_eq(healthy(EXIT_FAILED, 0, INT64_MAX, 0, 0), 1);
+	ck_assert_int_eq(healthy(EXIT_FAILED, 0, -1, 0, 0), 0);
 }
 END_TEST
 
@@ -505,6 +533,7 @@ policy_suite(void)
 	tcase_add_test(tc, after_exit_healthy_failure_restarts_streak);
 	tcase_add_test(tc, after_exit_streak_saturates);
 	tcase_add_test(tc, healthy_by_calls);
+	tcase_add_test(tc, not_healthy_when_declared_failed_or_hung);
 	tcase_add_test(tc, healthy_by_lifetime);
 	suite_add_tcase(s, tc);
 	return s;

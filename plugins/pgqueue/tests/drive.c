@@ -94,9 +94,13 @@ config_dir(const pm_worker *w)
 	return ((const struct drive *)(const void *)w)->dir;
 }
 
+/* The table as a host of the entries up to config_dir offers it. */
 static const struct pm_host_api api = {
-	sizeof(struct pm_host_api), slot, title, calls, params, stopping,
-	vlog, log_str, stop_fd, config_dir
+	.size = offsetof(struct pm_host_api, config_dir) +
+	    sizeof(api.config_dir),
+	.slot = slot, .title = title, .calls = calls, .params = params,
+	.stopping = stopping, .vlog = vlog, .log_str = log_str,
+	.stop_fd = stop_fd, .config_dir = config_dir,
 };
 
 int

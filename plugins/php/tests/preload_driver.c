@@ -125,8 +125,10 @@ d_config_dir(const pm_worker *w)
 	return config_dir;
 }
 
+/* The table as a host of the entries up to config_dir offers it. */
 static const struct pm_host_api api = {
-	.size = sizeof(struct pm_host_api),
+	.size = offsetof(struct pm_host_api, config_dir) +
+	    sizeof(api.config_dir),
 	.slot = d_slot,
 	.title = d_title,
 	.calls = d_calls,
