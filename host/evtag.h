@@ -14,7 +14,9 @@ enum ev_tag {
 	EV_READY,		/* the eventfd workers ring after work_init */
 	EV_OUT,			/* a worker's stdout (index: its cell) */
 	EV_ERR,			/* a worker's stderr and log records */
-	EV_LOG			/* the log has room again */
+	EV_LOG,			/* the log has room again */
+	EV_PRELOAD,		/* a preload process's socket (index: which) */
+	EV_PRELOAD_OUT		/* its stdout (2 * which) or stderr (+ 1) */
 };
 
 #define EV_DATA(tag, i)	(((uint64_t)(tag) << 32) | (uint32_t)(i))

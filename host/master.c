@@ -71,7 +71,7 @@ static struct spawn_ctx
 spawn_ctx(const struct master *m)
 {
 	struct spawn_ctx ctx = { &m->cfg, &m->prep.creds, m->gen,
-	    m->wtitle[m->gen & 1] };
+	    m->wtitle[m->gen & 1], (struct spawner *)&m->spawners[m->cur] };
 
 	return ctx;
 }
@@ -108,6 +108,7 @@ effective_level(const struct master *m)
 }
 
 static void handle_restart(struct master *m, struct restart_result *res);
+static void report_ready(struct master *m);
 
 /* strictPaths false: says, each start, what the check let through. */
 static void
@@ -132,6 +133,11 @@ commit(struct master *m, char *note, size_t size)
 	note[0] = '\0';
 	copy_str(old_log, m->prep.log_path, sizeof(old_log));
 	m->gen = restart_take(&m->rs, &m->slots, &m->cfg, &m->prep);
+	/* The restart's spawner (a new preload process, or fork) takes
+	 * over; the old preload process goes. */
+	spawner_stop(&m->spawners[m->cur]);
+	m->cur = !m->cur;
+	spawner_retarget(&m->spawners[m->cur], &m->cfg, &m->prep.creds);
 	log_setup(effective_level(m), m->title);
 	if (strcmp(old_log, m->prep.log_path) != 0) {
 		logmsg(PM_LOG_INFO, "restart: the log moves to %s",
@@ -215,6 +221,8 @@ master_stop(struct master *m, const char *why)
 	    m->slots.nlive);
 	notify_send("STOPPING=1\nSTATUS=stopping (%s)", why);
 	slots_stop_all(&m->slots, now);
+	spawner_stop(&m->spawners[0]);
+	spawner_stop(&m->spawners[1]);
 	/* stopTimeout 0: no grace at all. */
 	if (m->cfg.stop_timeout == 0)
 		slots_run_deadlines(&m->slots, &m->cfg, now);
@@ -288,9 +296,19 @@ master_restart(struct master *m, struct reply_token tok, const char *why,
 	notify_send("RELOADING=1\nMONOTONIC_USEC=%lld\nSTATUS=restarting",
 	    (long long)(mono_ns() / NS_PER_US));
 	restart_begin(&m->rs, tok, &m->cfg, m->gen, &m->ov, m->run_dir,
-	    m->wtitle[(m->gen + 1) & 1], &res);
+	    m->wtitle[(m->gen + 1) & 1], &m->spawners[!m->cur], &res);
 	handle_restart(m, &res);
 	return 0;
+}
+
+/* Which of the spawners pid is the preload process of, or -1. */
+static int
+owning_spawner(const struct master *m, pid_t pid)
+{
+	for (int k = 0; k < 2; k++)
+		if (spawner_owns(&m->spawners[k], pid))
+			return k;
+	return -1;
 }
 
 /* Reaps every exited child and routes its exit by pid. */
@@ -300,8 +318,9 @@ reap(struct master *m)
 	for (;;) {
 		struct restart_result res = { RR_NONE, 0, "", NO_CLIENT };
 		struct worker_exit ex;
+		char text[SPAWNER_TEXT_MAX];
 		siginfo_t si;
-		int wstatus, idx;
+		int wstatus, idx, k;
 		pid_t pid;
 
 		/* Peek first: the group is killed while its id cannot be reused. */
@@ -322,6 +341,12 @@ reap(struct master *m)
 			restart_worker_exited(&m->rs, &ex, &res);
 		} else if (restart_owns(&m->rs, pid)) {
 			restart_probe_exited(&m->rs, &m->slots, wstatus, &res);
+		} else if ((k = owning_spawner(m, pid)) >= 0) {
+			spawner_exited(&m->spawners[k], wstatus, mono_ns(),
+			    text, sizeof(text));
+			slots_abandon(&m->slots, &m->spawners[k]);
+			if (k != m->cur)
+				restart_preload_exited(&m->rs, text, &res);
 		} else {
 			logmsg(PM_LOG_DEBUG, "reaped pid %ld (not a worker)",
 			    (long)pid);
@@ -407,7 +432,7 @@ wait_ms(struct master *m, int64_t now)
 {
 	int64_t d[] = { slots_next_deadline(&m->slots, &m->cfg), m->tick_at,
 	    control_next_deadline(&m->ctl), restart_next_deadline(&m->rs),
-	    m->notify_at };
+	    m->notify_at, spawner_next_deadline(&m->spawners[m->cur]) };
 	int64_t next = 0, left;
 
 	for (size_t i = 0; i < nitems(d); i++)
@@ -438,6 +463,18 @@ arm_tick(struct master *m, int64_t now)
 		m->tick_at = now + m->cfg.check_interval * NS_PER_SEC;
 }
 
+/* The first workers, once the spawner can start them. */
+static void
+start_workers(struct master *m)
+{
+	struct spawn_ctx ctx = spawn_ctx(m);
+
+	m->spawned = 1;
+	for (int i = 0; i < m->slots.target; i++)
+		slots_spawn(&m->slots, i, &ctx, 0);
+	report_ready(m);
+}
+
 /* Acts on every deadline that has passed. */
 static void
 run_timers(struct master *m, int64_t now)
@@ -446,6 +483,10 @@ run_timers(struct master *m, int64_t now)
 	struct spawn_ctx ctx = spawn_ctx(m);
 
 	control_expire(&m->ctl, now);
+	spawner_tick(&m->spawners[m->cur], now);
+	m->slots.paused = !spawner_ready(&m->spawners[m->cur]);
+	if (!m->spawned && !m->slots.paused && m->state != MASTER_STOPPING)
+		start_workers(m);
 	if (m->notify_at != 0 && m->notify_at <= now) {
 		notify_status(m, "WATCHDOG=1");
 		m->notify_at = now + notify_watchdog_ns();
@@ -462,6 +503,25 @@ run_timers(struct master *m, int64_t now)
 		slots_respawn_due(&m->slots, &ctx, now, 0);
 	}
 	arm_tick(m, now);
+}
+
+/* Takes what preload process k says: it is ready, or a new worker. */
+static void
+preload_replies(struct master *m, int k)
+{
+	struct restart_result res;
+	struct preload_rep rep;
+	struct spawn_ctx ctx;
+	int fds[2];
+
+	while (spawner_reply(&m->spawners[k], &rep, fds) == 1) {
+		if (rep.kind == PRELOAD_SPAWNED)
+			slots_spawned(&m->slots, (int)rep.cell, rep.pid, fds);
+	}
+	/* A restart may have waited for its preload process. */
+	ctx = spawn_ctx(m);
+	restart_step(&m->rs, &m->slots, &ctx, mono_ns(), &res);
+	handle_restart(m, &res);
 }
 
 /* Routes one epoll event to its handler. */
@@ -491,6 +551,13 @@ dispatch(struct master *m, uint64_t data, uint32_t events)
 		break;
 	case EV_LOG:
 		log_flush();
+		break;
+	case EV_PRELOAD:
+		preload_replies(m, EV_INDEX(data) & 1);
+		break;
+	case EV_PRELOAD_OUT:
+		spawner_output(&m->spawners[(EV_INDEX(data) >> 1) & 1],
+		    EV_INDEX(data) & 1);
 		break;
 	case EV_READY:
 		/* A held worker finished work_init. */
@@ -595,8 +662,17 @@ master_setup(struct master *m)
 		logmsg(PM_LOG_ERROR, "scoreboard: %s", strerror(errno));
 		return -1;
 	}
-	spawner_init(&m->spawner);
-	if (slots_init(&m->slots, m->epfd, m->sb, &m->spawner, m->ready_fd,
+	m->spawners[0].index = 0;
+	m->spawners[1].index = 1;
+	spawner_init_fork(&m->spawners[1]);
+	if (m->cfg.preload) {
+		if (spawner_init_preload(&m->spawners[0], m->epfd, &m->cfg,
+		    &m->prep.creds, m->sb, m->ready_fd) < 0)
+			return -1;
+	} else {
+		spawner_init_fork(&m->spawners[0]);
+	}
+	if (slots_init(&m->slots, m->epfd, m->sb, m->ready_fd,
 	    m->cfg.max_workers, m->cfg.stop_timeout) < 0) {
 		logmsg(PM_LOG_ERROR, "slot table: out of memory");
 		return -1;
@@ -655,7 +731,6 @@ master_run(const struct prepared *p, const struct overrides *ov, int pid_fd,
     int caller_fd)
 {
 	struct epoll_event evs[16];
-	struct spawn_ctx ctx;
 	struct master m;
 	int status;
 
@@ -674,13 +749,10 @@ master_run(const struct prepared *p, const struct overrides *ov, int pid_fd,
 		return 1;
 	}
 
-	logmsg(PM_LOG_INFO, "started: %d workers of %s", m.slots.target,
-	    m.cfg.plugin);
+	logmsg(PM_LOG_INFO, "started: %d workers of %s%s", m.slots.target,
+	    m.cfg.plugin, m.cfg.preload ? " (forked from a preload process)" :
+	    "");
 	warn_weak_paths(&m);
-	ctx = spawn_ctx(&m);
-	for (int i = 0; i < m.slots.target; i++)
-		slots_spawn(&m.slots, i, &ctx, 0);
-	report_ready(&m);
 
 	for (;;) {
 		int64_t now = mono_ns();
@@ -688,10 +760,15 @@ master_run(const struct prepared *p, const struct overrides *ov, int pid_fd,
 
 		run_timers(&m, now);
 		if (m.slots.nlive == 0 && (m.state == MASTER_STOPPING ||
-		    m.mode == MODE_RUN_ONCE)) {
-			slots_kill_strays(&m.slots);
-			reap(&m);
-			break;
+		    (m.mode == MODE_RUN_ONCE && m.spawned))) {
+			/* Done: a preload process goes too, then we do. */
+			spawner_stop(&m.spawners[0]);
+			spawner_stop(&m.spawners[1]);
+			if (m.spawners[0].pid <= 0 && m.spawners[1].pid <= 0) {
+				slots_kill_strays(&m.slots);
+				reap(&m);
+				break;
+			}
 		}
 		watch_log(&m);
 		n = epoll_wait(m.epfd, evs, (int)nitems(evs),

@@ -57,7 +57,9 @@ struct master {
 	int64_t			 notify_at;	/* next WATCHDOG=1; 0: none */
 	int64_t			 started_real;
 	struct scoreboard	*sb;
-	struct spawner		 spawner;
+	struct spawner		 spawners[2];	/* the workers', a restart's */
+	int			 cur;		/* which is the workers' */
+	int			 spawned;	/* first workers asked for */
 	struct slots		 slots;
 	struct control		 ctl;
 	struct restart		 rs;

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "plugin.h"
 #include "restart.h"
+#include "spawner.h"
 #include "title.h"
 #include "util.h"
 
@@ -65,6 +66,9 @@ conclude(struct restart *r, struct restart_result *res, int ok,
 		kill(-r->probe_pid, SIGKILL);
 	if (r->probe_fd >= 0)
 		close(r->probe_fd);
+	/* Not committed: the new preload process is not wanted. */
+	if (r->phase != RS_REPLACE && r->spawner != NULL)
+		spawner_stop(r->spawner);
 	restart_init(r);
 }
 
@@ -115,7 +119,7 @@ void
 restart_begin(struct restart *r, struct reply_token tok,
     const struct task_config *cur, unsigned cur_gen,
     const struct overrides *ov, const char *run_dir, char *title,
-    struct restart_result *res)
+    struct spawner *spare, struct restart_result *res)
 {
 	char err[PLUGIN_ERR_MAX];
 
@@ -124,6 +128,7 @@ restart_begin(struct restart *r, struct reply_token tok,
 	r->token = tok;
 	r->gen = cur_gen + 1;
 	r->title = title;
+	r->spawner = spare;
 	r->phase = RS_PROBE;
 	r->started = mono_ns();
 	logmsg(PM_LOG_INFO, "restart: checking %s", cur->config_path);
@@ -151,7 +156,8 @@ restart_owns(const struct restart *r, pid_t pid)
 static void
 start_canary(struct restart *r, struct slots *s, struct restart_result *res)
 {
-	struct spawn_ctx ctx = { &r->cfg, &r->prep.creds, r->gen, r->title };
+	struct spawn_ctx ctx = { &r->cfg, &r->prep.creds, r->gen, r->title,
+	    r->spawner };
 
 	if (slots_spawn(s, 0, &ctx, 1) < 0) {
 		conclude(r, res, 0, "cannot start the canary worker");
@@ -187,7 +193,30 @@ restart_probe_exited(struct restart *r, struct slots *s, int wstatus,
 		conclude(r, res, 0, "%s: plugin: %s", r->cfg.config_path, err);
 		return;
 	}
-	start_canary(r, s, res);
+	/* The new workers come from a new preload process, or a fork. */
+	spawner_release(r->spawner);
+	if (!r->cfg.preload) {
+		start_canary(r, s, res);
+		return;
+	}
+	if (spawner_init_preload(r->spawner, s->epfd, &r->cfg,
+	    &r->prep.creds, s->sb, s->ready_fd) < 0) {
+		conclude(r, res, 0, "cannot start the new preload process");
+		return;
+	}
+	r->phase = RS_PRELOAD;
+	logmsg(PM_LOG_INFO, "restart: preload process pid %ld started for "
+	    "the new config", (long)r->spawner->pid);
+}
+
+void
+restart_preload_exited(struct restart *r, const char *text,
+    struct restart_result *res)
+{
+	res->what = RR_NONE;
+	if (r->phase == RS_PRELOAD || r->phase == RS_CANARY)
+		conclude(r, res, 0, "the new preload process failed: %s; the "
+		    "old workers keep running", text);
 }
 
 void
@@ -259,6 +288,10 @@ restart_step(struct restart *r, struct slots *s, const struct spawn_ctx *ctx,
 			kill(r->probe_pid, SIGKILL);
 			r->probe_late = 1;
 		}
+		break;
+	case RS_PRELOAD:
+		if (spawner_ready(r->spawner))
+			start_canary(r, s, res);
 		break;
 	case RS_CANARY:
 		if (r->canary >= 0 && s->procs[r->canary].state == PROC_HELD)

@@ -19,6 +19,7 @@
 enum restart_phase {
 	RS_IDLE,
 	RS_PROBE,		/* the new plugin loads in a throwaway child */
+	RS_PRELOAD,		/* the new preload process loads it */
 	RS_CANARY,		/* one new worker runs work_init */
 	RS_REPLACE		/* committed: old workers make way */
 };
@@ -35,6 +36,8 @@ struct restart {
 	int			 probe_late;	/* killed at probe_deadline */
 	char			*title;		/* the new workers' title (the
 						   master's storage) */
+	struct spawner		*spawner;	/* the new workers' (the
+						   master's spare) */
 	int			 canary;	/* cell, -1 */
 	int64_t			 started;
 };
@@ -58,18 +61,23 @@ void	restart_init(struct restart *r);
  * Begins a restart of the running task cur (generation cur_gen, run dir
  * run_dir, command line ov): re-reads cur's config file, checks it,
  * starts the probe.  The new workers' title is written to title (of
- * PROC_TITLE_MAX bytes), which must outlive them.
+ * PROC_TITLE_MAX bytes), which must outlive them; they are started by
+ * spare (a new preload process when the config has "preload").
  */
 void	restart_begin(struct restart *r, struct reply_token tok,
 	    const struct task_config *cur, unsigned cur_gen,
 	    const struct overrides *ov, const char *run_dir, char *title,
-	    struct restart_result *res);
+	    struct spawner *spare, struct restart_result *res);
 
 /* Is pid this restart's probe? */
 int	restart_owns(const struct restart *r, pid_t pid);
 
 /* The probe was reaped with wstatus: starts the canary, or fails. */
 void	restart_probe_exited(struct restart *r, struct slots *s, int wstatus,
+	    struct restart_result *res);
+
+/* The new preload process exited before the commit: the restart fails. */
+void	restart_preload_exited(struct restart *r, const char *text,
 	    struct restart_result *res);
 
 /* A worker exited (the canary?). */

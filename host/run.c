@@ -66,29 +66,6 @@ restore_caller_mask(void)
 	sigprocmask(SIG_SETMASK, &set, NULL);
 }
 
-/* Closes every descriptor from 3 up but the n in keep. */
-static void
-close_all_but(const int *keep, size_t n)
-{
-	unsigned lo = 3;
-
-	for (;;) {
-		unsigned next = ~0U;
-
-		/* The lowest kept descriptor at or above lo. */
-		for (size_t i = 0; i < n; i++)
-			if (keep[i] >= (int)lo && (unsigned)keep[i] < next)
-				next = (unsigned)keep[i];
-		if (next == ~0U) {
-			close_range(lo, ~0U, 0);
-			return;
-		}
-		if (next > lo)
-			close_range(lo, next - 1, 0);
-		lo = next + 1;
-	}
-}
-
 /* An absolute version of a command-line path (relative to the cwd). */
 static int
 absolute_path(const char *path, char *buf, size_t size)
@@ -314,7 +291,7 @@ daemon_child(struct prepared *p, const struct overrides *ov, int fd)
 	char msg[PATH_MAX + 800];
 	int pidfd = -1, nullfd, r;
 
-	close_all_but(&fd, 1);
+	close_fds_except(&fd, 1);
 	if (chdir("/") < 0) {
 		/* Nothing relies on the cwd: every config path is absolute. */
 	}
@@ -588,7 +565,7 @@ start_member(struct prepared *p, const struct overrides *ov, int ready_fd,
 		return -1;
 	}
 	if (mb->pid == 0) {
-		close_all_but(&ready_fd, 1);
+		close_fds_except(&ready_fd, 1);
 		/* A master ends with the command that runs it. */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() == 1)

@@ -71,11 +71,14 @@ put_worker(const struct master *m, struct buf *b, int idx, int64_t now)
 
 	buf_add(b, "worker", 6);
 	status_put_num(b, SK_W_SLOT, p->slot);
-	status_put_num(b, SK_W_PID, p->pid);
+	/* A preload process has not named it yet: no pid, no memory. */
+	if (p->pid > 0)
+		status_put_num(b, SK_W_PID, p->pid);
 	status_put_text(b, SK_W_STATE, worker_state(m, idx));
 	status_put_num(b, SK_W_START_MS, p->started_real / NS_PER_MS);
 	status_put_num(b, SK_W_RUN_MS, (now - p->started) / NS_PER_MS);
-	status_put_num(b, SK_W_RSS_KB, rss_kb(p->pid));
+	if (p->pid > 0)
+		status_put_num(b, SK_W_RSS_KB, rss_kb(p->pid));
 	status_put_num(b, SK_W_WORK, (long long)atomic_load(&c->w.calls));
 	status_put_num(b, SK_W_ERRORS, (long long)atomic_load(&c->w.errors));
 	status_put_num(b, SK_W_RESTARTS, (long long)s->respawns);
@@ -109,6 +112,34 @@ put_idle_slot(const struct master *m, struct buf *b, int i, int64_t now)
 	buf_add(b, "\n", 1);
 }
 
+/* The "preload" record: the workers' preload process, when there is one. */
+static void
+put_preload(const struct master *m, struct buf *b, int64_t now)
+{
+	static const char *const states[] = {
+		[SPAWNER_STARTING] = "starting", [SPAWNER_READY] = "ready",
+		[SPAWNER_DOWN] = "down", [SPAWNER_STOPPED] = "stopping",
+	};
+	const struct spawner *sp = &m->spawners[m->cur];
+
+	if (sp->state == SPAWNER_FORK)
+		return;
+	buf_add(b, "preload", 7);
+	if (sp->pid > 0) {
+		status_put_num(b, SK_P_PID, sp->pid);
+		status_put_num(b, SK_P_RSS_KB, rss_kb(sp->pid));
+		status_put_num(b, SK_P_START_MS, sp->started_real / NS_PER_MS);
+		status_put_num(b, SK_P_RUN_MS, (now - sp->started) /
+		    NS_PER_MS);
+	}
+	status_put_text(b, SK_P_TITLE, sp->title);
+	status_put_text(b, SK_P_STATE, states[sp->state]);
+	status_put_num(b, SK_P_RESTARTS, (long long)sp->restarts);
+	if (sp->last_exit[0] != '\0')
+		status_put_text(b, SK_P_LAST_EXIT, sp->last_exit);
+	buf_add(b, "\n", 1);
+}
+
 enum serve_result
 serve_status(struct master *m, const struct request *rq, struct reply *rp)
 {
@@ -138,6 +169,7 @@ serve_status(struct master *m, const struct request *rq, struct reply *rp)
 	status_put_text(b, SK_PLUGIN, m->cfg.plugin);
 	status_put_text(b, SK_RUN_DIR, m->run_dir);
 	buf_add(b, "\n", 1);
+	put_preload(m, b, now);
 
 	/* Slots in order; a slot's replacement right after its worker. */
 	for (int i = 0; i < m->slots.n; i++) {

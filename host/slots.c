@@ -19,13 +19,13 @@
 #include "util.h"
 
 int
-slots_init(struct slots *s, int epfd, struct scoreboard *sb,
-    struct spawner *sp, int ready_fd, int target, unsigned stop_timeout)
+slots_init(struct slots *s, int epfd, struct scoreboard *sb, int ready_fd,
+    int target, unsigned stop_timeout)
 {
 	memset(s, 0, sizeof(*s));
 	s->epfd = epfd;
 	s->sb = sb;
-	s->spawner = sp;
+	s->master = getpid();
 	s->ready_fd = ready_fd;
 	s->respawn = 1;
 	s->stop_timeout = stop_timeout;
@@ -50,6 +50,9 @@ slots_free(struct slots *s)
 	s->free_cells = NULL;
 	s->v = NULL;
 }
+
+static void	plan_slot(struct slots *s, int i, enum exit_class cls,
+		    int healthy, int64_t now, char *plan, size_t size);
 
 /* Does slot i want a worker (in this master's mode and at this target)? */
 static int
@@ -85,6 +88,20 @@ ensure_slots(struct slots *s, int n)
 	return 0;
 }
 
+/*
+ * Signals a worker (group: its whole process group).  A worker a preload
+ * process has not named yet has no pid: never kill(0) or kill(-0).
+ */
+static void
+signal_proc(const struct proc *p, int sig, int group)
+{
+	if (p->pid <= 0)
+		return;
+	if (group)
+		kill(-p->pid, sig);
+	kill(p->pid, sig);
+}
+
 /* Rings a cell's doorbell; adds SIGTERM for a plugin watching its fd. */
 static void
 tell(struct slots *s, int idx, enum cell_cmd cmd)
@@ -94,7 +111,7 @@ tell(struct slots *s, int idx, enum cell_cmd cmd)
 	atomic_store(&c->cmd, cmd);
 	scoreboard_ring(c);
 	if (atomic_load(&c->w.wants_term))
-		kill(s->procs[idx].pid, SIGTERM);
+		signal_proc(&s->procs[idx], SIGTERM, 0);
 }
 
 void
@@ -226,12 +243,14 @@ slots_spawn(struct slots *s, int i, const struct spawn_ctx *ctx, int hold)
 	wa.cell = &s->sb->cells[idx];
 	wa.sb = s->sb;
 	wa.slot = i;
-	wa.master = s->spawner->master;
+	wa.master = s->master;
 	wa.ready_fd = hold ? s->ready_fd : -1;
 
 	now = mono_ns();
-	if (spawner_spawn(s->spawner, &wa, &pid, fds) < 0) {
-		logmsg(PM_LOG_ERROR, "slot %d: fork: %s", i, strerror(errno));
+	if (spawner_spawn(ctx->spawner, &wa, &pid, fds) < 0) {
+		if (errno != EAGAIN)
+			logmsg(PM_LOG_ERROR, "slot %d: fork: %s", i,
+			    strerror(errno));
 		s->free_cells[s->nfree++] = idx;
 		/* Try again later, as after a failed worker. */
 		if (!hold && sl->state == SLOT_WAITING)
@@ -250,9 +269,16 @@ slots_spawn(struct slots *s, int i, const struct spawn_ctx *ctx, int hold)
 	p->hot = cfg->execute_usleep == 0;
 	p->lifetime = (int64_t)cfg->limit_seconds * NS_PER_SEC;
 	p->title = ctx->title;
-	outstream_init(&p->out[0], fds[0], 0);
-	outstream_init(&p->out[1], fds[1], 1);
-	watch_output(s, idx);
+	p->spawner = ctx->spawner;
+	if (pid > 0) {
+		outstream_init(&p->out[0], fds[0], 0);
+		outstream_init(&p->out[1], fds[1], 1);
+		watch_output(s, idx);
+	} else {
+		/* The preload process names it later (slots_spawned). */
+		outstream_init(&p->out[0], -1, 0);
+		outstream_init(&p->out[1], -1, 1);
+	}
 	if (hold)
 		/* It must finish work_init in time, or it is killed. */
 		p->deadline = now + INIT_TIMEOUT_NS;
@@ -269,9 +295,70 @@ slots_spawn(struct slots *s, int i, const struct spawn_ctx *ctx, int hold)
 		sl->cur = idx;
 		slot_move(s, i, SE_SPAWNED);
 	}
-	logmsg(PM_LOG_DEBUG, "slot %d: worker pid %ld started%s", i,
-	    (long)pid, hold ? " (held until its slot is free)" : "");
+	if (pid > 0)
+		logmsg(PM_LOG_DEBUG, "slot %d: worker pid %ld started%s", i,
+		    (long)pid, hold ? " (held until its slot is free)" : "");
 	return 0;
+}
+
+/* Frees a cell whose worker never came to be; plans its slot. */
+static void
+spawn_failed(struct slots *s, int idx, const char *why)
+{
+	struct proc *p = &s->procs[idx];
+	struct slot *sl = &s->v[p->slot];
+	char plan[96];
+
+	if (sl->cur == idx)
+		sl->cur = -1;
+	else if (sl->next == idx)
+		sl->next = -1;
+	p->state = proc_next(p->state, PE_EXIT);
+	s->free_cells[s->nfree++] = idx;
+	s->nlive--;
+	plan_slot(s, p->slot, EXIT_FAILED, 0, mono_ns(), plan, sizeof(plan));
+	snprintf(sl->last_exit, sizeof(sl->last_exit), "could not be started: "
+	    "%s", why);
+	sl->last_failed = 1;
+	logmsg(PM_LOG_WARNING, "worker %d could not be started: %s; %s",
+	    p->slot, why, plan);
+	memset(p, 0, sizeof(*p));
+}
+
+void
+slots_spawned(struct slots *s, int idx, pid_t pid, const int fds[2])
+{
+	struct proc *p;
+
+	if (idx < 0 || idx >= SB_CELLS)
+		return;
+	p = &s->procs[idx];
+	if (p->state == PROC_FREE || p->pid != 0) {
+		/* Given up meanwhile: the pipes are nobody's. */
+		for (int k = 0; k < 2; k++)
+			if (fds[k] >= 0)
+				close(fds[k]);
+		return;
+	}
+	if (pid <= 0) {
+		spawn_failed(s, idx, strerror(-pid));
+		return;
+	}
+	p->pid = pid;
+	outstream_init(&p->out[0], fds[0], 0);
+	outstream_init(&p->out[1], fds[1], 1);
+	watch_output(s, idx);
+	logmsg(PM_LOG_DEBUG, "slot %d: worker pid %ld started from the "
+	    "preload process", p->slot, (long)pid);
+}
+
+void
+slots_abandon(struct slots *s, const struct spawner *sp)
+{
+	for (int i = 0; i < s->ncells; i++)
+		if (s->procs[i].state != PROC_FREE && s->procs[i].pid == 0 &&
+		    s->procs[i].spawner == sp)
+			spawn_failed(s, i, "the preload process is gone");
 }
 
 int
@@ -280,7 +367,7 @@ slots_respawn_due(struct slots *s, const struct spawn_ctx *ctx, int64_t now,
 {
 	int started = 0;
 
-	if (!s->respawn)
+	if (!s->respawn || s->paused)
 		return 0;
 	for (int i = 0; i < s->target; i++) {
 		struct slot *sl = &s->v[i];
@@ -317,7 +404,7 @@ slots_release(struct slots *s, int i)
 int
 slots_find_pid(const struct slots *s, pid_t pid)
 {
-	for (int i = 0; i < s->ncells; i++)
+	for (int i = 0; pid > 0 && i < s->ncells; i++)
 		if (s->procs[i].state != PROC_FREE && s->procs[i].pid == pid)
 			return i;
 	return -1;
@@ -507,8 +594,7 @@ kill_overdue(struct slots *s, int idx, enum proc_deadline why, int stopping)
 		    "stopTimeout (replaced)");
 	p->state = proc_next(p->state, PE_DEADLINE);
 	p->deadline = 0;
-	kill(-p->pid, SIGKILL);
-	kill(p->pid, SIGKILL);
+	signal_proc(p, SIGKILL, 1);
 }
 
 /* workTimeout: SIGTERM a worker whose call ran too long. */
@@ -525,7 +611,8 @@ time_out(struct slots *s, int idx, int64_t age, unsigned limit_s,
 	    (long)p->pid, (unsigned long long)atomic_load(
 	    &s->sb->cells[idx].w.calls) + 1, (double)age / NS_PER_SEC,
 	    limit_s);
-	kill(p->pid, SIGTERM);
+	atomic_store(&s->sb->cells[idx].cmd, CELL_TIMEOUT);
+	signal_proc(p, SIGTERM, 0);
 	/* A stop's kill already due sooner stands. */
 	if (p->state != PROC_STOPPING || p->deadline > now + TIMEOUT_GRACE_NS)
 		p->deadline = now + TIMEOUT_GRACE_NS;
@@ -573,7 +660,7 @@ slots_next_deadline(const struct slots *s, const struct task_config *cfg)
 	int64_t limit = (int64_t)cfg->work_timeout * NS_PER_SEC, next = 0;
 	int watched = 0;
 
-	for (int i = 0; s->respawn && i < s->target; i++) {
+	for (int i = 0; s->respawn && !s->paused && i < s->target; i++) {
 		int64_t t = s->v[i].respawn_at;
 
 		if (s->v[i].state == SLOT_WAITING && (next == 0 || t < next))

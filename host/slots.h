@@ -31,6 +31,7 @@ struct spawn_ctx {
 	const struct creds	*creds;
 	unsigned		 gen;
 	const char		*title;		/* its process title */
+	struct spawner		*spawner;	/* fork, or a preload's */
 };
 
 
@@ -52,6 +53,7 @@ struct proc {
 	uint64_t	 watch_calls;	/* workTimeout: calls when last seen */
 	int64_t		 watch_since;	/* mono ns that count was first seen */
 	const char	*title;		/* its title (its generation's) */
+	const struct spawner *spawner;	/* what started it */
 	struct outstream out[2];	/* its stdout, stderr */
 };
 
@@ -82,7 +84,7 @@ struct worker_exit {
 struct slots {
 	int		 epfd;		/* workers' output is watched here */
 	struct scoreboard *sb;
-	struct spawner	*spawner;
+	pid_t		 master;
 	int		 ready_fd;	/* eventfd held workers ring */
 	struct proc	*procs;		/* SB_CELLS of them */
 	int		*free_cells;	/* stack of free proc indexes */
@@ -94,6 +96,7 @@ struct slots {
 	int		 n;		/* slots in use (>= target) */
 	int		 target;	/* workers wanted */
 	int		 respawn;	/* 0: stopping, or run once */
+	int		 paused;	/* no spawner ready: respawns wait */
 	int		 stopping;	/* the master is stopping */
 	unsigned	 release_gen;	/* held replacements of this generation
 					   take over when their slot frees */
@@ -101,13 +104,21 @@ struct slots {
 };
 
 int	slots_init(struct slots *s, int epfd, struct scoreboard *sb,
-	    struct spawner *sp, int ready_fd, int target,
-	    unsigned stop_timeout);
+	    int ready_fd, int target, unsigned stop_timeout);
 void	slots_free(struct slots *s);
 
 /* Starts a worker for slot i (held: a replacement); 0 or -1 (logged). */
 int	slots_spawn(struct slots *s, int i, const struct spawn_ctx *ctx,
 	    int hold);
+
+/*
+ * A worker the spawner started later (a preload's answer): its pid and
+ * its output pipes, or -errno when it could not be started.
+ */
+void	slots_spawned(struct slots *s, int idx, pid_t pid, const int fds[2]);
+
+/* Gives up the workers sp was to start (its preload process is gone). */
+void	slots_abandon(struct slots *s, const struct spawner *sp);
 
 /* Spawns workers for waiting slots that are due (all, if force). */
 int	slots_respawn_due(struct slots *s, const struct spawn_ctx *ctx,

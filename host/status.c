@@ -12,7 +12,7 @@
 #include "status.h"
 #include "util.h"
 
-enum rec_kind { M, W };
+enum rec_kind { M, W, P };
 enum val_type { I, T };
 enum json_form { J_INT, J_INTN, J_LIVE, J_SECS, J_MEM, J_TIME, J_TEXT,
 	J_TEXTN, J_NONE };
@@ -133,6 +133,9 @@ status_parse(const char *reply, struct status_master *m, char *err,
 		if (strncmp(line, "master ", 7) == 0) {
 			rec_parse(line, M, &m->m);
 			have_master = 1;
+		} else if (strncmp(line, "preload ", 8) == 0) {
+			rec_parse(line, P, &m->preload);
+			m->has_preload = 1;
 		} else if (strncmp(line, "worker ", 7) == 0) {
 			struct status_rec *w = realloc(m->workers,
 			    (m->nworkers + 1) * sizeof(*w));
@@ -341,19 +344,34 @@ struct row {
 	char		 cell[NCOLS][STATUS_CELL_MAX];
 };
 
+/* The last column a record kind fills. */
+static int
+last_column(enum rec_kind rec)
+{
+	int last = 0;
+
+	for (int k = 0; k < SK_COUNT_; k++)
+		if (fields[k].rec == rec && fields[k].colno > last)
+			last = fields[k].colno;
+	return last;
+}
+
 static void
 make_row(const struct status_rec *r, enum rec_kind rec, struct row *row)
 {
-	row->type = rec == M ? "Master" : "Worker";
+	int last = last_column(rec);
+
+	row->type = rec == M ? "Master" : rec == P ? "Preload" : "Worker";
 	row->ncols = 0;
-	for (int c = 1; c <= NCOLS; c++) {
+	for (int c = 1; c <= last; c++) {
+		char raw[STATUS_CELL_MAX];
 		int k = column_field(rec, c);
 
+		/* A column this kind does not fill: a dash. */
 		if (k < 0)
-			break;
-		char raw[STATUS_CELL_MAX];
-
-		cell_text(r, k, raw, sizeof(raw));
+			copy_str(raw, "-", sizeof(raw));
+		else
+			cell_text(r, k, raw, sizeof(raw));
 		cell_clean(raw, row->cell[c - 1], sizeof(row->cell[c - 1]));
 		row->ncols = c;
 	}
@@ -401,7 +419,7 @@ table_one(const struct status_master *m, struct buf *out)
 {
 	const char *mhead[NCOLS], *whead[NCOLS], *cells[NCOLS];
 	int width[NCOLS] = { 0 }, nm, nw;
-	struct row mr, *wr;
+	struct row mr, pr, *wr;
 
 	if ((wr = calloc(m->nworkers + 1, sizeof(*wr))) == NULL) {
 		out->oom = 1;
@@ -410,6 +428,7 @@ table_one(const struct status_master *m, struct buf *out)
 	nm = headings(M, mhead);
 	nw = headings(W, whead);
 	make_row(&m->m, M, &mr);
+	make_row(&m->preload, P, &pr);
 	for (size_t i = 0; i < m->nworkers; i++)
 		make_row(&m->workers[i], W, &wr[i]);
 	/* One set of widths, so master and worker columns line up. */
@@ -420,6 +439,9 @@ table_one(const struct status_master *m, struct buf *out)
 			width[c] = display_width(mhead[c]);
 		if (c < mr.ncols && display_width(mr.cell[c]) > width[c])
 			width[c] = display_width(mr.cell[c]);
+		if (m->has_preload && c < pr.ncols &&
+		    display_width(pr.cell[c]) > width[c])
+			width[c] = display_width(pr.cell[c]);
 		for (size_t i = 0; i < m->nworkers; i++)
 			if (c < wr[i].ncols &&
 			    display_width(wr[i].cell[c]) > width[c])
@@ -429,6 +451,11 @@ table_one(const struct status_master *m, struct buf *out)
 	for (int c = 0; c < mr.ncols; c++)
 		cells[c] = mr.cell[c];
 	put_line(out, mr.type, cells, mr.ncols, width);
+	if (m->has_preload) {
+		for (int c = 0; c < pr.ncols; c++)
+			cells[c] = pr.cell[c];
+		put_line(out, pr.type, cells, pr.ncols, width);
+	}
 	put_line(out, "", whead, nw, width);
 	for (size_t i = 0; i < m->nworkers; i++) {
 		for (int c = 0; c < wr[i].ncols; c++)
@@ -573,6 +600,13 @@ static void
 json_master(const struct status_master *m, struct buf *out)
 {
 	json_rec(&m->m, M, out);
+	buf_add(out, ",\"preload\":", 11);
+	if (m->has_preload) {
+		json_rec(&m->preload, P, out);
+		buf_add(out, "}", 1);
+	} else {
+		buf_add(out, "null", 4);
+	}
 	buf_add(out, ",\"workers\":[", 12);
 	for (size_t i = 0; i < m->nworkers; i++) {
 		if (i > 0)

@@ -16,7 +16,8 @@
 /*
  * The schema, one line per field:
  *   X(ID, wire key, record, type, JSON form, JSON key, column, cell, col#)
- * record: M master, W worker.  type: I integer, T text.
+ * record: M master, P its preload process, W worker.  type: I integer,
+ * T text.
  * JSON form: J_INT, J_INTN (null when < 0), J_LIVE (null without a
  *   process), J_SECS (ms as seconds, null when < 0), J_MEM (KiB as
  *   KEY_mb and KEY_kb), J_TIME (ms as "date time" and KEY_unix_ms),
@@ -41,6 +42,14 @@
 	X(CONFIG,	"config",	M, T, J_TEXT, NULL, NULL, C_TEXT, 0)	\
 	X(PLUGIN,	"plugin",	M, T, J_TEXT, NULL, NULL, C_TEXT, 0)	\
 	X(RUN_DIR,	"run_dir",	M, T, J_TEXT, NULL, NULL, C_TEXT, 0)	\
+	X(P_PID,	"pid",		P, I, J_INT, NULL, "pid", C_INT, 1)	\
+	X(P_TITLE,	"title",	P, T, J_TEXT, NULL, "title", C_TEXT, 2) \
+	X(P_STATE,	"state",	P, T, J_TEXT, NULL, "state", C_TEXT, 7) \
+	X(P_RSS_KB,	"rss_kb",	P, I, J_MEM, "memory", "memory(m)", C_MEM, 3) \
+	X(P_START_MS,	"start_ms",	P, I, J_TIME, "start", "start", C_TIME, 4) \
+	X(P_RUN_MS,	"run_ms",	P, I, J_SECS, "run_s", "run(s)", C_SECS, 5) \
+	X(P_RESTARTS,	"restarts",	P, I, J_INT, NULL, NULL, C_INT, 0)	\
+	X(P_LAST_EXIT,	"last_exit",	P, T, J_TEXTN, NULL, NULL, C_TEXT, 0)	\
 	X(W_SLOT,	"slot",		W, I, J_INT, NULL, "slot", C_INT, 8)	\
 	X(W_PID,	"pid",		W, I, J_LIVE, NULL, "pid", C_LIVE, 1)	\
 	X(W_TITLE,	"title",	W, T, J_TEXT, NULL, "title", C_TEXT, 2) \
@@ -76,6 +85,8 @@ struct status_rec {
 struct status_master {
 	char		*mem;		/* the reply's copy the texts live in */
 	struct status_rec m;
+	int		 has_preload;
+	struct status_rec preload;	/* its preload process, if any */
 	size_t		 nworkers;
 	struct status_rec *workers;
 };

@@ -30,7 +30,8 @@ title_compose(char *buf, size_t size, const char *prefix,
     enum title_role role, const char *base)
 {
 	return snprintf(buf, size, "%s:%s:%s", prefix,
-	    role == TITLE_MASTER ? "Master" : "Worker", base);
+	    role == TITLE_MASTER ? "Master" : role == TITLE_PRELOAD ?
+	    "Preload" : "Worker", base);
 }
 
 void

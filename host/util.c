@@ -87,6 +87,28 @@ parse_long(const char *s, long min, long max, long *out)
 	return 0;
 }
 
+void
+close_fds_except(const int *keep, size_t n)
+{
+	unsigned lo = 3;
+
+	for (;;) {
+		unsigned next = ~0U;
+
+		/* The lowest kept descriptor at or above lo. */
+		for (size_t i = 0; i < n; i++)
+			if (keep[i] >= (int)lo && (unsigned)keep[i] < next)
+				next = (unsigned)keep[i];
+		if (next == ~0U) {
+			close_range(lo, ~0U, 0);
+			return;
+		}
+		if (next > lo)
+			close_range(lo, next - 1, 0);
+		lo = next + 1;
+	}
+}
+
 size_t
 copy_str(char *dst, const char *src, size_t size)
 {

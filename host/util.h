@@ -33,6 +33,9 @@ ssize_t		read_full(int fd, void *buf, size_t len);
 /* Parses a decimal without sign or suffix into [min, max]; 0 or -1. */
 int		parse_long(const char *s, long min, long max, long *out);
 
+/* Closes every descriptor from 3 up but the n in keep. */
+void		close_fds_except(const int *keep, size_t n);
+
 /* Copies with truncation, always terminated; strlen(src). */
 size_t		copy_str(char *dst, const char *src, size_t size);
 

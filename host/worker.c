@@ -157,9 +157,22 @@ setup_fds(const struct worker_args *a)
 
 	if (dup2(a->out_fd, 1) < 0 || dup2(a->err_fd, 2) < 0)
 		_exit(WORKER_EXIT_FAILED);
-	if (keep > 3)
-		close_range(3, (unsigned)keep - 1, 0);
-	close_range(keep >= 3 ? (unsigned)keep + 1 : 3, ~0U, 0);
+	if (a->plugin != NULL) {
+		/*
+		 * Cloned from the preload process: what the plugin opened
+		 * there is the worker's too; only the preload's own go.
+		 */
+		if (a->out_fd > 2)
+			close(a->out_fd);
+		if (a->err_fd > 2)
+			close(a->err_fd);
+		if (a->preload_sock >= 0)
+			close(a->preload_sock);
+	} else {
+		if (keep > 3)
+			close_range(3, (unsigned)keep - 1, 0);
+		close_range(keep >= 3 ? (unsigned)keep + 1 : 3, ~0U, 0);
+	}
 	if ((fd = open("/dev/null", O_RDONLY | O_NOCTTY)) >= 0) {
 		if (fd != 0) {
 			dup2(fd, 0);
@@ -231,7 +244,9 @@ start_plugin(struct worker *wk)
 	char err[PLUGIN_ERR_MAX];
 	uint64_t kb;
 
-	if (plugin_open(cfg->plugin, &wk->plugin, err, sizeof(err)) < 0) {
+	if (wk->a->plugin != NULL)
+		wk->plugin = *wk->a->plugin;
+	else if (plugin_open(cfg->plugin, &wk->plugin, err, sizeof(err)) < 0) {
 		logmsg(PM_LOG_ERROR, "slot %d: cannot load plugin: %s",
 		    wk->a->slot, err);
 		end_worker(wk, WHY_LOAD);
@@ -481,7 +496,8 @@ worker_main(const struct worker_args *a)
 	title_set(wk.title);
 	if (a->cfg->schedule == SCHEDULE_RATE)
 		prctl(PR_SET_TIMERSLACK, 1UL);
-	if (privs_enter(a->cfg, a->creds, err, sizeof(err)) < 0) {
+	if (a->plugin == NULL && privs_enter(a->cfg, a->creds, err,
+	    sizeof(err)) < 0) {
 		logmsg(PM_LOG_ERROR, "slot %d: %s", a->slot, err);
 		end_worker(&wk, WHY_SETUP);
 	}

@@ -13,6 +13,8 @@
 #include "privs.h"
 #include "scoreboard.h"
 
+struct plugin;
+
 /* Exit codes a worker uses for failures it reports itself. */
 #define WORKER_EXIT_FAILED	70
 
@@ -33,6 +35,10 @@ struct worker_args {
 	int			 ready_fd;	/* eventfd to ring once held; -1 */
 	int			 out_fd;	/* its stdout: to the master */
 	int			 err_fd;	/* its stderr and log records */
+	/* Cloned from a preload process: the plugin is loaded and the
+	 * process has taken on the task's privileges already. */
+	const struct plugin	*plugin;	/* NULL: load it */
+	int			 preload_sock;	/* the preload's, closed; -1 */
 };
 
 _Noreturn void	worker_main(const struct worker_args *a);

@@ -26,6 +26,9 @@
  *		 up to N ms; records "woken" when the stop fd ended it
  *   fail_at	 N: call N returns PM_FAIL
  *   show_config 1: work_init records "config <the task's config JSON>"
+ *   preload_fail 1: work_preload returns -1 (after recording "preload")
+ * work_preload records "preload" (slot -1) and leaves a mark that work_init
+ * finds (init lines then say "preloaded" after params.tag).
  * fini lines carry pm_worker_stop_reason() as EXTRA.
  */
 #include <fcntl.h>
@@ -166,6 +169,27 @@ make_orphan(pm_worker *w, struct rec *r)
 	record(w, r, "orphan", extra);
 }
 
+/* Set in the preload process; workers cloned from it inherit it. */
+static pid_t preloaded_by;
+
+int
+work_preload(pm_worker *w)
+{
+	const char *j = pm_worker_params(w);
+	struct rec r;
+	char path[4096];
+
+	memset(&r, 0, sizeof(r));
+	str_param(j, "record", path, sizeof(path));
+	r.fd = path[0] != '\0' ? open(path, O_WRONLY | O_APPEND | O_CREAT |
+	    O_CLOEXEC, 0644) : -1;
+	record(w, &r, "preload", pm_worker_title(w));
+	if (r.fd >= 0)
+		close(r.fd);
+	preloaded_by = getpid();
+	return num_param(j, "preload_fail", 0) ? -1 : 0;
+}
+
 int
 work_check(pm_worker *w)
 {
@@ -230,7 +254,15 @@ work_init(pm_worker *w, void **state)
 	}
 	if (r->orphan_ms > 0)
 		make_orphan(w, r);
-	record(w, r, "init", r->tag);
+	if (preloaded_by != 0) {
+		char extra[160];
+
+		snprintf(extra, sizeof(extra), "%s%spreloaded %ld", r->tag,
+		    r->tag[0] != '\0' ? " " : "", (long)preloaded_by);
+		record(w, r, "init", extra);
+	} else {
+		record(w, r, "init", r->tag);
+	}
 	if (r->init_fail) {
 		pm_log(w, PM_LOG_ERROR, "recorder: init_fail requested");
 		return -1;

@@ -70,7 +70,7 @@ static const char canned_table[] =
 	"\"run_s\":3725.999,\"count\":2,\"target\":3,\"generation\":4," \
 	"\"stop_timeout\":10,\"config\":\"/etc/pm host/demo.json\"," \
 	"\"plugin\":\"/usr/lib/pmhost/demo.so\","	\
-	"\"run_dir\":\"/run/pmhost/demo\",\"workers\":["	\
+	"\"run_dir\":\"/run/pmhost/demo\",\"preload\":null,\"workers\":[" \
 	"{\"slot\":0,\"pid\":4243,\"title\":\"pmhost:Worker:demo\"," \
 	"\"state\":\"idle\",\"memory_mb\":2.0,\"memory_kb\":2048," \
 	"\"start\":\"2026-11-27 08:44:24\",\"start_unix_ms\":1795769064000," \
@@ -1039,7 +1039,7 @@ START_TEST(json_two_masters)
 	    "\"start_unix_ms\":1795765400000,\"run_s\":0.001,\"count\":0,"
 	    "\"target\":1,\"generation\":2,\"stop_timeout\":3,"
 	    "\"config\":\"/c\",\"plugin\":\"/p\",\"run_dir\":\"/r\","
-	    "\"workers\":[]}]}\n");
+	    "\"preload\":null,\"workers\":[]}]}\n");
 	free(j);
 }
 END_TEST
@@ -1066,7 +1066,7 @@ START_TEST(json_escapes)
 	    "\"start_unix_ms\":1795765400123,\"run_s\":1.000,\"count\":0,"
 	    "\"target\":1,\"generation\":1,\"stop_timeout\":5,"
 	    "\"config\":\"/c\\\".json\",\"plugin\":\"/p\\\\.so\","
-	    "\"run_dir\":\"/r\\u001f\",\"workers\":["
+	    "\"run_dir\":\"/r\\u001f\",\"preload\":null,\"workers\":["
 	    "{\"slot\":0,\"pid\":null,\"title\":\"w\\\\\\\"\","
 	    "\"state\":\"pending\",\"memory_mb\":null,\"memory_kb\":null,"
 	    "\"start\":null,\"start_unix_ms\":null,\"run_s\":null,"
