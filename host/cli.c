@@ -50,6 +50,12 @@ static const struct opt_spec opt_specs[] = {
 	{ "--all",	 NULL, OPT_ALL,	      0, 0 },
 	{ "--timeout",	 NULL, OPT_TIMEOUT,   1, 1 },
 	{ "--json",	 NULL, OPT_JSON,      0, 0 },
+	{ "--quiet",	 "-q", OPT_QUIET,     0, 0 },
+	{ "--prune",	 NULL, OPT_PRUNE,     0, 0 },
+	{ "--follow",	 "-f", OPT_FOLLOW,    0, 0 },
+	{ "--lines",	 "-n", OPT_LINES,     1, 1 },
+	{ "--slot",	 NULL, OPT_SLOT,      1, 1 },
+	{ "--level",	 NULL, OPT_LEVEL,     1, 0 },
 };
 
 /* Writes a usage error into p->err; returns -1 for the caller to return. */
@@ -207,6 +213,24 @@ set_value(struct parser *p, const struct opt_spec *o, const char *value)
 	case OPT_LOG_FILE:
 		p->cli.log_file = value;
 		return 0;
+	case OPT_LINES:
+		if (parse_count(value, 0, CLI_LINES_MAX, &p->cli.lines) == 0)
+			return 0;
+		return fail(p, "-n must be an integer from 0 to %d, got '%s'",
+		    CLI_LINES_MAX, shown);
+	case OPT_SLOT:
+		if (parse_count(value, 0, CLI_SCALE_MAX - 1, &p->cli.slot) ==
+		    0)
+			return 0;
+		return fail(p, "--slot must be an integer from 0 to %d, got "
+		    "'%s'", CLI_SCALE_MAX - 1, shown);
+	case OPT_LEVEL:
+		if ((level = log_level_from_name(value)) >= 0) {
+			p->cli.level = level;
+			return 0;
+		}
+		return fail(p, "--level must be one of " LOG_LEVEL_NAMES
+		    ", got '%s'", shown);
 	default:
 		assert(!"set_value: option without a value");
 		return -1;
@@ -226,6 +250,15 @@ set_flag(struct parser *p, const struct opt_spec *o)
 		break;
 	case OPT_JSON:
 		p->cli.json = 1;
+		break;
+	case OPT_QUIET:
+		p->cli.quiet = 1;
+		break;
+	case OPT_PRUNE:
+		p->cli.prune = 1;
+		break;
+	case OPT_FOLLOW:
+		p->cli.follow = 1;
 		break;
 	default:
 		assert(!"set_flag: option with a value");
@@ -446,6 +479,9 @@ cli_defaults(struct cli *cli)
 	cli->help_topic = NULL;
 	cli->log_level = -1;
 	cli->timeout = -1;
+	cli->lines = -1;
+	cli->slot = -1;
+	cli->level = -1;
 }
 
 /* The first argument: a command, or one of the global options. */

@@ -14,6 +14,7 @@
 
 #define CLI_TIMEOUT_MAX	86400	/* stop --timeout, seconds */
 #define CLI_SCALE_MAX	4096	/* scale N */
+#define CLI_LINES_MAX	1000000	/* logs -n N */
 
 /* Options, as bits so that a command lists the ones it accepts. */
 enum opt_id {
@@ -23,7 +24,13 @@ enum opt_id {
 	OPT_TITLE	= 1 << 3,
 	OPT_ALL		= 1 << 4,
 	OPT_TIMEOUT	= 1 << 5,
-	OPT_JSON	= 1 << 6
+	OPT_JSON	= 1 << 6,
+	OPT_QUIET	= 1 << 7,
+	OPT_PRUNE	= 1 << 8,
+	OPT_FOLLOW	= 1 << 9,
+	OPT_LINES	= 1 << 10,
+	OPT_SLOT	= 1 << 11,
+	OPT_LEVEL	= 1 << 12
 };
 
 struct cli {
@@ -38,6 +45,12 @@ struct cli {
 	long		 timeout;	/* stop --timeout SECONDS; -1 if not given */
 	int		 json;		/* status --json */
 	long		 scale;		/* scale N */
+	int		 quiet;		/* -q: no confirmation line */
+	int		 prune;		/* status --prune */
+	int		 follow;	/* logs -f */
+	long		 lines;		/* logs -n N; -1 if not given */
+	long		 slot;		/* logs --slot S; -1 if not given */
+	int		 level;		/* logs --level L; -1 if not given */
 };
 
 /*

@@ -150,6 +150,7 @@ target_find(struct target *t)
 	r = pidfile_probe(t->run_dir, t->title, &t->pid, err, sizeof(err));
 	if (r < 0)
 		errmsg("%s", err);
+	t->dead = r == 0 && t->pid > 0;
 	return r;
 }
 
@@ -197,3 +198,14 @@ target_error(const struct target *t, const char *text)
 	errmsg("%s: %.*s", t->title, (int)n, text);
 }
 
+
+void
+target_not_running(const struct target *t)
+{
+	if (t->dead)
+		errmsg("%s: not running: its master (pid %ld) died without "
+		    "stopping (run dir %s; \"pmhost status --prune\" removes "
+		    "its files)", t->title, (long)t->pid, t->run_dir);
+	else
+		errmsg("%s: not running (run dir %s)", t->title, t->run_dir);
+}

@@ -22,7 +22,8 @@ struct target {
 	char		 run_dir[RUNDIR_PATH_MAX];
 	char		 title[TITLE_MAX + 1];
 	const struct task_config *task;	/* from CONFIG, else NULL */
-	pid_t		 pid;		/* when found running */
+	pid_t		 pid;		/* when found running, or dead */
+	int		 dead;		/* its master died, leaving its files */
 	int		 pidfd;
 };
 
@@ -43,7 +44,10 @@ int	load_config(const char *path, struct config *cfg);
 int	targets_collect(const struct cli *cli, struct targets *ts);
 void	targets_free(struct targets *ts);
 
-/* Is t's master running?  1 (t->pid set), 0, or -1 (printed). */
+/*
+ * Is t's master running?  1 (t->pid set), 0 (t->dead if one died leaving
+ * its pid file), or -1 (printed).
+ */
 int	target_find(struct target *t);
 
 /*
@@ -55,6 +59,12 @@ enum proto_result target_call(const struct target *t, const char *req,
 
 /* The verdict on the answer's last line: 1 ok, 0 error; its text. */
 int	reply_ok(const struct buf *reply, const char **text);
+
+/*
+ * Prints that t is not running, where it was looked for, and whether a
+ * master died there without cleaning up.
+ */
+void	target_not_running(const struct target *t);
 
 /* Prints a master's error answer for t. */
 void	target_error(const struct target *t, const char *text);

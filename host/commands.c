@@ -28,6 +28,7 @@ static const char run_help[] =
 "  --log-file FILE     log to FILE, in place of the config's logFile\n"
 "  --log-level LEVEL   debug, info, notice, warning or error, in place of\n"
 "                      the config's logLevel (both hold across restarts)\n"
+"  -q, --quiet         no line saying what was started\n"
 "  --timeout SECONDS   with -d: give up (and stop the master) if it is not\n"
 "                      ready after SECONDS (default 60)\n"
 "  -h, --help          show this help\n"
@@ -50,6 +51,7 @@ static const char stop_help[] =
 "  CONFIG              the master(s) of the task(s) CONFIG names\n"
 "  --all               every master of this user\n"
 "  --timeout SECONDS   stop waiting after SECONDS, 0 to 86400\n"
+"  -q, --quiet         no line saying what was done\n"
 "  -h, --help          show this help\n";
 
 static const char restart_help[] =
@@ -68,6 +70,7 @@ static const char restart_help[] =
 "  --title NAME        the master whose baseTitle is NAME\n"
 "  CONFIG              the task(s) CONFIG names\n"
 "  --timeout SECONDS   stop waiting for the rollout after SECONDS\n"
+"  -q, --quiet         no line saying what was done\n"
 "  -h, --help          show this help\n";
 
 static const char status_help[] =
@@ -80,6 +83,7 @@ static const char status_help[] =
 "  --title NAME        only the master whose baseTitle is NAME\n"
 "  CONFIG              only the master(s) of the task(s) CONFIG names\n"
 "  --json              print the same facts as one JSON document\n"
+"  --prune             remove what dead masters left in the run dir\n"
 "  -h, --help          show this help\n";
 
 static const char wakeup_help[] =
@@ -89,6 +93,7 @@ static const char wakeup_help[] =
 "options:\n"
 "  --title NAME        the master whose baseTitle is NAME\n"
 "  CONFIG              the master(s) of the task(s) CONFIG names\n"
+"  -q, --quiet         no line saying what was done\n"
 "  -h, --help          show this help\n";
 
 static const char scale_help[] =
@@ -98,6 +103,22 @@ static const char scale_help[] =
 "options:\n"
 "  --title NAME        the master whose baseTitle is NAME\n"
 "  CONFIG              the master(s) of the task(s) CONFIG names\n"
+"  -q, --quiet         no line saying what was done\n"
+"  -h, --help          show this help\n";
+
+static const char logs_help[] =
+"Show the last lines of a task's log (its logFile, or NAME.log in the run\n"
+"dir when it was started with -d), and with -f follow it as it grows, across\n"
+"log reopens (SIGUSR1, logrotate).  A task that logs to stderr under\n"
+"systemd logs to the journal: use journalctl -u UNIT.\n"
+"\n"
+"options:\n"
+"  --title NAME        the task whose baseTitle is NAME\n"
+"  CONFIG              the task CONFIG names\n"
+"  -f, --follow        go on showing lines as they come\n"
+"  -n, --lines N       how many lines to show first (default 10)\n"
+"  --slot S            only the lines of slot S's workers and about them\n"
+"  --level LEVEL       only lines at LEVEL or above\n"
 "  -h, --help          show this help\n";
 
 static const char check_help[] =
@@ -130,37 +151,42 @@ static const char version_help[] =
 #define TARGET	"(--title NAME | CONFIG)"
 
 static const struct command table[] = {
-	{ "run", OPT_DAEMON | OPT_LOG_FILE | OPT_LOG_LEVEL | OPT_TIMEOUT,
-	  ARGS_CONFIG,
+	{ "run", OPT_DAEMON | OPT_LOG_FILE | OPT_LOG_LEVEL | OPT_TIMEOUT |
+	  OPT_QUIET, ARGS_CONFIG,
 	  "pmhost run CONFIG [-d|--daemon] [--log-file FILE] "
-	  "[--log-level LEVEL] [--timeout SECONDS]",
+	  "[--log-level LEVEL] [--timeout SECONDS] [-q]",
 	  "start a master and its workers from CONFIG", run_help,
 	  cmd_run, NULL, NULL },
-	{ "stop", OPT_TITLE | OPT_ALL | OPT_TIMEOUT, ARGS_STOP,
+	{ "stop", OPT_TITLE | OPT_ALL | OPT_TIMEOUT | OPT_QUIET, ARGS_STOP,
 	  "pmhost stop    (--title NAME | CONFIG | --all) "
-	  "[--timeout SECONDS]",
+	  "[--timeout SECONDS] [-q]",
 	  "stop a master gracefully and wait until it is gone", stop_help,
 	  cmd_stop, "stop", serve_stop },
-	{ "restart", OPT_TITLE | OPT_TIMEOUT, ARGS_TARGET,
-	  "pmhost restart " TARGET " [--timeout SECONDS]",
+	{ "restart", OPT_TITLE | OPT_TIMEOUT | OPT_QUIET, ARGS_TARGET,
+	  "pmhost restart " TARGET " [--timeout SECONDS] [-q]",
 	  "reload a running master in place, or start it if not running",
 	  restart_help, cmd_restart, "restart", serve_restart },
-	{ "status", OPT_TITLE | OPT_JSON, ARGS_TARGET_OPT,
-	  "pmhost status  [--title NAME | CONFIG] [--json]",
+	{ "status", OPT_TITLE | OPT_JSON | OPT_PRUNE, ARGS_TARGET_OPT,
+	  "pmhost status  [--title NAME | CONFIG] [--json] [--prune]",
 	  "show masters and their workers, from live state", status_help,
 	  cmd_status, "status", serve_status },
-	{ "wakeup", OPT_TITLE, ARGS_TARGET,
-	  "pmhost wakeup  " TARGET,
+	{ "wakeup", OPT_TITLE | OPT_QUIET, ARGS_TARGET,
+	  "pmhost wakeup  " TARGET " [-q]",
 	  "make a master respawn its missing workers now", wakeup_help,
 	  cmd_request, "wakeup", serve_wakeup },
-	{ "scale", OPT_TITLE, ARGS_SCALE,
-	  "pmhost scale   " TARGET " N",
+	{ "scale", OPT_TITLE | OPT_QUIET, ARGS_SCALE,
+	  "pmhost scale   " TARGET " N [-q]",
 	  "set a master's live worker count", scale_help,
 	  cmd_request, "scale", serve_scale },
 	{ "check", 0, ARGS_CONFIG,
 	  "pmhost check   CONFIG",
 	  "validate CONFIG and load its plugin, like 'nginx -t'", check_help,
 	  cmd_check, NULL, NULL },
+	{ "logs", OPT_TITLE | OPT_FOLLOW | OPT_LINES | OPT_SLOT | OPT_LEVEL,
+	  ARGS_TARGET,
+	  "pmhost logs    " TARGET " [-f] [-n N] [--slot S] [--level LEVEL]",
+	  "show a task's log, and follow it", logs_help, cmd_logs, NULL,
+	  NULL },
 	{ "help", 0, ARGS_HELP,
 	  "pmhost help [COMMAND]", NULL, general_help,
 	  cmd_help, NULL, NULL },
@@ -204,13 +230,13 @@ command_suggest(const char *name)
 	const char *best = NULL;
 	size_t best_d = 3;
 
-	/* Within two edits, and no further than half the word. */
+	/* One edit (a swap counts as one) per three letters, at most two. */
 	for (size_t i = 0; i < nitems(table) + nitems(aliases); i++) {
 		const char *c = i < nitems(table) ? table[i].name :
 		    aliases[i - nitems(table)].alias;
 		size_t d = names_distance(name, c);
 
-		if (d < best_d && d * 2 <= strlen(c)) {
+		if (d < best_d && d * 3 <= strlen(c)) {
 			best_d = d;
 			best = c;
 		}

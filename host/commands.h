@@ -71,6 +71,7 @@ int	cmd_stop(const struct cli *cli);
 int	cmd_status(const struct cli *cli);
 int	cmd_restart(const struct cli *cli);
 int	cmd_request(const struct cli *cli);
+int	cmd_logs(const struct cli *cli);
 int	cmd_help(const struct cli *cli);
 int	cmd_version(const struct cli *cli);
 

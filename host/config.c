@@ -52,6 +52,8 @@ enum key_id {
 	K_NO_NEW_PRIVS,
 	K_LIMITS,
 	K_PRELOAD,
+	K_ENV,
+	K_WORKING_DIR,
 	K_TASKS,
 	K_CONFIG_PATH,		/* derived fields, not keys */
 	K_CONFIG_DIR,
@@ -72,6 +74,7 @@ enum value_kind {
 	V_TASKS,
 	V_BOOL,		/* true or false */
 	V_LIMITS,	/* {"nofile": N, ...}: integers >= 0 or "infinity" */
+	V_ENV,		/* {"NAME": "value", ...} */
 	V_DERIVED	/* not a key: a field the loader fills itself */
 };
 
@@ -157,6 +160,9 @@ static const struct key_spec {
 				    AT(F_LIMITS, limits), 0, NULL },
 	[K_PRELOAD] =		{ "preload", V_BOOL, 0, 0,
 				    AT(F_BOOL, preload), 0, NULL },
+	[K_ENV] =		{ "env", V_ENV, 0, 0, AT(F_STR, env), 0, NULL },
+	[K_WORKING_DIR] =	{ "workingDirectory", V_PATH, 0, 0,
+				    AT(F_STR, working_dir), 0, NULL },
 	[K_TASKS] =		{ "tasks", V_TASKS, 0, 0, FIELD(plugin), 0,
 				    NULL },
 	[K_CONFIG_PATH] =	{ NULL, V_DERIVED, 0, 0,
@@ -535,6 +541,68 @@ limits_check(struct parse_ctx *ctx, const char *keypath, const json_t *v)
 	return bad ? -1 : 0;
 }
 
+/*
+ * Validates the env object: names as a shell takes them (letters, digits,
+ * '_', not starting with a digit), string values without NUL; every
+ * problem reported; 0 or -1.
+ */
+static int
+env_check(struct parse_ctx *ctx, const char *keypath, const json_t *v)
+{
+	const char *name;
+	json_t *ev;
+	int bad = 0;
+
+	json_object_foreach((json_t *)v, name, ev) {
+		char shown[GOT_MAX + KEY_SHOW_MAX + 8], got[GOT_MAX + 1];
+		int ok = name[0] != '\0' && !(name[0] >= '0' &&
+		    name[0] <= '9');
+
+		for (const char *c = name; ok && *c != '\0'; c++)
+			ok = (*c >= 'A' && *c <= 'Z') || (*c >= 'a' &&
+			    *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_';
+		key_text(name, shown, sizeof(shown));
+		if (!ok) {
+			report(ctx, "%s.%s: not a variable name (letters, digits "
+			    "and _, not starting with a digit)", keypath,
+			    shown);
+			bad = 1;
+		} else if (!json_is_string(ev) || strlen(json_string_value(ev)) !=
+		    json_string_length(ev)) {
+			got_text(ev, got, sizeof(got));
+			report(ctx, "%s.%s: must be a string without NUL, got %s",
+			    keypath, shown, got);
+			bad = 1;
+		}
+	}
+	return bad ? -1 : 0;
+}
+
+int
+config_env_apply(const struct task_config *t, char *err, size_t errlen)
+{
+	const char *name;
+	json_t *o, *ev;
+	int r = 0;
+
+	if (t->env == NULL)
+		return 0;
+	if ((o = json_loads(t->env, 0, NULL)) == NULL) {
+		snprintf(err, errlen, "env: out of memory");
+		return -1;
+	}
+	json_object_foreach(o, name, ev) {
+		if (setenv(name, json_string_value(ev), 1) < 0) {
+			snprintf(err, errlen, "env.%s: %s", name,
+			    strerror(errno));
+			r = -1;
+			break;
+		}
+	}
+	json_decref(o);
+	return r;
+}
+
 /* Validates one value of a known key; reports and returns -1 if wrong. */
 static int
 value_check(struct parse_ctx *ctx, const char *keypath, enum key_id k,
@@ -617,6 +685,11 @@ value_check(struct parse_ctx *ctx, const char *keypath, enum key_id k,
 			return limits_check(ctx, keypath, v);
 		snprintf(what, sizeof(what), "be an object of limits (%s)",
 		    LIMIT_NAMES);
+		break;
+	case V_ENV:
+		if (json_is_object(v))
+			return env_check(ctx, keypath, v);
+		snprintf(what, sizeof(what), "be an object of strings");
 		break;
 	case V_TASKS:
 		if (json_is_array(v) && json_array_size(v) > 0)
@@ -807,7 +880,7 @@ field_build(const struct parse_ctx *ctx, struct task_config *tc, int k,
 	case F_STR:
 		if (spec->kind == V_PATH)
 			return path_resolve(ctx, (char **)f, v);
-		if (spec->kind == V_JSON && v != NULL) {
+		if ((spec->kind == V_JSON || spec->kind == V_ENV) && v != NULL) {
 			*(char **)f = json_dumps(v, JSON_COMPACT |
 			    JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
 			return *(char **)f == NULL ? -1 : 0;
@@ -857,7 +930,7 @@ field_json(struct task_config *tc, int k)
 	case F_STR:
 		if (*(char **)f == NULL)
 			return NULL;
-		if (spec->kind == V_JSON)
+		if (spec->kind == V_JSON || spec->kind == V_ENV)
 			return json_loads(*(char **)f, JSON_DECODE_ANY, NULL);
 		return json_string(*(char **)f);
 	case F_LLONG:

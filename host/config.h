@@ -58,8 +58,16 @@ struct task_config {
 	struct limit	 limits[LIMIT_COUNT];
 	int		 preload;	/* workers forked from a preload
 					   process that loaded the plugin */
+	char		*env;		/* "env": its object as JSON; NULL */
+	char		*working_dir;	/* absolute; NULL: "/" */
 	char		*json;		/* all of it as compact JSON */
 };
+
+/*
+ * Sets the task's env in this process (a worker's, the load check's, the
+ * preload process's); 0, or -1 with the reason in err.
+ */
+int	config_env_apply(const struct task_config *t, char *err, size_t errlen);
 
 /* "nofile", "nproc", "core", "as": the names in the limits object. */
 const char	*config_limit_name(enum limit_id id);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -53,24 +54,85 @@ cmd_request(const struct cli *cli)
 
 		if ((r = target_find(t)) <= 0) {
 			if (r == 0)
-				errmsg("%s: not running", t->title);
+				target_not_running(t);
 			status = EXIT_RUNTIME;
 			continue;
 		}
 		r = target_call(t, req, REQUEST_TIMEOUT_MS, &reply, NULL);
 		if (r == PROTO_NO_MASTER) {
-			errmsg("%s: not running", t->title);
+			target_not_running(t);
 			status = EXIT_RUNTIME;
 		} else if (r == PROTO_OK && !reply_ok(&reply, &text)) {
 			target_error(t, text);
 			status = EXIT_RUNTIME;
-		} else if (r != PROTO_OK) {
+		} else if (r == PROTO_OK) {
+			say("%s: %s", t->title, text[0] != '\0' ? text :
+			    "done");
+		} else {
 			status = EXIT_RUNTIME;
 		}
 		buf_free(&reply);
 	}
 	targets_free(&ts);
 	return status;
+}
+
+/*
+ * A dead master's row: what its stale pid file says (pid; its time is
+ * the master's start).  0, or -1 out of memory.
+ */
+static int
+dead_row(const struct target *t, struct status_master *sm)
+{
+	char path[RUNDIR_PATH_MAX], err[64];
+	struct buf b = { 0 };
+	struct stat st;
+	int r;
+
+	buf_printf(&b, "master");
+	status_put_text(&b, SK_NAME, t->title);
+	status_put_num(&b, SK_PID, t->pid);
+	status_put_text(&b, SK_TITLE, t->title);
+	status_put_text(&b, SK_STATE, "dead");
+	status_put_num(&b, SK_COUNT, 0);
+	if (rundir_path(path, sizeof(path), t->run_dir, t->title,
+	    ".pid") == 0 && stat(path, &st) == 0)
+		status_put_num(&b, SK_START_MS, (long long)st.st_mtim.tv_sec *
+		    1000 + st.st_mtim.tv_nsec / 1000000);
+	status_put_text(&b, SK_RUN_DIR, t->run_dir);
+	buf_printf(&b, "\nok\n");
+	r = b.p != NULL ? status_parse(b.p, sm, err, sizeof(err)) : -1;
+	buf_free(&b);
+	return r;
+}
+
+/* status of a run dir where nothing runs: says so, and where it looked. */
+static void
+say_none_running(void)
+{
+	char dir[RUNDIR_PATH_MAX], err[512];
+
+	if (rundir_resolve(NULL, dir, sizeof(dir), err, sizeof(err)) == 0)
+		say("no task is running (run dir %s)", dir);
+}
+
+/* status --prune: removes a dead master's files; 0 or an exit status. */
+static int
+prune(const struct target *t)
+{
+	char err[512];
+
+	switch (pidfile_prune(t->run_dir, t->title, err, sizeof(err))) {
+	case 1:
+		say("%s: removed the pid file and socket of its dead master "
+		    "(pid %ld)", t->title, (long)t->pid);
+		return EXIT_OK;
+	case 0:
+		return EXIT_OK;		/* a master took it over meanwhile */
+	default:
+		errmsg("%s", err);
+		return EXIT_RUNTIME;
+	}
 }
 
 int
@@ -95,16 +157,28 @@ cmd_status(const struct cli *cli)
 		int listed = cli->title == NULL && cli->config == NULL;
 		char err[512];
 
-		if ((r = target_find(t)) <= 0) {
+		if ((r = target_find(t)) == 0 && t->dead && cli->prune > 0) {
+			if ((r = prune(t)) > status)
+				status = r;
+			continue;
+		}
+		if (r == 0 && t->dead) {
+			target_not_running(t);
+			status = EXIT_RUNTIME;
+			if (dead_row(t, &ms[n]) == 0)
+				n++;
+			continue;
+		}
+		if (r <= 0) {
 			if (r < 0 || !listed) {
 				if (r == 0)
-					errmsg("%s: not running", t->title);
+					target_not_running(t);
 				status = EXIT_RUNTIME;
 			}
 			continue;
 		}
-		r = target_call(t, "status", REQUEST_TIMEOUT_MS, &reply,
-		    NULL);
+		r = target_call(t, cli->json ? "status exits" : "status",
+		    REQUEST_TIMEOUT_MS, &reply, NULL);
 		if (r == PROTO_OK) {
 			if (status_parse(reply.p, &ms[n], err, sizeof(err)) < 0) {
 				errmsg("%s: %s", t->title, err);
@@ -114,13 +188,15 @@ cmd_status(const struct cli *cli)
 			}
 		} else {
 			if (r == PROTO_NO_MASTER)
-				errmsg("%s: not running", t->title);
+				target_not_running(t);
 			status = EXIT_RUNTIME;
 		}
 		buf_free(&reply);
 	}
 	if (cli->json)
 		status_json(ms, n, &out);
+	else if (n == 0 && cli->title == NULL && cli->config == NULL)
+		say_none_running();
 	else
 		status_table(ms, n, &out);
 	if (out.len > 0)
@@ -172,7 +248,7 @@ signal_by_pidfile(struct target *t)
  * (printed).
  */
 static long
-request_stop(struct target *t)
+request_stop(struct target *t, long *workers)
 {
 	struct buf reply = { 0 };
 	const char *text, *st;
@@ -183,6 +259,8 @@ request_stop(struct target *t)
 	if (r == PROTO_OK && reply_ok(&reply, &text)) {
 		if ((st = strstr(text, "stop_timeout=")) != NULL)
 			wait_s = strtol(st + 13, NULL, 10) + STOP_WAIT_MARGIN_S;
+		if ((st = strstr(text, "workers=")) != NULL)
+			*workers = strtol(st + 8, NULL, 10);
 		if (t->pidfd < 0) {
 			errmsg("%s: asked to stop, but the master's process "
 			    "cannot be watched from here", t->title);
@@ -194,6 +272,7 @@ request_stop(struct target *t)
 	} else if (r == PROTO_NO_MASTER) {
 		switch (signal_by_pidfile(t)) {
 		case 0:
+			say("%s: stopped", t->title);
 			wait_s = 0;
 			break;
 		case -1:
@@ -214,14 +293,18 @@ cmd_stop(const struct cli *cli)
 {
 	struct targets ts;
 	struct pollfd *pfds;
-	long wait_s = -1;
+	long wait_s = -1, *workers;
 	int r, status = EXIT_OK, pending = 0;
-	int64_t deadline;
+	int64_t deadline, began = mono_ns();
 
 	if ((r = targets_collect(cli, &ts)) != 0)
 		return r;
-	if ((pfds = calloc(ts.n + 1, sizeof(*pfds))) == NULL) {
+	pfds = calloc(ts.n + 1, sizeof(*pfds));
+	workers = calloc(ts.n + 1, sizeof(*workers));
+	if (pfds == NULL || workers == NULL) {
 		errmsg("out of memory");
+		free(pfds);
+		free(workers);
 		targets_free(&ts);
 		return EXIT_RUNTIME;
 	}
@@ -236,12 +319,13 @@ cmd_stop(const struct cli *cli)
 		}
 		if (r == 0) {
 			if (!cli->all) {
-				errmsg("%s: not running", t->title);
+				target_not_running(t);
 				status = EXIT_RUNTIME;
 			}
 			continue;
 		}
-		if ((w = request_stop(t)) <= 0) {
+		workers[i] = -1;
+		if ((w = request_stop(t, &workers[i])) <= 0) {
 			if (w < 0)
 				status = EXIT_RUNTIME;
 			continue;
@@ -270,6 +354,13 @@ cmd_stop(const struct cli *cli)
 			/* A pidfd polls readable once its process has exited. */
 			pfds[i].fd = -1;
 			pending--;
+			if (workers[i] >= 0)
+				say("%s: stopped (%ld worker%s, %.1f s)",
+				    ts.v[i].title, workers[i],
+				    workers[i] == 1 ? "" : "s",
+				    (double)(mono_ns() - began) / NS_PER_SEC);
+			else
+				say("%s: stopped", ts.v[i].title);
 		}
 	}
 	for (size_t i = 0; i < ts.n; i++) {
@@ -280,6 +371,7 @@ cmd_stop(const struct cli *cli)
 		status = EXIT_RUNTIME;
 	}
 	free(pfds);
+	free(workers);
 	targets_free(&ts);
 	return status;
 }
@@ -370,13 +462,15 @@ restart_running(struct target *t, long timeout_s)
 	if (timeout_s < 0)
 		timeout_s = RESTART_WAIT_S + stop_s;
 	r = target_call(t, "restart", (int)(timeout_s * 1000), &reply, NULL);
-	if (r == PROTO_OK && reply_ok(&reply, &text))
+	if (r == PROTO_OK && reply_ok(&reply, &text)) {
+		say("%s: restarted%s%s", t->title, text[0] != '\0' ? ": " : "",
+		    text);
 		r = EXIT_OK;
-	else {
+	} else {
 		if (r == PROTO_OK)
 			target_error(t, text);
 		else if (r == PROTO_NO_MASTER)
-			errmsg("%s: not running", t->title);
+			target_not_running(t);
 		r = EXIT_RUNTIME;
 	}
 	buf_free(&reply);
@@ -404,7 +498,7 @@ cmd_restart(const struct cli *cli)
 			/* process_manage's restart of a stopped task: start it. */
 			r = start_detached(t->task);
 		else {
-			errmsg("%s: not running", t->title);
+			target_not_running(t);
 			r = EXIT_RUNTIME;
 		}
 		if (r > status)

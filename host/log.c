@@ -258,62 +258,175 @@ priority(int level)
 	return level >= 0 && level <= PM_LOG_ERROR ? prio[level] : 6;
 }
 
-/* Formats one line from o in the log's format and writes it. */
-static void
-emit(const struct log_origin *o, int level, const char *text, size_t len)
+/*
+ * Formats one line from o in the log's format into line (of
+ * LOG_LINE_MAX + 512 bytes), stamped when; its length, newline included.
+ */
+static size_t
+format_line(const struct log_origin *o, int level, const char *text,
+    size_t len, const char *when, char *line)
 {
 	static const char *const roles[] = { "master", "worker", "preload" };
-	char line[LOG_LINE_MAX + 512], when[64];
-	struct timespec ts;
-	struct tm tm;
+	const size_t size = LOG_LINE_MAX + 512;
 	size_t n = 0, max = LOG_LINE_MAX;
 
 	/* One event, one line: a newline inside would forge another. */
 	if (len > max)
 		len = max;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	localtime_r(&ts.tv_sec, &tm);
-	n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	n += (size_t)snprintf(when + n, sizeof(when) - n, ".%03ld",
-	    ts.tv_nsec / 1000000);
-	strftime(when + n, sizeof(when) - n, "%z", &tm);
 	if (logst.format == LOG_JSON) {
-		n = (size_t)snprintf(line, sizeof(line), "{\"time\":\"%s\","
+		n = (size_t)snprintf(line, size, "{\"time\":\"%s\","
 		    "\"level\":\"%s\",\"task\":\"", when,
 		    log_level_name(level));
-		n = json_text(line, n, sizeof(line), o->task, strlen(o->task));
-		n += (size_t)snprintf(line + n, sizeof(line) - n, "\",\"role\":"
+		n = json_text(line, n, size, o->task, strlen(o->task));
+		n += (size_t)snprintf(line + n, size - n, "\",\"role\":"
 		    "\"%s\",\"pid\":%ld", roles[o->role], (long)o->pid);
 		if (o->slot >= 0)
-			n += (size_t)snprintf(line + n, sizeof(line) - n,
+			n += (size_t)snprintf(line + n, size - n,
 			    ",\"slot\":%d", o->slot);
-		n += (size_t)snprintf(line + n, sizeof(line) - n,
+		n += (size_t)snprintf(line + n, size - n,
 		    ",\"message\":\"");
-		n = json_text(line, n, sizeof(line), text, len);
-		n += (size_t)snprintf(line + n, sizeof(line) - n, "\"}");
+		n = json_text(line, n, size, text, len);
+		n += (size_t)snprintf(line + n, size - n, "\"}");
 	} else {
-		if (logst.journal)
-			n = (size_t)snprintf(line, sizeof(line), "<%d>%s %s[%ld]: ",
-			    priority(level), log_level_name(level), o->title,
-			    (long)o->pid);
+		char who[200];
+
+		/* A worker's slot follows its title: "...:Worker:app#3[PID]". */
+		if (o->slot >= 0)
+			snprintf(who, sizeof(who), "%s#%d[%ld]", o->title,
+			    o->slot, (long)o->pid);
 		else
-			n = (size_t)snprintf(line, sizeof(line), "%s %s %s[%ld]: ",
-			    when, log_level_name(level), o->title,
+			snprintf(who, sizeof(who), "%s[%ld]", o->title,
 			    (long)o->pid);
-		if (n > sizeof(line) - 2)
-			n = sizeof(line) - 2;
-		if (len > sizeof(line) - 2 - n)
-			len = sizeof(line) - 2 - n;
+		if (logst.journal)
+			n = (size_t)snprintf(line, size, "<%d>%s %s: ",
+			    priority(level), log_level_name(level), who);
+		else
+			n = (size_t)snprintf(line, size, "%s %s %s: ",
+			    when, log_level_name(level), who);
+		if (n > size - 2)
+			n = size - 2;
+		if (len > size - 2 - n)
+			len = size - 2 - n;
 		memcpy(line + n, text, len);
 		for (size_t i = n; i < n + len; i++)
 			if (line[i] == '\n' || line[i] == '\r')
 				line[i] = ' ';
 		n += len;
 	}
-	if (n > sizeof(line) - 1)
-		n = sizeof(line) - 1;
+	if (n > size - 1)
+		n = size - 1;
 	line[n++] = '\n';
-	put(line, n);
+	return n;
+}
+
+/* Formats one line from o in the log's format and writes it. */
+static void
+emit(const struct log_origin *o, int level, const char *text, size_t len)
+{
+	char line[LOG_LINE_MAX + 512], when[64];
+	struct timespec ts;
+	struct tm tm;
+	size_t n;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	localtime_r(&ts.tv_sec, &tm);
+	n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	n += (size_t)snprintf(when + n, sizeof(when) - n, ".%03ld",
+	    ts.tv_nsec / 1000000);
+	strftime(when + n, sizeof(when) - n, "%z", &tm);
+	put(line, format_line(o, level, text, len, when, line));
+}
+
+/*
+ * An orphaned worker's last line: formatted when armed, around the place
+ * of its time stamp, which the signal handler fills in with nothing but
+ * async-signal-safe arithmetic.
+ */
+static struct {
+	int	 fd;
+	long	 utc_offset;		/* seconds east of UTC */
+	char	 zone[8];		/* "+0000" */
+	char	 line[LOG_LINE_MAX + 512];
+	size_t	 len;
+	size_t	 at;			/* where the stamp goes; len: none */
+} lastw = { .fd = -1 };
+
+int
+log_last_word_arm(const struct log_origin *o, const char *text)
+{
+	struct tm tm;
+	time_t now = time(NULL);
+	char *mark;
+
+	if (logst.fd < 0 || (lastw.fd = fcntl(logst.fd, F_DUPFD_CLOEXEC,
+	    3)) < 0)
+		return -1;
+	localtime_r(&now, &tm);
+	lastw.utc_offset = tm.tm_gmtoff;
+	strftime(lastw.zone, sizeof(lastw.zone), "%z", &tm);
+	lastw.len = format_line(o, PM_LOG_WARNING, text, strlen(text), "\001",
+	    lastw.line);
+	mark = memchr(lastw.line, '\001', lastw.len);
+	lastw.at = mark != NULL ? (size_t)(mark - lastw.line) : lastw.len;
+	return lastw.fd;
+}
+
+/* n as digits, zero-padded to width, at p; the end. */
+static char *
+put_digits(char *p, long n, int width)
+{
+	for (int i = width - 1; i >= 0; i--, n /= 10)
+		p[i] = (char)('0' + n % 10);
+	return p + width;
+}
+
+void
+log_last_word(void)
+{
+	char out[LOG_LINE_MAX + 600], *p = out;
+	struct timespec ts;
+	long days, secs, y, m, d, era, doe, yoe, doy, mp;
+
+	if (lastw.fd < 0)
+		return;
+	memcpy(p, lastw.line, lastw.at);
+	p += lastw.at;
+	if (lastw.at < lastw.len) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		secs = (long)ts.tv_sec + lastw.utc_offset;
+		days = secs / 86400;
+		secs %= 86400;
+		/* The civil date of a day count (proleptic Gregorian). */
+		days += 719468;
+		era = days / 146097;
+		doe = days - era * 146097;
+		yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+		doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+		mp = (5 * doy + 2) / 153;
+		d = doy - (153 * mp + 2) / 5 + 1;
+		m = mp < 10 ? mp + 3 : mp - 9;
+		y = yoe + era * 400 + (m <= 2);
+		p = put_digits(p, y, 4);
+		*p++ = '-';
+		p = put_digits(p, m, 2);
+		*p++ = '-';
+		p = put_digits(p, d, 2);
+		*p++ = 'T';
+		p = put_digits(p, secs / 3600, 2);
+		*p++ = ':';
+		p = put_digits(p, secs / 60 % 60, 2);
+		*p++ = ':';
+		p = put_digits(p, secs % 60, 2);
+		*p++ = '.';
+		p = put_digits(p, ts.tv_nsec / 1000000, 3);
+		memcpy(p, lastw.zone, strlen(lastw.zone));
+		p += strlen(lastw.zone);
+		memcpy(p, lastw.line + lastw.at + 1, lastw.len - lastw.at - 1);
+		p += lastw.len - lastw.at - 1;
+	}
+	if (write(lastw.fd, out, (size_t)(p - out)) < 0) {
+		/* Nowhere else to say it. */
+	}
 }
 
 /* Our own origin: the master's lines. */

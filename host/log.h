@@ -76,6 +76,16 @@ void	log_flush(void);
 /* At exit: waits for the reader at most timeout_ms to take what waits. */
 void	log_drain(int timeout_ms);
 
+/*
+ * In a worker, before its descriptors are closed: keeps a descriptor of
+ * the master's log and formats the line text (from o, a warning) for
+ * log_last_word().  The descriptor to keep, or -1.
+ */
+int	log_last_word_arm(const struct log_origin *o, const char *text);
+
+/* Writes the armed line, stamped now; async-signal-safe. */
+void	log_last_word(void);
+
 /* In a child of the master: log records to fd (its stderr pipe). */
 void	log_to_pipe(int fd);
 

@@ -22,5 +22,6 @@ main(int argc, char **argv)
 		errmsg("%s", err);
 		return EXIT_USAGE;
 	}
+	msg_quiet(cli.quiet);
 	return cli.cmd->run(&cli);
 }

@@ -109,6 +109,8 @@ effective_level(const struct master *m)
 
 static void handle_restart(struct master *m, struct restart_result *res);
 static void report_ready(struct master *m);
+static void report_failure(struct master *m, const char *why);
+static void check_started(struct master *m);
 
 /* strictPaths false: says, each start, what the check let through. */
 static void
@@ -217,8 +219,8 @@ master_stop(struct master *m, const char *why)
 	handle_restart(m, &res);
 	m->state = MASTER_STOPPING;
 	m->stop_deadline = now + (int64_t)m->cfg.stop_timeout * NS_PER_SEC;
-	logmsg(PM_LOG_INFO, "stopping (%s): %d workers to finish", why,
-	    m->slots.nlive);
+	logmsg(PM_LOG_INFO, "stopping (%s): %d worker%s to finish", why,
+	    m->slots.nlive, m->slots.nlive == 1 ? "" : "s");
 	notify_send("STOPPING=1\nSTATUS=stopping (%s)", why);
 	slots_stop_all(&m->slots, now);
 	spawner_stop(&m->spawners[0]);
@@ -255,7 +257,7 @@ master_scale(struct master *m, int target, const char *why, char *msg,
 		snprintf(msg, size, "out of memory");
 		return -1;
 	}
-	snprintf(msg, size, "workers %d -> %d", from, target);
+	snprintf(msg, size, "scaled %d -> %d", from, target);
 	logmsg(PM_LOG_INFO, "%s: %s", why, msg);
 	if (m->mode == MODE_RESIDENT)
 		slots_respawn_due(&m->slots, &ctx, now, 0);
@@ -347,6 +349,8 @@ reap(struct master *m)
 			slots_abandon(&m->slots, &m->spawners[k]);
 			if (k != m->cur)
 				restart_preload_exited(&m->rs, text, &res);
+			else if (m->state == MASTER_STARTING)
+				report_failure(m, text);
 		} else {
 			logmsg(PM_LOG_DEBUG, "reaped pid %ld (not a worker)",
 			    (long)pid);
@@ -472,7 +476,6 @@ start_workers(struct master *m)
 	m->spawned = 1;
 	for (int i = 0; i < m->slots.target; i++)
 		slots_spawn(&m->slots, i, &ctx, 0);
-	report_ready(m);
 }
 
 /* Acts on every deadline that has passed. */
@@ -487,6 +490,7 @@ run_timers(struct master *m, int64_t now)
 	m->slots.paused = !spawner_ready(&m->spawners[m->cur]);
 	if (!m->spawned && !m->slots.paused && m->state != MASTER_STOPPING)
 		start_workers(m);
+	check_started(m);
 	if (m->notify_at != 0 && m->notify_at <= now) {
 		notify_status(m, "WATCHDOG=1");
 		m->notify_at = now + notify_watchdog_ns();
@@ -592,6 +596,47 @@ watch_log(struct master *m)
 		m->log_watched = fd;
 }
 
+/*
+ * The start-up failed (a first worker, or the preload process): a waiting
+ * "run -d" hears why and the master stops; in the foreground the task
+ * runs on, backing off, and says so.
+ */
+static void
+report_failure(struct master *m, const char *why)
+{
+	char line[PATH_MAX + 1024];
+
+	if (m->caller_fd >= 0 && m->ov.detached) {
+		snprintf(line, sizeof(line), "1 %s: %.512s (see %s)",
+		    m->cfg.base_title, why, m->prep.log_path[0] != '\0' ?
+		    m->prep.log_path : "the log");
+		(void)write_all(m->caller_fd, line, strlen(line));
+		close(m->caller_fd);
+		m->caller_fd = -1;
+		logmsg(PM_LOG_ERROR, "start-up failed: %s", why);
+		master_stop(m, "start-up failed");
+		m->startup_failed = 1;
+		return;
+	}
+	logmsg(PM_LOG_WARNING, "start-up: %s; the task runs on", why);
+	report_ready(m);
+}
+
+/* While starting: reports ready once every slot is up, or the failure. */
+static void
+check_started(struct master *m)
+{
+	char why[512];
+	int r;
+
+	if (m->state != MASTER_STARTING || !m->spawned)
+		return;
+	if ((r = slots_started(&m->slots, why, sizeof(why))) < 0)
+		report_failure(m, why);
+	else if (r == 1)
+		report_ready(m);
+}
+
 /* Tells a waiting "run -d" and the service manager that we are up. */
 static void
 report_ready(struct master *m)
@@ -599,6 +644,7 @@ report_ready(struct master *m)
 	char line[32];
 
 	m->state = MASTER_RUNNING;
+	m->slots.starting = 0;
 	notify_status(m, "READY=1");
 	if (notify_watchdog_ns() > 0)
 		m->notify_at = mono_ns() + notify_watchdog_ns();
@@ -748,10 +794,15 @@ master_run(const struct prepared *p, const struct overrides *ov, int pid_fd,
 		master_teardown(&m);
 		return 1;
 	}
+	m.slots.starting = 1;
 
-	logmsg(PM_LOG_INFO, "started: %d workers of %s%s", m.slots.target,
-	    m.cfg.plugin, m.cfg.preload ? " (forked from a preload process)" :
-	    "");
+	logmsg(PM_LOG_INFO, "started: %d worker%s of %s%s", m.slots.target,
+	    m.slots.target == 1 ? "" : "s", m.cfg.plugin, m.cfg.preload ?
+	    " (forked from a preload process)" : "");
+	if (p->dead_master > 0)
+		logmsg(PM_LOG_WARNING, "the previous master (pid %ld) died "
+		    "without stopping; its pid file was taken over",
+		    (long)p->dead_master);
 	warn_weak_paths(&m);
 
 	for (;;) {
@@ -782,7 +833,9 @@ master_run(const struct prepared *p, const struct overrides *ov, int pid_fd,
 			dispatch(&m, evs[i].data.u64, evs[i].events);
 	}
 
-	if (m.mode == MODE_RUN_ONCE && m.state != MASTER_STOPPING) {
+	if (m.startup_failed) {
+		status = 1;
+	} else if (m.mode == MODE_RUN_ONCE && m.state != MASTER_STOPPING) {
 		status = m.any_failed ? 1 : 0;
 		logmsg(PM_LOG_INFO, "all workers done (run once)%s",
 		    m.any_failed ? "; some failed" : "");

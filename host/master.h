@@ -52,6 +52,7 @@ struct master {
 	int			 caller_fd;	/* run -d: tell it; -1 */
 	int			 log_watched;	/* the log fd in epoll; -1 */
 	int			 any_failed;	/* run once: exit status 1 */
+	int			 startup_failed;/* run -d heard why: status 1 */
 	int64_t			 stop_deadline;
 	int64_t			 tick_at;	/* reconcile tick; 0: off */
 	int64_t			 notify_at;	/* next WATCHDOG=1; 0: none */

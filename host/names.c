@@ -59,29 +59,36 @@ log_level_name(int level)
 size_t
 names_distance(const char *a, const char *b)
 {
-	size_t	 la = strlen(a), lb = strlen(b), i, j, diag, up, best;
-	size_t	*row;
+	size_t	 la = strlen(a), lb = strlen(b), i, j, best, w = lb + 1;
+	size_t	*d;
 
-	if ((row = calloc(lb + 1, sizeof(*row))) == NULL)
+	/* Optimal string alignment: edits, and swaps of neighbours. */
+	if ((d = calloc((la + 1) * w, sizeof(*d))) == NULL)
 		return SIZE_MAX;
+	for (i = 0; i <= la; i++)
+		d[i * w] = i;
 	for (j = 0; j <= lb; j++)
-		row[j] = j;
+		d[j] = j;
 	for (i = 1; i <= la; i++) {
-		diag = row[0];
-		row[0] = i;
 		for (j = 1; j <= lb; j++) {
-			up = row[j];
-			best = diag + (tolower((unsigned char)a[i - 1]) !=
-			    tolower((unsigned char)b[j - 1]));
-			if (up + 1 < best)
-				best = up + 1;
-			if (row[j - 1] + 1 < best)
-				best = row[j - 1] + 1;
-			row[j] = best;
-			diag = up;
+			int ne = tolower((unsigned char)a[i - 1]) !=
+			    tolower((unsigned char)b[j - 1]);
+
+			best = d[(i - 1) * w + j - 1] + (size_t)ne;
+			if (d[(i - 1) * w + j] + 1 < best)
+				best = d[(i - 1) * w + j] + 1;
+			if (d[i * w + j - 1] + 1 < best)
+				best = d[i * w + j - 1] + 1;
+			if (i > 1 && j > 1 && tolower((unsigned char)a[i - 1]) ==
+			    tolower((unsigned char)b[j - 2]) &&
+			    tolower((unsigned char)a[i - 2]) ==
+			    tolower((unsigned char)b[j - 1]) &&
+			    d[(i - 2) * w + j - 2] + 1 < best)
+				best = d[(i - 2) * w + j - 2] + 1;
+			d[i * w + j] = best;
 		}
 	}
-	best = row[lb];
-	free(row);
+	best = d[la * w + lb];
+	free(d);
 	return best;
 }

@@ -49,18 +49,22 @@ policy_classify(const struct exit_facts *f, char *text, size_t size)
 	const char *why = why_text(f->why);
 	double secs = (double)f->lived_ns / NS_PER_SEC;
 
+	/* "1 call", "2 calls". */
+	const char *s = f->calls == 1 ? "" : "s";
+
 	if (f->timed_out) {
+		/* The call it was timed out in, even if it returned since. */
 		snprintf(text, size, "workTimeout: call %llu ran %.1f s, "
-		    "killed", (unsigned long long)f->calls + 1,
+		    "killed", (unsigned long long)f->timeout_call,
 		    (double)f->call_ns / NS_PER_SEC);
 		return EXIT_FAILED;
 	}
 	if (WIFSIGNALED(f->wstatus)) {
 		policy_signal_name(WTERMSIG(f->wstatus), sig, sizeof(sig));
-		snprintf(text, size, "killed by %s%s%s after %llu calls, "
+		snprintf(text, size, "killed by %s%s%s after %llu call%s, "
 		    "%.2f s", sig, WCOREDUMP(f->wstatus) ? " (core dumped)" :
 		    "", f->stop_killed ? " at stopTimeout" : "",
-		    (unsigned long long)f->calls, secs);
+		    (unsigned long long)f->calls, s, secs);
 		return f->stop_killed ? EXIT_ORDERLY : EXIT_FAILED;
 	}
 	if (!WIFEXITED(f->wstatus)) {
@@ -72,11 +76,11 @@ policy_classify(const struct exit_facts *f, char *text, size_t size)
 	    f->why != WHY_FAIL) {
 		if (f->why == WHY_RSS)
 			snprintf(text, size, "%s (RSS %.1f MiB) after %llu "
-			    "calls, %.2f s", why, (double)f->rss_kb / 1024,
-			    (unsigned long long)f->calls, secs);
+			    "call%s, %.2f s", why, (double)f->rss_kb / 1024,
+			    (unsigned long long)f->calls, s, secs);
 		else
-			snprintf(text, size, "%s after %llu calls, %.2f s",
-			    why, (unsigned long long)f->calls, secs);
+			snprintf(text, size, "%s after %llu call%s, %.2f s",
+			    why, (unsigned long long)f->calls, s, secs);
 		return EXIT_ORDERLY;
 	}
 	if (why != NULL) {
@@ -85,8 +89,8 @@ policy_classify(const struct exit_facts *f, char *text, size_t size)
 		return EXIT_FAILED;
 	}
 	/* The plugin called exit() itself. */
-	snprintf(text, size, "exited with status %d after %llu calls, %.2f s",
-	    WEXITSTATUS(f->wstatus), (unsigned long long)f->calls, secs);
+	snprintf(text, size, "exited with status %d after %llu call%s, %.2f s",
+	    WEXITSTATUS(f->wstatus), (unsigned long long)f->calls, s, secs);
 	return WEXITSTATUS(f->wstatus) == 0 ? EXIT_ORDERLY : EXIT_FAILED;
 }
 

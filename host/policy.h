@@ -30,6 +30,7 @@ struct exit_facts {
 	uint64_t	rss_kb;		/* at its last check (memory limit) */
 	int		timed_out;	/* the master killed it for workTimeout */
 	int64_t		call_ns;	/* duration of the call it was killed in */
+	uint64_t	timeout_call;	/* the number of that call */
 	int		stop_killed;	/* SIGKILLed after stopTimeout */
 };
 

@@ -4,9 +4,11 @@
  * length, its log file, its user and group, and its plugin loaded and
  * checked in a throwaway child under that user.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define PMHOST_HOST
@@ -61,6 +63,23 @@ check_paths(const struct task_config *t, struct prepared *p,
 	return 0;
 }
 
+/* Is path a directory?  0, or -1 with why. */
+static int
+dir_check(const char *path, char *why, size_t size)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0) {
+		snprintf(why, size, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(why, size, "%s: not a directory", path);
+		return -1;
+	}
+	return 0;
+}
+
 int
 prepare_task(const struct task_config *t, const struct overrides *ov,
     unsigned flags, struct prepared *p, char *err, size_t errlen)
@@ -108,6 +127,13 @@ prepare_task(const struct task_config *t, const struct overrides *ov,
 		prepared_free(p);
 		return EXIT_USAGE;
 	}
+	if (t->working_dir != NULL && dir_check(t->working_dir, why,
+	    sizeof(why)) < 0) {
+		snprintf(err, errlen, "%s: %sworkingDirectory: %s",
+		    t->config_path, where, why);
+		prepared_free(p);
+		return EXIT_USAGE;
+	}
 	if ((flags & PREP_PROBE) && plugin_probe(t, &p->creds, why,
 	    sizeof(why)) < 0) {
 		snprintf(err, errlen, "%s: %splugin: %s", t->config_path, where,
@@ -118,6 +144,13 @@ prepare_task(const struct task_config *t, const struct overrides *ov,
 	return 0;
 }
 
+/* Two optional strings: both absent, or equal. */
+static int
+same_str(const char *a, const char *b)
+{
+	return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
 /* Do two prepared tasks load their plugin the same way? */
 static int
 same_probe(const struct prepared *a, const struct prepared *b)
@@ -125,6 +158,8 @@ same_probe(const struct prepared *a, const struct prepared *b)
 	const struct task_config *x = a->task, *y = b->task;
 
 	if (strcmp(x->plugin, y->plugin) != 0 ||
+	    !same_str(x->env, y->env) ||
+	    !same_str(x->working_dir, y->working_dir) ||
 	    a->creds.set != b->creds.set || x->no_new_privs != y->no_new_privs ||
 	    memcmp(x->limits, y->limits, sizeof(x->limits)) != 0)
 		return 0;

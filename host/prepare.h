@@ -30,7 +30,7 @@ struct prepared {
 	int		 log_level;
 	struct creds	 creds;
 	char		 warnings[2048];	/* strictPaths false: what it
-						   let through, "; "-joined */
+						   let through, "; "-joined */	pid_t		 dead_master;	/* one died leaving its pid file */
 };
 
 enum prepare_flags {

@@ -169,6 +169,23 @@ privs_enter(const struct task_config *t, const struct creds *c, char *err,
 		snprintf(err, errlen, "no new privileges: %s", strerror(errno));
 		return -1;
 	}
+	if (c != NULL && c->set) {
+		if (c->home[0] != '\0')
+			setenv("HOME", c->home, 1);
+		if (c->name[0] != '\0') {
+			setenv("USER", c->name, 1);
+			setenv("LOGNAME", c->name, 1);
+		}
+	}
+	/* The task's own settings win, as systemd's Environment= does. */
+	if (config_env_apply(t, err, errlen) < 0)
+		return -1;
+	/* As the task's user: a directory it cannot enter is an error. */
+	if (t->working_dir != NULL && chdir(t->working_dir) < 0) {
+		snprintf(err, errlen, "workingDirectory %s: %s", t->working_dir,
+		    strerror(errno));
+		return -1;
+	}
 	return 0;
 }
 

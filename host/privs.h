@@ -36,7 +36,8 @@ struct task_config;
  * Everything a process that runs the task's plugin code takes on before
  * it loads the plugin: the task's resource limits (while still root, so a
  * hard limit may rise), its user and group, and no new privileges (unless
- * the task turned that off).  0, or -1 with the reason in err.
+ * the task turned that off); then the user's HOME, USER and LOGNAME, the
+ * task's env and workingDirectory.  0, or -1 with the reason in err.
  */
 int	privs_enter(const struct task_config *t, const struct creds *c,
 	    char *err, size_t errlen);

@@ -266,8 +266,8 @@ replace_step(struct restart *r, struct slots *s, const struct spawn_ctx *ctx,
 		    s->procs[i].gen != ctx->gen)
 			old_left++;
 	if (old_left == 0)
-		conclude(r, res, 1, "generation %u running with %d workers",
-		    ctx->gen, s->nlive);
+		conclude(r, res, 1, "generation %u running with %d "
+		    "worker%s", ctx->gen, s->nlive, s->nlive == 1 ? "" : "s");
 }
 
 void

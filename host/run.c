@@ -214,9 +214,12 @@ none_running(const struct prepared *ps, size_t n)
 	return r;
 }
 
-/* Takes the task's pid file; 0, or an exit status with why in msg. */
+/*
+ * Takes the task's pid file; 0, or an exit status with why in msg.  The
+ * pid of a master that died without cleaning up is kept for its log.
+ */
 static int
-take_pidfile(const struct prepared *p, int *fd, char *msg, size_t size)
+take_pidfile(struct prepared *p, int *fd, char *msg, size_t size)
 {
 	char err[512];
 	pid_t holder = 0;
@@ -237,6 +240,7 @@ take_pidfile(const struct prepared *p, int *fd, char *msg, size_t size)
 		snprintf(msg, size, "%s: %s", p->task->base_title, err);
 		return EXIT_RUNTIME;
 	}
+	p->dead_master = holder;
 	return 0;
 }
 
@@ -468,6 +472,9 @@ run_detached(struct prepared *p, const struct overrides *ov, int timeout_s,
 	close(pfd[0]);
 	if (r == 0) {
 		*pid = st.pid;
+		say("%s: started (pid %ld, %d worker%s; log %s)",
+		    p->task->base_title, (long)st.pid, p->task->max_workers,
+		    p->task->max_workers == 1 ? "" : "s", p->log_path);
 		return EXIT_OK;
 	}
 	if (r == 1) {
@@ -799,9 +806,10 @@ describe(const struct prepared *p)
 			    " %s=%llu", config_limit_name((enum limit_id)i),
 			    (unsigned long long)t->limits[i].value);
 	}
-	printf("%s: workers run as %s; noNewPrivileges %s; limits:%s\n",
-	    t->base_title, who, t->no_new_privs ? "on" : "off",
-	    n > 0 ? limits : " as inherited");
+	printf("%s: workers run as %s; noNewPrivileges %s; limits:%s; "
+	    "in %s\n", t->base_title, who, t->no_new_privs ? "on" : "off",
+	    n > 0 ? limits : " as inherited", t->working_dir != NULL ?
+	    t->working_dir : "the current directory (/ with -d)");
 	if (p->warnings[0] != '\0')
 		errmsg("warning: %s: strictPaths is false, allowing: %s",
 		    t->base_title, p->warnings);

@@ -238,6 +238,8 @@ pidfile_acquire(const char *dir, const char *name, int *fd, pid_t *holder,
 		 */
 		if (fstat(f, &fst) == 0 && stat(path, &pst) == 0 &&
 		    fst.st_ino == pst.st_ino && fst.st_dev == pst.st_dev) {
+			/* A pid left behind: its master died uncleanly. */
+			*holder = fst.st_size > 0 ? read_pid(f) : 0;
 			if (pidfile_update(f) < 0) {
 				snprintf(err, errlen, "%s: write: %s", path,
 				    strerror(errno));
@@ -280,6 +282,7 @@ pidfile_probe(const char *dir, const char *name, pid_t *pid, char *err,
 		return -1;
 	}
 	if (flock(f, LOCK_SH | LOCK_NB) == 0) {
+		*pid = read_pid(f);
 		r = 0;		/* nobody holds it: stale */
 	} else if (errno == EWOULDBLOCK) {
 		*pid = read_pid(f);
@@ -287,6 +290,42 @@ pidfile_probe(const char *dir, const char *name, pid_t *pid, char *err,
 	} else {
 		snprintf(err, errlen, "%s: lock: %s", path, strerror(errno));
 		r = -1;
+	}
+	close(f);
+	return r;
+}
+
+int
+pidfile_prune(const char *dir, const char *name, char *err, size_t errlen)
+{
+	char path[RUNDIR_PATH_MAX], sock[RUNDIR_PATH_MAX];
+	struct stat fst, pst;
+	int f, r = 1;
+
+	if (rundir_path(path, sizeof(path), dir, name, ".pid") < 0 ||
+	    rundir_path(sock, sizeof(sock), dir, name, ".sock") < 0) {
+		snprintf(err, errlen, "%s: path too long", name);
+		return -1;
+	}
+	if ((f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY)) < 0) {
+		if (errno == ENOENT)
+			return 1;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(f, LOCK_EX | LOCK_NB) < 0) {
+		r = errno == EWOULDBLOCK ? 0 : -1;
+		if (r < 0)
+			snprintf(err, errlen, "%s: lock: %s", path,
+			    strerror(errno));
+	} else if (fstat(f, &fst) == 0 && stat(path, &pst) == 0 &&
+	    fst.st_ino == pst.st_ino && fst.st_dev == pst.st_dev) {
+		/* Holding the lock: no master can start in between. */
+		if ((unlink(sock) < 0 && errno != ENOENT) ||
+		    unlink(path) < 0) {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			r = -1;
+		}
 	}
 	close(f);
 	return r;

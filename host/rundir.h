@@ -38,8 +38,9 @@ int	rundir_path(char *buf, size_t size, const char *dir, const char *name,
 
 /*
  * Takes NAME.pid's lock and writes our pid into it.  0 with *fd holding the
- * lock; 1 if another master holds it (its pid in *holder, 0 if unreadable);
- * -1 on error with a message in err.
+ * lock (*holder: the pid a master that died without cleaning up left in
+ * the file, else 0); 1 if another master holds it (its pid in *holder, 0
+ * if unreadable); -1 on error with a message in err.
  */
 int	pidfile_acquire(const char *dir, const char *name, int *fd,
 	    pid_t *holder, char *err, size_t errlen);
@@ -51,9 +52,18 @@ int	pidfile_update(int fd);
 void	pidfile_release(const char *dir, const char *name, int fd);
 
 /*
+ * Removes a stale NAME.pid and NAME.sock: only when nobody holds the
+ * lock, and while we hold it.  1 if removed, 0 if a master runs, -1 on
+ * error with a message in err.
+ */
+int	pidfile_prune(const char *dir, const char *name, char *err,
+	    size_t errlen);
+
+/*
  * Is NAME's master running?  1 with its pid in *pid (from the file, taken
- * while the lock was seen held), 0 if not (no file or nobody holds the
- * lock), -1 on error with a message in err.
+ * while the lock was seen held), 0 if not (no file, or nobody holds the
+ * lock: then *pid is the dead master's, read from the stale file, or 0),
+ * -1 on error with a message in err.
  */
 int	pidfile_probe(const char *dir, const char *name, pid_t *pid,
 	    char *err, size_t errlen);

@@ -60,9 +60,42 @@ rss_kb(pid_t pid)
 	    1024));
 }
 
+/* A slot's counters; calls counts those of its live worker too. */
+static void
+put_health(struct buf *b, const struct slot *s, uint64_t live_calls)
+{
+	status_put_num(b, SK_W_CALLS_TOTAL, (long long)(s->calls_done +
+	    live_calls));
+	status_put_num(b, SK_W_RECYCLES, (long long)s->recycles);
+	status_put_num(b, SK_W_FAILURES_TOTAL, (long long)s->failures_total);
+	status_put_num(b, SK_W_CRASH_LOOP, SLOT_CRASH_LOOP(s));
+	status_put_num(b, SK_W_RESTARTS, (long long)s->respawns);
+	status_put_num(b, SK_W_FAILURES, s->failures);
+}
+
+/* A slot's last exits, oldest first: "exit" records after its worker. */
+static void
+put_history(struct buf *b, const struct slot *s)
+{
+	uint64_t first = s->nhist > SLOT_HISTORY ? s->nhist - SLOT_HISTORY : 0;
+
+	for (uint64_t k = first; s->hist != NULL && k < s->nhist; k++) {
+		const struct exit_rec *r = &s->hist[k % SLOT_HISTORY];
+
+		buf_add(b, "exit", 4);
+		status_put_num(b, SK_E_AT_MS, r->at_ms);
+		status_put_num(b, SK_E_LIVED_MS, r->lived_ms);
+		status_put_num(b, SK_E_CALLS, (long long)r->calls);
+		status_put_num(b, SK_E_FAILED, r->failed);
+		status_put_text(b, SK_E_REASON, r->text);
+		buf_add(b, "\n", 1);
+	}
+}
+
 /* One "worker" record for a live process. */
 static void
-put_worker(const struct master *m, struct buf *b, int idx, int64_t now)
+put_worker(const struct master *m, struct buf *b, int idx, int64_t now,
+    int history)
 {
 	const struct proc *p = &m->slots.procs[idx];
 	const struct sb_cell *c = &m->sb->cells[idx];
@@ -81,35 +114,39 @@ put_worker(const struct master *m, struct buf *b, int idx, int64_t now)
 		status_put_num(b, SK_W_RSS_KB, rss_kb(p->pid));
 	status_put_num(b, SK_W_WORK, (long long)atomic_load(&c->w.calls));
 	status_put_num(b, SK_W_ERRORS, (long long)atomic_load(&c->w.errors));
-	status_put_num(b, SK_W_RESTARTS, (long long)s->respawns);
-	status_put_num(b, SK_W_FAILURES, s->failures);
+	put_health(b, s, atomic_load(&c->w.calls));
 	status_put_num(b, SK_W_GENERATION, p->gen);
 	if (atomic_load(&c->w.phase) == PHASE_BUSY && started != 0)
 		status_put_num(b, SK_W_CALL_MS, (now - started) / NS_PER_MS);
 	if (s->last_exit[0] != '\0')
 		status_put_text(b, SK_W_LAST_EXIT, s->last_exit);
 	buf_add(b, "\n", 1);
+	if (history && s->cur == idx)
+		put_history(b, s);
 }
 
 /* One "worker" record for a slot without a process. */
 static void
-put_idle_slot(const struct master *m, struct buf *b, int i, int64_t now)
+put_idle_slot(const struct master *m, struct buf *b, int i, int64_t now,
+    int history)
 {
 	const struct slot *s = &m->slots.v[i];
 
 	buf_add(b, "worker", 6);
 	status_put_num(b, SK_W_SLOT, i);
 	status_put_text(b, SK_W_STATE, s->state == SLOT_WAITING &&
-	    s->respawn_at > now && s->last_failed ? "backoff" :
-	    m->mode == MODE_RUN_ONCE ? "done" : "pending");
-	status_put_num(b, SK_W_RESTARTS, (long long)s->respawns);
-	status_put_num(b, SK_W_FAILURES, s->failures);
+	    s->respawn_at > now && s->last_failed ? (SLOT_CRASH_LOOP(s) ?
+	    "crash-loop" : "backoff") : m->mode == MODE_RUN_ONCE ? "done" :
+	    "pending");
+	put_health(b, s, 0);
 	if (s->state == SLOT_WAITING && s->respawn_at > now)
 		status_put_num(b, SK_W_RESPAWN_IN_MS,
 		    (s->respawn_at - now) / NS_PER_MS);
 	if (s->last_exit[0] != '\0')
 		status_put_text(b, SK_W_LAST_EXIT, s->last_exit);
 	buf_add(b, "\n", 1);
+	if (history)
+		put_history(b, s);
 }
 
 /* The "preload" record: the workers' preload process, when there is one. */
@@ -146,8 +183,10 @@ serve_status(struct master *m, const struct request *rq, struct reply *rp)
 	int64_t now = mono_ns(), now_real = real_ns();
 	char wtitle[PROC_TITLE_MAX];
 	struct buf *b = &rp->body;
+	int history;
 
-	(void)rq;
+	/* "status exits": each slot's last exits too (for --json). */
+	history = strcmp(rq->arg, "exits") == 0;
 	title_compose(wtitle, sizeof(wtitle), m->cfg.title_prefix,
 	    TITLE_WORKER, m->cfg.base_title);
 	buf_add(b, "master", 6);
@@ -168,6 +207,7 @@ serve_status(struct master *m, const struct request *rq, struct reply *rp)
 	status_put_text(b, SK_CONFIG, m->cfg.config_path);
 	status_put_text(b, SK_PLUGIN, m->cfg.plugin);
 	status_put_text(b, SK_RUN_DIR, m->run_dir);
+	status_put_text(b, SK_LOG, m->prep.log_path);
 	buf_add(b, "\n", 1);
 	put_preload(m, b, now);
 
@@ -176,11 +216,11 @@ serve_status(struct master *m, const struct request *rq, struct reply *rp)
 		const struct slot *s = &m->slots.v[i];
 
 		if (s->cur >= 0)
-			put_worker(m, b, s->cur, now);
+			put_worker(m, b, s->cur, now, history);
 		if (s->next >= 0)
-			put_worker(m, b, s->next, now);
+			put_worker(m, b, s->next, now, history);
 		if (s->cur < 0 && s->next < 0 && i < m->slots.target)
-			put_idle_slot(m, b, i, now);
+			put_idle_slot(m, b, i, now, history);
 	}
 	rp->text[0] = '\0';
 	return SERVE_OK;
@@ -190,8 +230,8 @@ enum serve_result
 serve_stop(struct master *m, const struct request *rq, struct reply *rp)
 {
 	(void)rq;
-	snprintf(rp->text, sizeof(rp->text), "stopping stop_timeout=%u",
-	    m->cfg.stop_timeout);
+	snprintf(rp->text, sizeof(rp->text), "stopping stop_timeout=%u "
+	    "workers=%d", m->cfg.stop_timeout, m->slots.nlive);
 	master_stop(m, "stop command");
 	return SERVE_OK;
 }
@@ -208,9 +248,11 @@ serve_restart(struct master *m, const struct request *rq, struct reply *rp)
 enum serve_result
 serve_wakeup(struct master *m, const struct request *rq, struct reply *rp)
 {
+	int n = master_wakeup(m, "wakeup command");
+
 	(void)rq;
-	snprintf(rp->text, sizeof(rp->text), "respawned %d workers",
-	    master_wakeup(m, "wakeup command"));
+	snprintf(rp->text, sizeof(rp->text), "woke up: respawned %d worker%s",
+	    n, n == 1 ? "" : "s");
 	return SERVE_OK;
 }
 

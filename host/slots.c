@@ -43,6 +43,8 @@ slots_init(struct slots *s, int epfd, struct scoreboard *sb, int ready_fd,
 void
 slots_free(struct slots *s)
 {
+	for (int i = 0; s->v != NULL && i < s->cap; i++)
+		free(s->v[i].hist);
 	free(s->procs);
 	free(s->free_cells);
 	free(s->v);
@@ -169,6 +171,7 @@ slots_resize(struct slots *s, int target, int64_t now)
 
 		if (i >= s->n && sl->state == SLOT_EMPTY) {
 			/* A slot made anew starts with a clean history. */
+			free(sl->hist);
 			memset(sl, 0, sizeof(*sl));
 			sl->cur = sl->next = -1;
 		}
@@ -244,7 +247,7 @@ slots_spawn(struct slots *s, int i, const struct spawn_ctx *ctx, int hold)
 	wa.sb = s->sb;
 	wa.slot = i;
 	wa.master = s->master;
-	wa.ready_fd = hold ? s->ready_fd : -1;
+	wa.ready_fd = hold || s->starting ? s->ready_fd : -1;
 
 	now = mono_ns();
 	if (spawner_spawn(ctx->spawner, &wa, &pid, fds) < 0) {
@@ -483,6 +486,29 @@ drain_output(struct slots *s, int idx)
 		outstream_close(&p->out[k], &o);
 }
 
+/* Counts an exit into its slot's health and history. */
+static void
+remember_exit(struct slot *sl, const struct exit_facts *f,
+    const struct worker_exit *ex)
+{
+	struct exit_rec *r;
+
+	sl->calls_done += f->calls;
+	if (ex->cls == EXIT_FAILED)
+		sl->failures_total++;
+	else
+		sl->recycles++;
+	if (sl->hist == NULL &&
+	    (sl->hist = calloc(SLOT_HISTORY, sizeof(*sl->hist))) == NULL)
+		return;		/* the counts are kept; the history is not */
+	r = &sl->hist[sl->nhist++ % SLOT_HISTORY];
+	r->at_ms = real_ns() / NS_PER_MS;
+	r->lived_ms = f->lived_ns / NS_PER_MS;
+	r->calls = f->calls;
+	r->failed = ex->cls == EXIT_FAILED;
+	copy_str(r->text, ex->text, sizeof(r->text));
+}
+
 void
 slots_exited(struct slots *s, int idx, int wstatus, int64_t now,
     struct worker_exit *ex)
@@ -503,6 +529,7 @@ slots_exited(struct slots *s, int idx, int wstatus, int64_t now,
 	f.rss_kb = atomic_load(&c->w.rss_kb);
 	f.timed_out = p->timed_out;
 	f.call_ns = p->timeout_call_ns;
+	f.timeout_call = p->timeout_call;
 	f.stop_killed = p->killed_at_stop;
 
 	memset(ex, 0, sizeof(*ex));
@@ -526,6 +553,7 @@ slots_exited(struct slots *s, int idx, int wstatus, int64_t now,
 	    sizeof(plan));
 	copy_str(sl->last_exit, ex->text, sizeof(sl->last_exit));
 	sl->last_failed = ex->cls == EXIT_FAILED;
+	remember_exit(sl, &f, ex);
 	logmsg(ex->cls == EXIT_FAILED && !s->stopping ? PM_LOG_WARNING :
 	    PM_LOG_INFO, "worker %d (pid %ld) exited: %s; %s", p->slot,
 	    (long)p->pid, ex->text, plan);
@@ -606,6 +634,7 @@ time_out(struct slots *s, int idx, int64_t age, unsigned limit_s,
 
 	p->timed_out = 1;
 	p->timeout_call_ns = age;
+	p->timeout_call = atomic_load(&s->sb->cells[idx].w.calls) + 1;
 	logmsg(PM_LOG_WARNING, "worker %d (pid %ld): work() call %llu has "
 	    "run %.1f s, over workTimeout %u s; terminating it", p->slot,
 	    (long)p->pid, (unsigned long long)atomic_load(
@@ -718,6 +747,27 @@ slots_reconcile(struct slots *s, int64_t now)
 		slot_move(s, i, SE_GROW);
 		s->v[i].respawn_at = now;
 	}
+}
+
+int
+slots_started(const struct slots *s, char *why, size_t size)
+{
+	int all = 1;
+
+	for (int i = 0; i < s->target; i++) {
+		const struct slot *sl = &s->v[i];
+
+		if (sl->last_failed && sl->last_exit[0] != '\0') {
+			snprintf(why, size, "worker %d failed: %s", i,
+			    sl->last_exit);
+			return -1;
+		}
+		if (sl->last_exit[0] != '\0')
+			continue;	/* ended normally: it worked */
+		if (sl->cur < 0 || !slots_proc_ready(s, sl->cur))
+			all = 0;
+	}
+	return all;
 }
 
 void

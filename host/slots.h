@@ -49,12 +49,25 @@ struct proc {
 	int		 hot;		/* executeUSleep 0: calls untimed */
 	int		 timed_out;	/* went through workTimeout */
 	int64_t		 timeout_call_ns;
+	uint64_t	 timeout_call;	/* the call workTimeout ended */
 	int		 killed_at_stop;/* SIGKILLed at the master's stop */
 	uint64_t	 watch_calls;	/* workTimeout: calls when last seen */
 	int64_t		 watch_since;	/* mono ns that count was first seen */
 	const char	*title;		/* its title (its generation's) */
 	const struct spawner *spawner;	/* what started it */
 	struct outstream out[2];	/* its stdout, stderr */
+};
+
+#define SLOT_HISTORY	5	/* the exits a slot remembers */
+#define CRASH_LOOP_FAILS 3	/* failures in a row that make a crash loop */
+
+/* One worker's end, as a slot remembers it. */
+struct exit_rec {
+	int64_t		 at_ms;		/* wall clock */
+	int64_t		 lived_ms;
+	uint64_t	 calls;
+	int		 failed;
+	char		 text[EXIT_TEXT_MAX];
 };
 
 /* A worker position: its index is what pm_worker_slot() returns. */
@@ -69,7 +82,16 @@ struct slot {
 	char		 last_exit[EXIT_TEXT_MAX];
 	int		 last_failed;	/* last_exit was a failure */
 	unsigned	 tried_gen;	/* restart: replacement spawned for */
+	/* Its health, from its making (a scale-down ends it): */
+	uint64_t	 calls_done;	/* work() calls of its ended workers */
+	uint64_t	 recycles;	/* workers that ended in order */
+	uint64_t	 failures_total;/* workers that failed */
+	struct exit_rec	*hist;		/* a ring of SLOT_HISTORY; NULL: none */
+	uint64_t	 nhist;		/* exits recorded */
 };
+
+/* Is slot sl failing over and over? */
+#define SLOT_CRASH_LOOP(sl)	((sl)->failures >= CRASH_LOOP_FAILS)
 
 /* What the master learns when slots_exited() takes a worker's exit. */
 struct worker_exit {
@@ -97,6 +119,8 @@ struct slots {
 	int		 target;	/* workers wanted */
 	int		 respawn;	/* 0: stopping, or run once */
 	int		 paused;	/* no spawner ready: respawns wait */
+	int		 starting;	/* the master's start-up: every worker
+					   says when it is through work_init */
 	int		 stopping;	/* the master is stopping */
 	unsigned	 release_gen;	/* held replacements of this generation
 					   take over when their slot frees */
@@ -170,6 +194,14 @@ void	slots_kill_strays(const struct slots *s);
  * (pm_log, host messages) at their level.
  */
 void	slots_output(struct slots *s, int idx, int stream);
+
+/*
+ * The master's start-up: 1 once every slot's worker is through
+ * work_init (or has made its first call, or ended normally), 0 while one
+ * is not yet, -1 with the failure in why when a slot's first worker
+ * failed.
+ */
+int	slots_started(const struct slots *s, char *why, size_t size);
 
 /* Moves replacements that finished work_init from preparing to held. */
 void	slots_collect_ready(struct slots *s);

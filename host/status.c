@@ -12,10 +12,10 @@
 #include "status.h"
 #include "util.h"
 
-enum rec_kind { M, W, P };
+enum rec_kind { M, W, P, E };
 enum val_type { I, T };
 enum json_form { J_INT, J_INTN, J_LIVE, J_SECS, J_MEM, J_TIME, J_TEXT,
-	J_TEXTN, J_NONE };
+	J_TEXTN, J_BOOL, J_NONE };
 enum cell_form { C_INT, C_LIVE, C_TEXT, C_MEM, C_TIME, C_SECS, C_LAST };
 
 static const struct field {
@@ -36,7 +36,7 @@ static const struct field {
 
 static size_t utf8_len(const unsigned char *p);
 
-#define NCOLS		10	/* the highest col# in the schema */
+#define NCOLS		12	/* the highest col# in the schema */
 #define STATUS_CELL_MAX	320	/* a last exit and its respawn time */
 
 void
@@ -136,6 +136,22 @@ status_parse(const char *reply, struct status_master *m, char *err,
 		} else if (strncmp(line, "preload ", 8) == 0) {
 			rec_parse(line, P, &m->preload);
 			m->has_preload = 1;
+		} else if (strncmp(line, "exit ", 5) == 0 && m->nworkers > 0) {
+			struct status_rec *e = realloc(m->exits,
+			    (m->nexits + 1) * sizeof(*e));
+			size_t *of = e == NULL ? NULL : realloc(m->exit_of,
+			    (m->nexits + 1) * sizeof(*of));
+
+			if (e != NULL)
+				m->exits = e;
+			if (of == NULL) {
+				snprintf(err, errlen, "out of memory");
+				status_free(m);
+				return -1;
+			}
+			m->exit_of = of;
+			of[m->nexits] = m->nworkers - 1;
+			rec_parse(line, E, &e[m->nexits++]);
 		} else if (strncmp(line, "worker ", 7) == 0) {
 			struct status_rec *w = realloc(m->workers,
 			    (m->nworkers + 1) * sizeof(*w));
@@ -167,6 +183,8 @@ void
 status_free(struct status_master *m)
 {
 	free(m->workers);
+	free(m->exits);
+	free(m->exit_of);
 	free(m->mem);
 	memset(m, 0, sizeof(*m));
 }
@@ -456,7 +474,8 @@ table_one(const struct status_master *m, struct buf *out)
 			cells[c] = pr.cell[c];
 		put_line(out, pr.type, cells, pr.ncols, width);
 	}
-	put_line(out, "", whead, nw, width);
+	if (m->nworkers > 0)
+		put_line(out, "", whead, nw, width);
 	for (size_t i = 0; i < m->nworkers; i++) {
 		for (int c = 0; c < wr[i].ncols; c++)
 			cells[c] = wr[i].cell[c];
@@ -569,6 +588,10 @@ json_field(const struct status_rec *r, int k, struct buf *out, int first)
 			buf_printf(out, ",\"%s_unix_ms\":%lld", key, n);
 		}
 		break;
+	case J_BOOL:
+		buf_printf(out, "%s", status_num(r, (enum status_key)k, 0) ?
+		    "true" : "false");
+		break;
 	case J_TEXTN:
 		if (t[0] == '\0') {
 			buf_add(out, "null", 4);
@@ -609,10 +632,23 @@ json_master(const struct status_master *m, struct buf *out)
 	}
 	buf_add(out, ",\"workers\":[", 12);
 	for (size_t i = 0; i < m->nworkers; i++) {
+		int first = 1;
+
 		if (i > 0)
 			buf_add(out, ",", 1);
 		json_rec(&m->workers[i], W, out);
-		buf_add(out, "}", 1);
+		/* Its slot's last exits, oldest first. */
+		buf_add(out, ",\"exits\":[", 10);
+		for (size_t k = 0; k < m->nexits; k++) {
+			if (m->exit_of[k] != i)
+				continue;
+			if (!first)
+				buf_add(out, ",", 1);
+			json_rec(&m->exits[k], E, out);
+			buf_add(out, "}", 1);
+			first = 0;
+		}
+		buf_add(out, "]}", 2);
 	}
 	buf_add(out, "]}", 2);
 }

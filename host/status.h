@@ -16,12 +16,13 @@
 /*
  * The schema, one line per field:
  *   X(ID, wire key, record, type, JSON form, JSON key, column, cell, col#)
- * record: M master, P its preload process, W worker.  type: I integer,
- * T text.
+ * record: M master, P its preload process, W worker, E one of a slot's
+ * last exits (after its worker record).  type: I integer, T text.
  * JSON form: J_INT, J_INTN (null when < 0), J_LIVE (null without a
  *   process), J_SECS (ms as seconds, null when < 0), J_MEM (KiB as
  *   KEY_mb and KEY_kb), J_TIME (ms as "date time" and KEY_unix_ms),
- *   J_TEXT, J_TEXTN (null when empty), J_NONE (not in --json).
+ *   J_TEXT, J_TEXTN (null when empty), J_BOOL (0 false, else true),
+ *   J_NONE (not in --json).
  * cell: how the table shows it; col#: its column, 0 for none.  A worker
  * record without "title" shows its master's "worker_title".
  * The order of the lines is the order of --json.
@@ -42,6 +43,7 @@
 	X(CONFIG,	"config",	M, T, J_TEXT, NULL, NULL, C_TEXT, 0)	\
 	X(PLUGIN,	"plugin",	M, T, J_TEXT, NULL, NULL, C_TEXT, 0)	\
 	X(RUN_DIR,	"run_dir",	M, T, J_TEXT, NULL, NULL, C_TEXT, 0)	\
+	X(LOG,		"log",		M, T, J_TEXTN, NULL, NULL, C_TEXT, 0)	\
 	X(P_PID,	"pid",		P, I, J_INT, NULL, "pid", C_INT, 1)	\
 	X(P_TITLE,	"title",	P, T, J_TEXT, NULL, "title", C_TEXT, 2) \
 	X(P_STATE,	"state",	P, T, J_TEXT, NULL, "state", C_TEXT, 7) \
@@ -59,14 +61,24 @@
 	X(W_RUN_MS,	"run_ms",	W, I, J_SECS, "run_s", "run(s)", C_SECS, 5) \
 	X(W_WORK,	"work",		W, I, J_LIVE, NULL, "work", C_LIVE, 6)	\
 	X(W_ERRORS,	"errors",	W, I, J_LIVE, NULL, NULL, C_INT, 0)	\
-	X(W_RESTARTS,	"restarts",	W, I, J_INT, NULL, "restarts", C_INT, 9) \
+	X(W_CALLS_TOTAL, "calls_total",	W, I, J_INT, NULL, "calls", C_INT, 9)	\
+	X(W_RECYCLES,	"recycles",	W, I, J_INT, NULL, "recycled", C_INT, 10) \
+	X(W_FAILURES_TOTAL, "failures_total", W, I, J_INT, NULL, "failed",	\
+	    C_INT, 11)							\
+	X(W_CRASH_LOOP,	"crash_loop",	W, I, J_BOOL, NULL, NULL, C_INT, 0)	\
+	X(W_RESTARTS,	"restarts",	W, I, J_INT, NULL, NULL, C_INT, 0)	\
 	X(W_FAILURES,	"failures",	W, I, J_INT, NULL, NULL, C_INT, 0)	\
 	X(W_GENERATION,	"generation",	W, I, J_LIVE, NULL, NULL, C_INT, 0)	\
 	X(W_CALL_MS,	"call_ms",	W, I, J_SECS, "call_s", NULL, C_INT, 0) \
 	X(W_RESPAWN_IN_MS, "respawn_in_ms", W, I, J_SECS, "respawn_in_s", NULL, \
 	    C_INT, 0)							\
 	X(W_LAST_EXIT,	"last_exit",	W, T, J_TEXTN, NULL, "last exit",	\
-	    C_LAST, 10)
+	    C_LAST, 12)							\
+	X(E_AT_MS,	"at_ms",	E, I, J_TIME, "at", NULL, C_INT, 0)	\
+	X(E_LIVED_MS,	"lived_ms",	E, I, J_SECS, "lived_s", NULL, C_INT, 0) \
+	X(E_CALLS,	"calls",	E, I, J_INT, NULL, NULL, C_INT, 0)	\
+	X(E_FAILED,	"failed",	E, I, J_BOOL, NULL, NULL, C_INT, 0)	\
+	X(E_REASON,	"reason",	E, T, J_TEXT, NULL, NULL, C_TEXT, 0)
 
 #define STATUS_ENUM(id, key, rec, type, json, jkey, col, cell, no) SK_##id,
 enum status_key {
@@ -89,6 +101,9 @@ struct status_master {
 	struct status_rec preload;	/* its preload process, if any */
 	size_t		 nworkers;
 	struct status_rec *workers;
+	size_t		 nexits;
+	struct status_rec *exits;	/* a slot's last exits, oldest first */
+	size_t		*exit_of;	/* the worker record each follows */
 };
 
 /* Master side: appends " key=value" for field k (proto encoding). */

@@ -68,8 +68,10 @@ static void
 on_orphaned(int sig)
 {
 	(void)sig;
-	if (getppid() != master_pid)
+	if (getppid() != master_pid) {
+		log_last_word();
 		kill(0, SIGKILL);
+	}
 }
 
 /* Has anyone asked this worker to end (CELL_EXIT, CELL_EXPIRE, TERM)? */
@@ -140,21 +142,40 @@ static void
 watch_master(void)
 {
 	if (prctl(PR_SET_PDEATHSIG, WORKER_ORPHAN_SIGNAL) < 0 ||
-	    getppid() != master_pid)
+	    getppid() != master_pid) {
+		log_last_word();
 		kill(0, SIGKILL);
+	}
 }
 
 /*
  * Keeps only what the worker uses: stdout and stderr become its streams to
  * the master (stderr also carries its log records), stdin is /dev/null,
  * the ready eventfd stays if held; every other descriptor of the master's
- * is closed.
+ * is closed (but the log's, in a worker of the master's own user).
  */
 static void
-setup_fds(const struct worker_args *a)
+setup_fds(const struct worker_args *a, const char *title)
 {
-	int fd, keep = a->ready_fd;
+	int fd, keep[2] = { a->ready_fd, -1 };
+	size_t nkeep = a->ready_fd >= 0;
 
+	/*
+	 * A worker that runs as the master's own user keeps the log, to
+	 * say so if its master dies: it could open it anyway.  Another
+	 * user's worker keeps nothing of the master's.
+	 */
+	if (a->plugin == NULL && (a->creds == NULL || !a->creds->set ||
+	    a->creds->uid == geteuid())) {
+		struct log_origin o = { title, a->cfg->base_title,
+		    ROLE_WORKER_LOG, getpid(), a->slot };
+		char text[160];
+
+		snprintf(text, sizeof(text), "its master (pid %ld) is gone: "
+		    "the worker and its children end now", (long)a->master);
+		if ((keep[nkeep] = log_last_word_arm(&o, text)) >= 0)
+			nkeep++;
+	}
 	if (dup2(a->out_fd, 1) < 0 || dup2(a->err_fd, 2) < 0)
 		_exit(WORKER_EXIT_FAILED);
 	if (a->plugin != NULL) {
@@ -169,9 +190,7 @@ setup_fds(const struct worker_args *a)
 		if (a->preload_sock >= 0)
 			close(a->preload_sock);
 	} else {
-		if (keep > 3)
-			close_range(3, (unsigned)keep - 1, 0);
-		close_range(keep >= 3 ? (unsigned)keep + 1 : 3, ~0U, 0);
+		close_fds_except(keep, nkeep);
 	}
 	if ((fd = open("/dev/null", O_RDONLY | O_NOCTTY)) >= 0) {
 		if (fd != 0) {
@@ -281,9 +300,10 @@ start_plugin(struct worker *wk)
 }
 
 /*
- * A replacement started while its slot's old worker still runs: say that
- * work_init succeeded (the master's eventfd), then wait, without
- * spinning, until the master lets it go.
+ * Says that work_init succeeded, when the master wants to know (the ready
+ * eventfd: a replacement, or a first worker while the master starts).  A
+ * replacement started while its slot's old worker still runs then waits,
+ * without spinning, until the master lets it go.
  */
 static void
 wait_for_go(struct worker *wk)
@@ -293,7 +313,8 @@ wait_for_go(struct worker *wk)
 
 	if (wk->a->ready_fd < 0)
 		return;
-	atomic_store(&c->w.phase, PHASE_HELD);
+	atomic_store(&c->w.phase, atomic_load(&c->cmd) == CELL_HOLD ?
+	    PHASE_HELD : PHASE_IDLE);
 	(void)write_all(wk->a->ready_fd, &one, sizeof(one));
 	close(wk->a->ready_fd);
 	while (atomic_load(&c->cmd) == CELL_HOLD && !stop_requested(wk)) {
@@ -487,7 +508,7 @@ worker_main(const struct worker_args *a)
 	wk.statm_fd = -1;
 
 	setpgid(0, 0);
-	setup_fds(a);
+	setup_fds(a, wk.title);
 	if (setup_signals(&wk) < 0) {
 		logmsg(PM_LOG_ERROR, "slot %d: signal setup: %s", a->slot,
 		    strerror(errno));
@@ -501,16 +522,9 @@ worker_main(const struct worker_args *a)
 		logmsg(PM_LOG_ERROR, "slot %d: %s", a->slot, err);
 		end_worker(&wk, WHY_SETUP);
 	}
-	if (a->creds != NULL && a->creds->set) {
-		if (a->creds->home[0] != '\0')
-			setenv("HOME", a->creds->home, 1);
-		if (a->creds->name[0] != '\0') {
-			setenv("USER", a->creds->name, 1);
-			setenv("LOGNAME", a->creds->name, 1);
-		}
-		/* The uid change made us undumpable: let plugins dump core. */
+	/* A uid change made us undumpable: let plugins dump core. */
+	if (a->creds != NULL && a->creds->set)
 		prctl(PR_SET_DUMPABLE, 1);
-	}
 	watch_master();
 	if (a->cfg->max_rss_mb > 0) {
 		wk.rss_limit_kb = (uint64_t)a->cfg->max_rss_mb * 1024;

@@ -79,7 +79,8 @@ class TestUsageErrors(CliTest):
     def test_longest_valid_title_is_accepted(self):
         # 64 characters: a valid name, so stop gets as far as the run dir.
         r = self.pm("stop", "--title", "a" * 64, check=1)
-        self.assertEqual(r.stderr, "pmhost: %s: not running\n" % ("a" * 64))
+        self.assertEqual(r.stderr, "pmhost: %s: not running (run dir %s)\n"
+                         % ("a" * 64, self.rundir))
 
     def test_bad_stop_timeout_is_a_usage_error(self):
         for bad in ("abc", "-1", "1.5", "86401"):

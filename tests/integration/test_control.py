@@ -122,7 +122,8 @@ class ControlTest(harness.PmTest):
             self.assertEqual(proc_stat(pid)[1], mpid, "worker's parent")
             self.assertIn(w["state"], ("idle", "busy"), w)
             self.assertEqual(w["last exit"], "-", w)
-            self.assertEqual(w["restarts"], "0", w)
+            self.assertEqual((w["recycled"], w["failed"]), ("0", "0"), w)
+            self.assertGreaterEqual(int(w["calls"]), int(w["work"]), w)
             self.assertRegex(w["start"], r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
             self.assertGreater(float(w["memory(m)"]), 0)
 
@@ -179,7 +180,10 @@ class ControlTest(harness.PmTest):
             self.assertEqual(w["title"], "process_m:Worker:" + self.title)
             # The JSON was taken after the table: counts only grow.
             self.assertGreaterEqual(w["work"], int(t["work"]))
-            self.assertEqual(w["restarts"], int(t["restarts"]))
+            self.assertEqual(w["recycles"], int(t["recycled"]))
+            self.assertEqual(w["failures_total"], int(t["failed"]))
+            self.assertGreaterEqual(w["calls_total"], int(t["calls"]))
+            self.assertEqual(w["exits"], [])
             self.assertEqual(w["generation"], 1)
             self.assertIsNone(w["last_exit"])
             self.assertIsNone(w["respawn_in_s"])
@@ -261,7 +265,7 @@ class ControlTest(harness.PmTest):
 
         def backing_off():
             w = self.master_json()["workers"]
-            return len(w) == 1 and w[0]["state"] == "backoff" and w
+            return len(w) == 1 and w[0]["state"] in ("backoff", "crash-loop") and w
         w = self.wait_for(backing_off, "slot 0 in backoff", proc=p)[0]
         self.assertIsNone(w["pid"])
         self.assertEqual(w["slot"], 0)
@@ -273,7 +277,7 @@ class ControlTest(harness.PmTest):
         def table_backoff():
             rows, text = self.status_rows()
             ws = [r for r in rows if r["type"] == "Worker"]
-            return len(ws) == 1 and ws[0]["state"] == "backoff" and ws[0]
+            return len(ws) == 1 and ws[0]["state"] in ("backoff", "crash-loop") and ws[0]
         row = self.wait_for(table_backoff, "table row in backoff", proc=p)
         self.assertEqual(row["pid"], "-")
         self.assertEqual(row["slot"], "0")
@@ -526,7 +530,7 @@ class ControlTest(harness.PmTest):
         def long_enough():
             t = time.monotonic()
             w = self.master_json()["workers"][0]
-            return (w["state"] == "backoff" and
+            return (w["state"] in ("backoff", "crash-loop") and
                     (w["respawn_in_s"] or 0) >= at_least and
                     (t, w["respawn_in_s"]))
         return self.wait_for(long_enough, "a backoff of %.1f s" % at_least,
@@ -675,13 +679,13 @@ class ControlTest(harness.PmTest):
                             params={"log": 1})
         p = self.run_fg(cfg, workers=1)
         self.wait_master(p)
-        self.wait_text(log, r"started: 1 workers")
+        self.wait_text(log, r"started: 1 worker ")
         moved = self.path("task.log.1")
         os.rename(log, moved)
         os.kill(self.master_pid(), signal.SIGUSR1)
         self.wait_text(log, r"log reopened \(SIGUSR1\)")
         # Workers follow too: their pm_log lines reach the new file.
-        self.wait_text(log, r"process_m:Worker:%s\[\d+\]: recorder call" %
+        self.wait_text(log, r"process_m:Worker:%s#\d+\[\d+\]: recorder call" %
                        self.title)
         self.assertTrue(os.path.exists(moved))
         self.assertNotIn("log reopened", self.read(moved))

@@ -48,7 +48,9 @@ class TestDetach(DaemonTest):
         for k in kids:
             self.assertEqual(proc_stat(k).pgid, k,
                              "worker %d does not lead its group" % k)
-        self.assertEqual(r.stdout, "")
+        self.assertEqual(r.stdout, "%s: started (pid %d, 64 workers; log %s)\n"
+                         % (self.title, master, os.path.join(
+                             self.rundir, self.title + ".log")))
         self.assertEqual(r.stderr, "")
         self.assertTrue(proc_cmdline(master).endswith(
             ":Master:" + self.title), proc_cmdline(master))
@@ -223,12 +225,12 @@ class TestDaemonLog(DaemonTest):
         """The master's lines, the plugin's pm_log lines and the plugin's
         stdout, as log lines of the worker."""
         self.wait_text(path, r"process_m:Master:%s\[\d+\]: started: 1 "
-                       "workers of " % re.escape(self.title))
-        self.wait_text(path, r"process_m:Worker:%s\[\d+\]: recorder call 1 "
+                       "worker of " % re.escape(self.title))
+        self.wait_text(path, r"process_m:Worker:%s#\d+\[\d+\]: recorder call 1 "
                        "in slot 0$" % re.escape(self.title))
-        self.wait_text(path, r" info process_m:Worker:%s\[\d+\]: "
+        self.wait_text(path, r" info process_m:Worker:%s#\d+\[\d+\]: "
                        r"init 0 \d+ 0 \d+$" % re.escape(self.title))
-        self.wait_text(path, r" info process_m:Worker:%s\[\d+\]: "
+        self.wait_text(path, r" info process_m:Worker:%s#\d+\[\d+\]: "
                        r"call 0 \d+ 0 \d+$" % re.escape(self.title))
 
     def test_detached_log_goes_to_title_log_in_the_run_dir(self):

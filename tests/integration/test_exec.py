@@ -101,7 +101,7 @@ class ExecTest(harness.PmTest):
 
     def log_line(self, proc, level, text):
         """Regex of a worker log line at level whose message is text."""
-        return r"^\S+ %s process_m:Worker:%s\[\d+\]: %s$" % (
+        return r"^\S+ %s process_m:Worker:%s#\d+\[\d+\]: %s$" % (
             level, re.escape(self.title), text)
 
     def nothing_left(self, pids):

@@ -95,7 +95,7 @@ class InstallTest(harness.PmTest):
         self.assertEqual((r.returncode, r.stdout.splitlines()[-1]),
                          (0, "ok"), r.stderr)
         p = self.spawn([binary, "run", cfg])
-        self.wait_text(p, r"info process_m:Worker:%s\[\d+\]: out-of-tree "
+        self.wait_text(p, r"info process_m:Worker:%s#\d+\[\d+\]: out-of-tree "
                        r"plugin, slot 0, call 2$" % self.title)
 
 

@@ -43,9 +43,10 @@ EXAMPLES = os.path.join(harness.SOURCE, "plugins", "php", "examples")
 LSAN_SUPP = os.path.join(harness.SOURCE, "plugins", "php", "tests",
                          "lsan.supp")
 
-# "2026-12-01T22:52:11.491+0000 info process_m:Worker:TITLE[123]: MSG"
+# "2026-12-01T22:52:11.491+0000 info process_m:Worker:TITLE#0[123]: MSG"
 LINE = (r"^(?P<ts>\S+) (?P<level>\w+) (?P<prefix>[^:\s]*):"
-        r"(?P<role>Worker|Preload|Master):%s\[(?P<pid>\d+)\]: (?P<msg>.*)$")
+        r"(?P<role>Worker|Preload|Master):%s(?:#\d+)?\[(?P<pid>\d+)\]: "
+        r"(?P<msg>.*)$")
 
 
 def sanitized():
@@ -252,7 +253,7 @@ use ProcessManage\Log\ProcessLog;
         self.assertEqual(sorted(x["msg"] for x in seen),
                          ["stop seen: true"] * 2)
         for e in self.exits(p):
-            self.assertRegex(e["reason"], r"^stopped after 1 calls")
+            self.assertRegex(e["reason"], r"^stopped after 1 call")
         self.assertNotIn("SIGKILL", self.output(p))
 
     def test_an_autoloader_never_loads_the_original_classes(self):
@@ -312,7 +313,7 @@ $all->start();
                       {"baseTitle": self.title + "_b", "maxWorkerNum": 1}]}))
         p = self.start("run", cfg)
         for t in ("a", "b"):
-            self.wait_text(p, r"Worker:%s_%s\[\d+\]: %s_%s runs in %s_%s$" %
+            self.wait_text(p, r"Worker:%s_%s#\d+\[\d+\]: %s_%s runs in %s_%s$" %
                            ((self.title, t) * 3))
         self.assertNotIn("differs", self.output(p))
         p.send_signal(signal.SIGTERM)
@@ -489,7 +490,7 @@ return [
         self.stop_and_check(p)
 
         self.assertRegex(ex[0]["reason"],
-                         r"^exited with status %d after 1 calls" % status)
+                         r"^exited with status %d after 1 call" % status)
         mine = [x["msg"] for x in self.lines(p) if x["pid"] == pid]
         self.assertNotIn("fini", mine)
         self.assertIn("shutdown function ran", mine)

@@ -76,7 +76,8 @@ class TestGoodPlugins(harness.PmTest):
 
         # What the workers will run as, then the verdict.
         self.assertEqual(r.stdout, "%s: workers run as uid 0, as pmhost "
-                         "runs; noNewPrivileges on; limits: as inherited\n"
+                         "runs; noNewPrivileges on; limits: as inherited; "
+                         "in the current directory (/ with -d)\n"
                          "ok\n" % self.title)
         self.assertEqual(r.stderr, "")
         # check starts nothing: no worker ran work_init, no pid file.

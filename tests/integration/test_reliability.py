@@ -214,7 +214,7 @@ class MaxRssTest(ReliabilityTest):
         warnings = re.findall(r"right after work_init\(\) is already above "
                               r"maxRssMb 1", out)
         self.assertEqual(len(warnings), 1, out)
-        self.assertRegex(out, r"warning process_m:Worker:%s\[\d+\]: slot \d: "
+        self.assertRegex(out, r"warning process_m:Worker:%s#\d+\[\d+\]: slot \d: "
                          r"RSS \d+\.\d MiB right after work_init" % self.title)
         for x in self.exits(out):
             self.assertRegex(x["reason"],
@@ -470,7 +470,7 @@ class WorkerOutputTest(ReliabilityTest):
     worker: time, level (stdout info, stderr warning), title and pid."""
 
     def output_line(self, stream, call):
-        return (r"^\S+ %s process_m:Worker:%s\[\d+\]: recorder %s call %d$"
+        return (r"^\S+ %s process_m:Worker:%s#\d+\[\d+\]: recorder %s call %d$"
                 % ("info" if stream == "stdout" else "warning",
                    re.escape(self.title), stream, call))
 
@@ -484,11 +484,13 @@ class WorkerOutputTest(ReliabilityTest):
 
     def detached_output_lands_in(self, cfg, log):
         r = self.pm("run", cfg, "-d", check=0, timeout=10)
-        self.assertEqual(r.stdout, "")
+        # One line: what started, and where its log is.
+        self.assertRegex(r.stdout, r"^%s: started \(pid \d+, 1 worker; log "
+                         "%s\)\n$" % (re.escape(self.title), re.escape(log)))
         self.assertNotIn("recorder", r.stderr)
         self.wait_text(log, self.output_line("stdout", 2))
         self.wait_text(log, self.output_line("stderr", 2))
-        self.assertRegex(self.read(log), r"started: 1 workers")
+        self.assertRegex(self.read(log), r"started: 1 worker ")
         self.pm("stop", "--title", self.title, check=0)
         self.wait_for(lambda: self.tagged_pids() == [], "master gone")
 

@@ -78,7 +78,7 @@ class RespawnTest(harness.PmTest):
         self.assertEqual((ex[0]["slot"], int(ex[0]["pid"])), ("1", victim))
         self.assertEqual(ex[0]["level"], "warning")
         self.assertRegex(ex[0]["reason"],
-                         r"^killed by SIGKILL after \d+ calls, \d+\.\d\d s$")
+                         r"^killed by SIGKILL after \d+ calls?, \d+\.\d\d s$")
         # It had made calls: a healthy run, so no delay.
         self.assertEqual(ex[0]["plan"], "respawning now")
         self.assertTrue(alive(bystander), "the other slot is untouched")
@@ -112,7 +112,7 @@ class RespawnTest(harness.PmTest):
         ex = self.wait_exits(p, 1)
         self.assertEqual((ex[0]["slot"], int(ex[0]["pid"])), ("0", victim))
         self.assertEqual(ex[0]["level"], "info")
-        self.assertRegex(ex[0]["reason"], r"^stopped after \d+ calls")
+        self.assertRegex(ex[0]["reason"], r"^stopped after \d+ calls?")
         self.assertEqual(ex[0]["plan"], "respawning now")
         self.assertTrue(alive(p.pid), "the master goes on")
         self.assertTrue(alive(bystander), "the other slot is untouched")
@@ -170,7 +170,7 @@ class RespawnTest(harness.PmTest):
                          "no work_fini without a work_init")
         pid = self.inits(0)[0]["pid"]
         self.assertRegex(self.output(p),
-                         r"(?m)^\S+ error [^:\s]+:Worker:%s\[%d\]: slot 0: "
+                         r"(?m)^\S+ error [^:\s]+:Worker:%s#\d+\[%d\]: slot 0: "
                          r"work_init\(\) returned -1$" %
                          (re.escape(self.title), pid))
 

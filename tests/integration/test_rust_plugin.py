@@ -34,7 +34,7 @@ class RustPluginTest(harness.PmTest):
         self.pm("check", cfg, check=0)
         p = self.run_fg(cfg, workers=2)
         for slot in (0, 1):
-            self.wait_text(p, r"info process_m:Worker:%s\[\d+\]: hello "
+            self.wait_text(p, r"info process_m:Worker:%s#\d+\[\d+\]: hello "
                            r"from params from slot %d, call 2$" %
                            (self.title, slot))
         # Both calls ran in one worker; then it was replaced normally.

@@ -112,7 +112,7 @@ class TestLogPaths(SecurityTest):
         log = os.path.join(self.app, "task.log")
         cfg = self.task(log)
         self.pm("run", "-d", cfg, check=0)
-        self.wait_text(log, r"process_m:Worker:%s\[\d+\]: recorder call" %
+        self.wait_text(log, r"process_m:Worker:%s#\d+\[\d+\]: recorder call" %
                        self.title)
         self.pm("stop", "--title", self.title, check=0)
 

@@ -169,13 +169,16 @@ class TestStop(StopTest):
 
     def test_stop_of_a_title_not_running_exits_1(self):
         r, _ = self.stop("--title", self.title, check=1)
-        self.assertEqual(r.stderr, "pmhost: %s: not running\n" % self.title)
+        # Where it looked, so a wrong PMHOST_RUNDIR or runDir shows.
+        self.assertEqual(r.stderr, "pmhost: %s: not running (run dir %s)\n"
+                         % (self.title, self.rundir))
         self.assertEqual(r.stdout, "")
 
     def test_stop_config_of_a_task_not_running_exits_1(self):
         cfg = self.record_config()
         r, _ = self.stop(cfg, check=1)
-        self.assertEqual(r.stderr, "pmhost: %s: not running\n" % self.title)
+        self.assertEqual(r.stderr, "pmhost: %s: not running (run dir %s)\n"
+                         % (self.title, self.rundir))
 
     def test_stop_ignores_a_stale_pid_file_with_a_live_pid(self):
         # The file names a live process (this test) but nobody holds its
@@ -189,7 +192,11 @@ class TestStop(StopTest):
 
         r, _ = self.stop("--title", self.title, check=1)
 
-        self.assertEqual(r.stderr, "pmhost: %s: not running\n" % self.title)
+        # A master that died without cleaning up, named as such.
+        self.assertEqual(r.stderr, "pmhost: %s: not running: its master (pid "
+                         "%d) died without stopping (run dir %s; \"pmhost "
+                         "status --prune\" removes its files)\n"
+                         % (self.title, os.getpid(), self.rundir))
         self.assertEqual(got, [])
 
     def test_stop_timeout_reports_a_master_still_running(self):

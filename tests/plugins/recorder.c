@@ -26,6 +26,7 @@
  *		 up to N ms; records "woken" when the stop fd ended it
  *   fail_at	 N: call N returns PM_FAIL
  *   show_config 1: work_init records "config <the task's config JSON>"
+ *   show_env	 NAME: work_init records "env NAME=VALUE cwd=DIR"
  *   preload_fail 1: work_preload returns -1 (after recording "preload")
  * work_preload records "preload" (slot -1) and leaves a mark that work_init
  * finds (init lines then say "preloaded" after params.tag).
@@ -209,7 +210,7 @@ work_init(pm_worker *w, void **state)
 {
 	const char *j = pm_worker_params(w);
 	struct rec *r = calloc(1, sizeof(*r));
-	char path[4096];
+	char path[4096], name[64];
 
 	if (r == NULL)
 		return -1;
@@ -236,6 +237,16 @@ work_init(pm_worker *w, void **state)
 	r->fail_at = num_param(j, "fail_at", 0);
 	if (num_param(j, "show_config", 0))
 		record(w, r, "config", pm_worker_config_json(w));
+	str_param(j, "show_env", name, sizeof(name));
+	if (name[0] != '\0') {
+		char line[512], cwd[256];
+		const char *v = getenv(name);
+
+		snprintf(line, sizeof(line), "%s=%s cwd=%s", name,
+		    v != NULL ? v : "(unset)", getcwd(cwd, sizeof(cwd)) ?
+		    cwd : "?");
+		record(w, r, "env", line);
+	}
 	str_param(j, "tag", r->tag, sizeof(r->tag));
 	*state = r;
 

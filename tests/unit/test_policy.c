@@ -73,7 +73,7 @@ START_TEST(classify_pm_done)
 
 	facts_init(&f, EXITED(0), WHY_DONE, 1, 250 * MS);
 	expect(&f, EXIT_ORDERLY,
-	    "work() returned PM_DONE after 1 calls, 0.25 s");
+	    "work() returned PM_DONE after 1 call, 0.25 s");
 }
 END_TEST
 
@@ -210,7 +210,12 @@ START_TEST(classify_work_timeout)
 	/* Killed in its fifth call, after four completed ones. */
 	facts_init(&f, KILLED(9), WHY_NONE, 4, 20 * SEC);
 	f.timed_out = 1;
+	f.timeout_call = 5;
 	f.call_ns = 2500 * MS;
+	expect(&f, EXIT_FAILED, "workTimeout: call 5 ran 2.5 s, killed");
+	/* The call returned on SIGTERM: still named as the call timed out. */
+	f.calls = 5;
+	f.wstatus = EXITED(0);
 	expect(&f, EXIT_FAILED, "workTimeout: call 5 ran 2.5 s, killed");
 }
 END_TEST
@@ -221,6 +226,7 @@ START_TEST(classify_work_timeout_beats_stop_kill)
 
 	facts_init(&f, KILLED(9), WHY_NONE, 0, 3 * SEC);
 	f.timed_out = 1;
+	f.timeout_call = 1;
 	f.stop_killed = 1;
 	f.call_ns = 3 * SEC;
 	expect(&f, EXIT_FAILED, "workTimeout: call 1 ran 3.0 s, killed");
@@ -262,9 +268,9 @@ START_TEST(classify_unknown_why_is_plain_exit)
 	struct exit_facts f;
 
 	facts_init(&f, EXITED(0), 99, 1, SEC);
-	expect(&f, EXIT_ORDERLY, "exited with status 0 after 1 calls, 1.00 s");
+	expect(&f, EXIT_ORDERLY, "exited with status 0 after 1 call, 1.00 s");
 	facts_init(&f, EXITED(2), 99, 1, SEC);
-	expect(&f, EXIT_FAILED, "exited with status 2 after 1 calls, 1.00 s");
+	expect(&f, EXIT_FAILED, "exited with status 2 after 1 call, 1.00 s");
 }
 END_TEST
 

@@ -647,7 +647,7 @@ START_TEST(acquire_writes_pid)
 	ck_assert_int_eq(pidfile_acquire(tmp, "task", &fd, &holder, err,
 	    sizeof(err)), 0);
 	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(holder, -7);
+	ck_assert_int_eq(holder, 0);	/* a new file: nobody died before */
 	snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	ck_assert_str_eq(read_file(in_tmp("task.pid")), pid);
 	ck_assert(S_ISREG(mode_of(in_tmp("task.pid"))));
@@ -756,10 +756,47 @@ START_TEST(stale_file_acquired)
 	write_file(in_tmp("task.pid"), "4194304999\n");
 	ck_assert_int_eq(pidfile_acquire(tmp, "task", &fd, &holder, err,
 	    sizeof(err)), 0);
-	ck_assert_int_eq(holder, -7);
+	ck_assert_int_eq(holder, 0);	/* not a pid: not reported */
 	snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	ck_assert_str_eq(read_file(in_tmp("task.pid")), pid);
 	pidfile_release(tmp, "task", fd);
+}
+END_TEST
+
+START_TEST(stale_file_names_its_dead_master)
+{
+	char content[32];
+	pid_t holder = -7, dead = dead_pid();
+	int fd = -1;
+
+	snprintf(content, sizeof(content), "%ld\n", (long)dead);
+	write_file(in_tmp("task.pid"), content);
+	ck_assert_int_eq(pidfile_acquire(tmp, "task", &fd, &holder, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(holder, dead);
+	pidfile_release(tmp, "task", fd);
+}
+END_TEST
+
+START_TEST(prune_removes_stale_files_only)
+{
+	struct holder h;
+
+	/* Stale: the pid file and the socket go. */
+	write_file(in_tmp("task.pid"), "4242\n");
+	write_file(in_tmp("task.sock"), "");
+	ck_assert_int_eq(pidfile_prune(tmp, "task", err, sizeof(err)), 1);
+	ck_assert_int_eq(access(in_tmp("task.pid"), F_OK), -1);
+	ck_assert_int_eq(access(in_tmp("task.sock"), F_OK), -1);
+	/* Nothing there: nothing to do, not an error. */
+	ck_assert_int_eq(pidfile_prune(tmp, "task", err, sizeof(err)), 1);
+	/* Held by a live master: left alone. */
+	write_file(in_tmp("task.sock"), "");
+	h = hold_lock(in_tmp("task.pid"), "4242\n", LOCK_EX);
+	ck_assert_int_eq(pidfile_prune(tmp, "task", err, sizeof(err)), 0);
+	ck_assert_int_eq(access(in_tmp("task.pid"), F_OK), 0);
+	ck_assert_int_eq(access(in_tmp("task.sock"), F_OK), 0);
+	let_go(&h);
 }
 END_TEST
 
@@ -898,11 +935,14 @@ START_TEST(probe_stale)
 	char content[32];
 	pid_t pid = -7;
 
-	snprintf(content, sizeof(content), "%ld\n", (long)dead_pid());
+	pid_t dead = dead_pid();
+
+	snprintf(content, sizeof(content), "%ld\n", (long)dead);
 	write_file(in_tmp("task.pid"), content);
 	ck_assert_int_eq(pidfile_probe(tmp, "task", &pid, err, sizeof(err)),
 	    0);
-	ck_assert_int_eq(pid, -7);
+	/* The dead master's pid, for "status" to name. */
+	ck_assert_int_eq(pid, dead);
 	/* Probing is read-only: the stale file is left as it was. */
 	ck_assert_str_eq(read_file(in_tmp("task.pid")), content);
 }
@@ -921,7 +961,7 @@ START_TEST(probe_held)
 	pid = -7;
 	ck_assert_int_eq(pidfile_probe(tmp, "task", &pid, err, sizeof(err)),
 	    0);
-	ck_assert_int_eq(pid, -7);
+	ck_assert_int_eq(pid, 4242);	/* the file it left */
 }
 END_TEST
 
@@ -977,6 +1017,8 @@ rundir_suite(void)
 	tcase_add_test(tc, release_unlinks_and_unlocks);
 	tcase_add_test(tc, crashed_holder_leaves_stale_file);
 	tcase_add_test(tc, stale_file_acquired);
+	tcase_add_test(tc, stale_file_names_its_dead_master);
+	tcase_add_test(tc, prune_removes_stale_files_only);
 	tcase_add_test(tc, stale_file_with_live_pid_acquired);
 	tcase_add_test(tc, acquire_held_with_unreadable_pid);
 	tcase_add_test(tc, acquire_held_by_other_process);

@@ -27,20 +27,25 @@
 	" start_ms=1795765400123 run_ms=3725999 rss_kb=5222 count=2"	\
 	" target=3 generation=4 stop_timeout=10"			\
 	" config=/etc/pm%20host/demo.json plugin=/usr/lib/pmhost/demo.so" \
-	" run_dir=/run/pmhost/demo\n"
+	" run_dir=/run/pmhost/demo log=/run/pmhost/demo.log\n"
 #define CANNED_IDLE							\
 	"worker slot=0 pid=4243 state=idle start_ms=1795769064000"	\
 	" run_ms=61500 rss_kb=2048 work=17 errors=1 restarts=0"		\
-	" failures=0 generation=4\n"
+	" failures=0 generation=4 calls_total=17 recycles=0"		\
+	" failures_total=0 crash_loop=0\n"
 #define CANNED_BUSY							\
 	"worker slot=1 pid=4250 state=busy start_ms=1795769124999"	\
 	" run_ms=999 rss_kb=3100 work=1234 errors=0 restarts=2"		\
 	" failures=0 generation=4 call_ms=250"				\
-	" last_exit=reached%20executeTimes%20after%203%20calls,%201.50%20s\n"
+	" last_exit=reached%20executeTimes%20after%203%20calls,%201.50%20s" \
+	" calls_total=1240 recycles=2 failures_total=0 crash_loop=0\n"	\
+	"exit at_ms=1795769124000 lived_ms=1500 calls=3 failed=0"	\
+	" reason=reached%20executeTimes%20after%203%20calls,%201.50%20s\n"
 #define CANNED_BACKOFF							\
-	"worker slot=2 state=backoff restarts=5 failures=3"		\
+	"worker slot=2 state=crash-loop restarts=5 failures=3"		\
 	" respawn_in_ms=400 last_exit=exited%20with%20status%203:"	\
-	"%20rss%3D100%25%20of%20limit,%20caf%C3%A9\n"
+	"%20rss%3D100%25%20of%20limit,%20caf%C3%A9"			\
+	" calls_total=40 recycles=2 failures_total=3 crash_loop=1\n"
 #define CANNED	CANNED_MASTER CANNED_IDLE CANNED_BUSY CANNED_BACKOFF "ok\n"
 
 #define BACKOFF_EXIT	"exited with status 3: rss=100% of limit, caf\xC3\xA9"
@@ -53,13 +58,13 @@ static const char canned_table[] =
 	"Master  4242  pmhost:Master:demo  5.1        2026-11-27 07:43:20  "
 	"3725    2      running\n"
 	"        pid   title               memory(m)  start                "
-	"run(s)  work   state    slot  restarts  last exit\n"
+	"run(s)  work   state       slot  calls  recycled  failed  last exit\n"
 	"Worker  4243  pmhost:Worker:demo  2.0        2026-11-27 08:44:24  "
-	"61      17     idle     0     0         -\n"
+	"61      17     idle        0     17     0         0       -\n"
 	"Worker  4250  pmhost:Worker:demo  3.0        2026-11-27 08:45:24  "
-	"0       1234   busy     1     2         " BUSY_EXIT "\n"
+	"0       1234   busy        1     1240   2         0       " BUSY_EXIT "\n"
 	"Worker  -     pmhost:Worker:demo  -          -                    "
-	"-       -      backoff  2     5         " BACKOFF_EXIT
+	"-       -      crash-loop  2     40     2         3       " BACKOFF_EXIT
 	"; respawn in 0.4 s\n";
 
 /* The JSON object of CANNED's master, inside {"masters":[...]}. */
@@ -70,25 +75,33 @@ static const char canned_table[] =
 	"\"run_s\":3725.999,\"count\":2,\"target\":3,\"generation\":4," \
 	"\"stop_timeout\":10,\"config\":\"/etc/pm host/demo.json\"," \
 	"\"plugin\":\"/usr/lib/pmhost/demo.so\","	\
-	"\"run_dir\":\"/run/pmhost/demo\",\"preload\":null,\"workers\":[" \
+	"\"run_dir\":\"/run/pmhost/demo\",\"log\":\"/run/pmhost/demo.log\"," \
+	"\"preload\":null,\"workers\":["				\
 	"{\"slot\":0,\"pid\":4243,\"title\":\"pmhost:Worker:demo\"," \
 	"\"state\":\"idle\",\"memory_mb\":2.0,\"memory_kb\":2048," \
 	"\"start\":\"2026-11-27 08:44:24\",\"start_unix_ms\":1795769064000," \
-	"\"run_s\":61.500,\"work\":17,\"errors\":1,\"restarts\":0," \
-	"\"failures\":0,\"generation\":4,\"call_s\":null,"	\
-	"\"respawn_in_s\":null,\"last_exit\":null},"	\
+	"\"run_s\":61.500,\"work\":17,\"errors\":1,\"calls_total\":17," \
+	"\"recycles\":0,\"failures_total\":0,\"crash_loop\":false,"	\
+	"\"restarts\":0,\"failures\":0,\"generation\":4,\"call_s\":null," \
+	"\"respawn_in_s\":null,\"last_exit\":null,\"exits\":[]},"	\
 	"{\"slot\":1,\"pid\":4250,\"title\":\"pmhost:Worker:demo\"," \
 	"\"state\":\"busy\",\"memory_mb\":3.0,\"memory_kb\":3100," \
 	"\"start\":\"2026-11-27 08:45:24\",\"start_unix_ms\":1795769124999," \
-	"\"run_s\":0.999,\"work\":1234,\"errors\":0,\"restarts\":2," \
-	"\"failures\":0,\"generation\":4,\"call_s\":0.250,"	\
-	"\"respawn_in_s\":null,\"last_exit\":\"" BUSY_EXIT "\"}," \
+	"\"run_s\":0.999,\"work\":1234,\"errors\":0,\"calls_total\":1240," \
+	"\"recycles\":2,\"failures_total\":0,\"crash_loop\":false,"	\
+	"\"restarts\":2,\"failures\":0,\"generation\":4,\"call_s\":0.250," \
+	"\"respawn_in_s\":null,\"last_exit\":\"" BUSY_EXIT "\","	\
+	"\"exits\":[{\"at\":\"2026-11-27 08:45:24\","			\
+	"\"at_unix_ms\":1795769124000,\"lived_s\":1.500,\"calls\":3,"	\
+	"\"failed\":false,\"reason\":\"" BUSY_EXIT "\"}]},"		\
 	"{\"slot\":2,\"pid\":null,\"title\":\"pmhost:Worker:demo\"," \
-	"\"state\":\"backoff\",\"memory_mb\":null,\"memory_kb\":null," \
+	"\"state\":\"crash-loop\",\"memory_mb\":null,\"memory_kb\":null," \
 	"\"start\":null,\"start_unix_ms\":null,\"run_s\":null,\"work\":null," \
-	"\"errors\":null,\"restarts\":5,\"failures\":3,\"generation\":null," \
+	"\"errors\":null,\"calls_total\":40,\"recycles\":2,"		\
+	"\"failures_total\":3,\"crash_loop\":true,\"restarts\":5,"	\
+	"\"failures\":3,\"generation\":null,"				\
 	"\"call_s\":null,\"respawn_in_s\":0.400,"	\
-	"\"last_exit\":\"" BACKOFF_EXIT "\"}]}"
+	"\"last_exit\":\"" BACKOFF_EXIT "\",\"exits\":[]}]}"
 
 static char err[128];
 
@@ -373,6 +386,7 @@ START_TEST(canned_reply_is_wire_format)
 	proto_put(&b, "config", "/etc/pm host/demo.json");
 	proto_put(&b, "plugin", "/usr/lib/pmhost/demo.so");
 	proto_put(&b, "run_dir", "/run/pmhost/demo");
+	proto_put(&b, "log", "/run/pmhost/demo.log");
 	buf_add(&b, "\n", 1);
 	buf_printf(&b, "worker");
 	proto_put_int(&b, "slot", 0);
@@ -386,6 +400,10 @@ START_TEST(canned_reply_is_wire_format)
 	proto_put_int(&b, "restarts", 0);
 	proto_put_int(&b, "failures", 0);
 	proto_put_int(&b, "generation", 4);
+	proto_put_int(&b, "calls_total", 17);
+	proto_put_int(&b, "recycles", 0);
+	proto_put_int(&b, "failures_total", 0);
+	proto_put_int(&b, "crash_loop", 0);
 	buf_add(&b, "\n", 1);
 	buf_printf(&b, "worker");
 	proto_put_int(&b, "slot", 1);
@@ -401,14 +419,29 @@ START_TEST(canned_reply_is_wire_format)
 	proto_put_int(&b, "generation", 4);
 	proto_put_int(&b, "call_ms", 250);
 	proto_put(&b, "last_exit", BUSY_EXIT);
+	proto_put_int(&b, "calls_total", 1240);
+	proto_put_int(&b, "recycles", 2);
+	proto_put_int(&b, "failures_total", 0);
+	proto_put_int(&b, "crash_loop", 0);
+	buf_add(&b, "\n", 1);
+	buf_printf(&b, "exit");
+	proto_put_int(&b, "at_ms", 1795769124000LL);
+	proto_put_int(&b, "lived_ms", 1500);
+	proto_put_int(&b, "calls", 3);
+	proto_put_int(&b, "failed", 0);
+	proto_put(&b, "reason", BUSY_EXIT);
 	buf_add(&b, "\n", 1);
 	buf_printf(&b, "worker");
 	proto_put_int(&b, "slot", 2);
-	proto_put(&b, "state", "backoff");
+	proto_put(&b, "state", "crash-loop");
 	proto_put_int(&b, "restarts", 5);
 	proto_put_int(&b, "failures", 3);
 	proto_put_int(&b, "respawn_in_ms", 400);
 	proto_put(&b, "last_exit", BACKOFF_EXIT);
+	proto_put_int(&b, "calls_total", 40);
+	proto_put_int(&b, "recycles", 2);
+	proto_put_int(&b, "failures_total", 3);
+	proto_put_int(&b, "crash_loop", 1);
 	buf_add(&b, "\n", 1);
 	buf_printf(&b, "%s%s\n", "ok", "");
 	ck_assert_str_eq(b.p, CANNED);
@@ -490,7 +523,7 @@ START_TEST(parse_canned_workers)
 	w = &m.workers[2];
 	ck_assert_int_eq(status_num(w, SK_W_SLOT, -1), 2);
 	ck_assert_int_eq(status_num(w, SK_W_PID, -1), -1);
-	ck_assert_str_eq(status_text(w, SK_W_STATE), "backoff");
+	ck_assert_str_eq(status_text(w, SK_W_STATE), "crash-loop");
 	ck_assert_int_eq(status_num(w, SK_W_START_MS, 0), 0);
 	ck_assert_int_eq(status_num(w, SK_W_RUN_MS, -1), -1);
 	ck_assert_int_eq(status_num(w, SK_W_RSS_KB, -1), -1);
@@ -502,6 +535,14 @@ START_TEST(parse_canned_workers)
 	ck_assert_int_eq(status_num(w, SK_W_CALL_MS, -1), -1);
 	ck_assert_int_eq(status_num(w, SK_W_RESPAWN_IN_MS, -1), 400);
 	ck_assert_str_eq(status_text(w, SK_W_LAST_EXIT), BACKOFF_EXIT);
+	ck_assert_int_eq(status_num(w, SK_W_FAILURES_TOTAL, 0), 3);
+	ck_assert_int_eq(status_num(w, SK_W_CRASH_LOOP, 0), 1);
+
+	/* The busy slot's one remembered exit follows its worker. */
+	ck_assert_uint_eq(m.nexits, 1);
+	ck_assert_uint_eq(m.exit_of[0], 1);
+	ck_assert_int_eq(status_num(&m.exits[0], SK_E_LIVED_MS, 0), 1500);
+	ck_assert_str_eq(status_text(&m.exits[0], SK_E_REASON), BUSY_EXIT);
 	status_free(&m);
 }
 END_TEST
@@ -852,8 +893,8 @@ START_TEST(table_backoff_row)
 	ck_assert_ptr_nonnull(row);
 	ck_assert_str_eq(row + 1,
 	    "Worker  -     pmhost:Worker:demo  -          -                    "
-	    "-       -      backoff  2     5         " BACKOFF_EXIT
-	    "; respawn in 0.4 s\n");
+	    "-       -      crash-loop  2     40     2         3       "
+	    BACKOFF_EXIT "; respawn in 0.4 s\n");
 	free(t);
 }
 END_TEST
@@ -953,9 +994,9 @@ START_TEST(table_unknown_values)
 	    "Master  3    t      -          -                    0       "
 	    "1      running\n"
 	    "        pid  title  memory(m)  start                run(s)  "
-	    "work   state    slot  restarts  last exit\n"
+	    "work   state    slot  calls  recycled  failed  last exit\n"
 	    "Worker  4    w      -          2026-11-27 07:43:20  1       "
-	    "0      idle     0     0         -\n");
+	    "0      idle     0     0      0         0       -\n");
 	free(t);
 }
 END_TEST
@@ -1039,7 +1080,7 @@ START_TEST(json_two_masters)
 	    "\"start_unix_ms\":1795765400000,\"run_s\":0.001,\"count\":0,"
 	    "\"target\":1,\"generation\":2,\"stop_timeout\":3,"
 	    "\"config\":\"/c\",\"plugin\":\"/p\",\"run_dir\":\"/r\","
-	    "\"preload\":null,\"workers\":[]}]}\n");
+	    "\"log\":null,\"preload\":null,\"workers\":[]}]}\n");
 	free(j);
 }
 END_TEST
@@ -1066,13 +1107,17 @@ START_TEST(json_escapes)
 	    "\"start_unix_ms\":1795765400123,\"run_s\":1.000,\"count\":0,"
 	    "\"target\":1,\"generation\":1,\"stop_timeout\":5,"
 	    "\"config\":\"/c\\\".json\",\"plugin\":\"/p\\\\.so\","
-	    "\"run_dir\":\"/r\\u001f\",\"preload\":null,\"workers\":["
+	    "\"run_dir\":\"/r\\u001f\",\"log\":null,\"preload\":null,"
+	    "\"workers\":["
 	    "{\"slot\":0,\"pid\":null,\"title\":\"w\\\\\\\"\","
 	    "\"state\":\"pending\",\"memory_mb\":null,\"memory_kb\":null,"
 	    "\"start\":null,\"start_unix_ms\":null,\"run_s\":null,"
-	    "\"work\":null,\"errors\":null,\"restarts\":0,\"failures\":0,"
+	    "\"work\":null,\"errors\":null,\"calls_total\":0,"
+	    "\"recycles\":0,\"failures_total\":0,\"crash_loop\":false,"
+	    "\"restarts\":0,\"failures\":0,"
 	    "\"generation\":null,\"call_s\":null,\"respawn_in_s\":null,"
-	    "\"last_exit\":\"x\\\"y\\\\z\\u000d\\u0008/\"}]}]}\n");
+	    "\"last_exit\":\"x\\\"y\\\\z\\u000d\\u0008/\","
+	    "\"exits\":[]}]}]}\n");
 	/* Nothing raw below 0x20 is left anywhere in the document. */
 	for (const unsigned char *p = (const unsigned char *)j; *p; p++)
 		if (p[1] != '\0')
