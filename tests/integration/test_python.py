@@ -30,6 +30,10 @@ PY_DIR = os.path.join(harness.BUILD, "plugins", "python")
 PY_PLUGIN = os.path.join(PY_DIR, "python.so")
 PRELOAD_CLONE = os.path.join(PY_DIR, "preload_clone")
 EXAMPLES = os.path.join(harness.SOURCE, "plugins", "python", "examples")
+# Sanitizer builds: what the embedded interpreter holds at exit is not a
+# leak (the file says why).
+LSAN_SUPP = os.path.join(harness.SOURCE, "plugins", "python", "tests",
+                         "lsan.supp")
 # The interpreter the plugin embeds; never the python3 first on PATH.
 DEBIAN_PYTHON = "/usr/bin/python3.11"
 
@@ -64,6 +68,9 @@ class PyTest(harness.PmTest):
     def setUp(self):
         super().setUp()
         self.write("rec.py", REC)
+        lsan = self.env.get("LSAN_OPTIONS")
+        self.env["LSAN_OPTIONS"] = "suppressions=%s:print_suppressions=0%s" \
+            % (LSAN_SUPP, ":" + lsan if lsan else "")
 
     def task(self, source, name="task.py"):
         """Writes a task file (source dedented); its path."""

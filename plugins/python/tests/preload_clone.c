@@ -210,5 +210,6 @@ main(int argc, char **argv)
 		printf("worker %d %d exit %d\n", i, (int)pids[i],
 		    WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
 	}
+	free(pids);
 	return 0;
 }
