@@ -29,7 +29,7 @@ static PyObject		*params_obj;	/* worker.params */
 static PyObject		*stop_exc;	/* pmhost.StopRequested */
 static PyObject		*handler_type;	/* pmhost.LogHandler, once made */
 static PyObject		*handler_format;/* its default Formatter */
-static PyObject		*orig_sleep;	/* time.sleep as the interpreter had it */
+static PyObject		*orig_sleep;	/* the interpreter's time.sleep */
 static PyObject		*orig_import;	/* builtins.__import__, while hooked */
 static PyObject		*import_hook;
 static int		 logging_served;

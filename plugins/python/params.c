@@ -192,7 +192,8 @@ read_number(struct reader *r)
 	if (is_float) {
 		double d = PyOS_string_to_double(text, NULL, NULL);
 
-		v = d == -1.0 && PyErr_Occurred() ? NULL : PyFloat_FromDouble(d);
+		v = d == -1.0 && PyErr_Occurred() ? NULL :
+		    PyFloat_FromDouble(d);
 	} else {
 		v = PyLong_FromString(text, NULL, 10);
 	}

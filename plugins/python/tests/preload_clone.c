@@ -96,7 +96,8 @@ api_stop_fd(pm_worker *w)
 {
 	(void)w;
 	if (stop_efd < 0)
-		stop_efd = eventfd(stop_flag ? 1 : 0, EFD_NONBLOCK | EFD_CLOEXEC);
+		stop_efd = eventfd(stop_flag ? 1 : 0,
+		    EFD_NONBLOCK | EFD_CLOEXEC);
 	return stop_efd;
 }
 
