@@ -8,10 +8,13 @@
  * that process (work_init() then does what os.fork() does in a child).
  *
  * The GIL: held from the interpreter's start, and between calls too while
- * the task has no other thread (no one else could want it, and taking it
- * back costs more than an empty call); once the task runs threads of its
- * own, it is released whenever control goes back to the host, so they
- * run while the worker waits for its next call.
+ * the interpreter has no other thread state (no one else could want it,
+ * and taking it back costs more than an empty call); once the task runs
+ * threads of its own, it is released whenever control goes back to the
+ * host, so they run while the worker waits for its next call.  A thread
+ * that C code starts and that makes its thread state only when it first
+ * wants the GIL (PyGILState_Ensure) waits at most until the next call
+ * returns.
  *
  * How a call ends: None or True, go on; False, PM_DONE; an exception, a
  * failed call (logged with its traceback); pmhost.StopRequested from a
@@ -54,7 +57,8 @@ static void
 leave(void)
 {
 	PyThreadState *me = PyThreadState_Get();
-	PyThreadState *head = PyInterpreterState_ThreadHead(me->interp);
+	PyThreadState *head = PyInterpreterState_ThreadHead(
+	    PyThreadState_GetInterpreter(me));
 
 	if (head == me && PyThreadState_Next(head) == NULL)
 		return;
