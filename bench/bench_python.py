@@ -297,6 +297,37 @@ def rss_kb(pid):
     return None
 
 
+def cpu_busy():
+    """(monotonic s, CPU s the machine was busy, CPU s of this bench and
+    its reaped children)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    t = os.times()
+    return (time.monotonic(),
+            (v[0] + v[1] + v[2] + v[5] + v[6]) / os.sysconf("SC_CLK_TCK"),
+            t.user + t.system + t.children_user + t.children_system)
+
+
+def others_share(since):
+    """Share of all CPUs (%) that other processes used since `since`."""
+    t, busy, ours = cpu_busy()
+    cap = (t - since[0]) * os.cpu_count() / 100
+    return max(0.0, (busy - since[1]) - (ours - since[2])) / cap
+
+
+def wait_quiet(limit_s):
+    """Full runs: waits (at most limit_s) until other processes use less
+    than 5% of the CPUs, so that a phase does not share the machine with
+    someone's build."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        since = cpu_busy()
+        time.sleep(0.5)
+        other = others_share(since)
+        if other < 5 or time.monotonic() > deadline:
+            return other
+
+
 # ------------------------------------------------------------------ records
 
 class Records:
@@ -707,7 +738,9 @@ def main():
             ("quick" if QUICK else "full", os.uname().release,
              os.cpu_count()))
         for name, fn in phases:
-            t = time.monotonic()
+            if not QUICK:
+                wait_quiet(30)
+            since = cpu_busy()
             try:
                 fn()
             except Exception as e:
@@ -715,7 +748,8 @@ def main():
                 traceback.print_exc()
             finally:
                 cleanup()
-            note("%s: %.1f s" % (name, time.monotonic() - t))
+            note("%s: %.1f s, other processes used %.0f%% of the CPUs" %
+                 (name, time.monotonic() - since[0], others_share(since)))
         if not b.preload:
             NOTES["start_pre_pss"] = "no preload key"
     except Exception as e:
