@@ -382,6 +382,11 @@ class Bench:
         self.task_dir = os.path.join(self.out, "task")
         self.launch = None
         self.preload = None
+        self.clone_driver = None
+        for c in (os.path.join(os.path.dirname(self.plugin),
+                               "preload_clone"),):
+            if os.access(c, os.X_OK):
+                self.clone_driver = c
 
     def setup(self):
         if not os.path.exists(self.plugin):
@@ -540,6 +545,30 @@ class Bench:
                 pid, t0 = (int(x) for x in ln.split())
                 add("floor_fork", first[pid] - t0)
 
+    def clone(self):
+        """The plugin's own part of a preloaded start, without the host:
+        preload_clone (built with the tests) calls work_preload() and
+        clones one worker with _Fork(), which runs work_init() (the
+        after-fork work) and its first call."""
+        if self.clone_driver is None:
+            NOTES["clone"] = "preload_clone not built"
+            return
+        params = json.dumps({"module": "bench_task", "path": self.task_dir,
+                             "out": ""})
+        for _ in range(reps(15, 3)):
+            recs = Records(os.path.join(self.out, "clone.rec"))
+            prm = json.loads(params)
+            prm["out"] = recs.path
+            time.sleep(GAP_MS / 1000)
+            r = subprocess.run([self.clone_driver, self.plugin,
+                                json.dumps(prm), self.task_dir, "1", "1"],
+                               capture_output=True, text=True, check=True)
+            forked = {int(p[2]): int(p[6]) for p in
+                      (ln.split() for ln in r.stdout.split("\n"))
+                      if len(p) == 7 and p[0] == "worker"}
+            for _, _, pid, ns, _ in recs.items():
+                add("clone", ns - forked[pid])
+
     def exec_floor(self):
         """fork + exec of the interpreter, import of the task, first call:
         what a worker starting its own interpreter cannot beat."""
@@ -652,6 +681,8 @@ ROWS = [
      "< supervisord"),
     ("PSS per worker, 64 workers, no preload", "start_pss", "bytes",
      "PSS per python3.11 loop under supervisord", "sup_pss", None, "-"),
+    ("(info) preload clone -> first call (no host)", "clone", "time",
+     "fork floor: python fork -> child's call", "floor_fork", None, ""),
     ("(info) run -> first of 64 workers' calls, no preload", "start_first",
      "time", None, None, None, ""),
     ("(info) run -> first of 64 workers' calls, preload", "start_pre_first",
@@ -729,6 +760,7 @@ def main():
               ("kill, no preload", lambda: b.kill("kill", False)),
               ("kill, preload", lambda: b.kill("kill_pre", True)
                if b.preload else NOTES.update(kill_pre="no preload key")),
+              ("preload clone, no host", b.clone),
               ("fork floor", b.fork_floor),
               ("exec floor", b.exec_floor),
               ("supervisord", b.supervisord)]

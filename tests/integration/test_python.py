@@ -841,8 +841,8 @@ class TestPreloadClones(PyTest):
         out = self.output(p)
 
         self.assertIn("preload 0\n", out)
-        self.assertEqual(len(re.findall(r"^worker \d \d+ exit 0$", out,
-                                        re.M)), 3, out)
+        self.assertEqual(len(re.findall(r"^worker \d \d+ exit 0 forked \d+$",
+                                        out, re.M)), 3, out)
         inits = self.events("init")
         pids = {e["pid"] for e in inits}
         extras = [json.loads(e["extra"]) for e in inits]

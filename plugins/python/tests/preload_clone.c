@@ -9,7 +9,8 @@
  *
  * Each worker makes CALLS calls (0: until SIGTERM), a stop (SIGTERM)
  * ends it as the host's would: the flag, the stop descriptor.  Prints
- * "preload RC" and one line "worker SLOT PID exit STATUS" per worker.
+ * "preload RC" and one line "worker SLOT PID exit STATUS forked NS" per
+ * worker, NS the CLOCK_MONOTONIC reading right before its _Fork().
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PMHOST_HOST
@@ -165,6 +167,7 @@ main(int argc, char **argv)
 	int n, rc;
 	long calls;
 	pid_t *pids;
+	long long *forked;
 
 	if (argc != 6) {
 		fprintf(stderr, "usage: preload_clone PLUGIN PARAMS_JSON "
@@ -192,9 +195,15 @@ main(int argc, char **argv)
 	fflush(stdout);
 	if (rc != 0)
 		return 1;
-	if ((pids = calloc((size_t)n, sizeof(*pids))) == NULL)
+	pids = calloc((size_t)n, sizeof(*pids));
+	forked = calloc((size_t)n, sizeof(*forked));
+	if (pids == NULL || forked == NULL)
 		return 1;
 	for (int i = 0; i < n; i++) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		forked[i] = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 		pids[i] = _Fork();
 		if (pids[i] < 0) {
 			perror("_Fork");
@@ -208,9 +217,11 @@ main(int argc, char **argv)
 
 		while (waitpid(pids[i], &st, 0) < 0 && errno == EINTR)
 			;
-		printf("worker %d %d exit %d\n", i, (int)pids[i],
-		    WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+		printf("worker %d %d exit %d forked %lld\n", i, (int)pids[i],
+		    WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st),
+		    forked[i]);
 	}
+	free(forked);
 	free(pids);
 	return 0;
 }
