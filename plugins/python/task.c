@@ -7,6 +7,7 @@
  */
 #include "pypm.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -452,7 +453,7 @@ import_task(pm_worker *w, const struct source *src, enum task_report how)
 	}
 	if (access(file, R_OK) != 0) {
 		pm_log(w, PM_LOG_ERROR, "python: params.script: cannot read "
-		    "%s: %m", file);
+		    "%s: %s", file, strerror(errno));
 		return NULL;
 	}
 	if (PyDict_GetItemString(PyImport_GetModuleDict(), name) != NULL) {

@@ -607,6 +607,9 @@ class TestRefusal(PyTest):
             ({"module": 5}, r"params\.module: must be a non-empty string$"),
             ({"script": "task.py"}, r'name either "module" \(with "path"\) '
                                     r'or "script", not both$'),
+            ({"module": None, "script": "gone.py"},
+             r"params\.script: cannot read %s: No such file or directory$"
+             % re.escape(self.path("gone.py"))),
         ]
         self.task("def work(worker, state):\n    pass\n")
         self.task("x = 1\n", name="nowork.py")
