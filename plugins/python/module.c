@@ -693,9 +693,13 @@ fail:
 PyObject *
 module_worker(void)
 {
-	PyObject *m = PyImport_ImportModule("pmhost");
+	PyObject *m;
 
-	if (m == NULL)
+	/* Made already (in the preload process, say): an import, even of a
+	 * loaded module, runs importlib's Python code. */
+	if (worker_obj != NULL)
+		return worker_obj;
+	if ((m = PyImport_ImportModule("pmhost")) == NULL)
 		return NULL;
 	Py_DECREF(m);
 	return worker_obj;

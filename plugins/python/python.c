@@ -164,6 +164,12 @@ work_preload(pm_worker *w)
 	if (interp_start(w) < 0 ||
 	    task_load(w, &py.task, TASK_REPORT_TRACEBACK) < 0)
 		return -1;
+	/* Everything a worker needs made here, once: a clone's first run of
+	 * importlib's code would copy many pages. */
+	if ((py.worker = module_worker()) == NULL) {
+		report_exception(w, "python: the module pmhost");
+		return -1;
+	}
 	module_check_logging();
 	py.preloaded = 1;
 	interp_before_forks();
