@@ -13,12 +13,6 @@
 static int	started;
 static pid_t	started_pid;
 
-int
-interp_started(void)
-{
-	return started;
-}
-
 /*
  * The host loads plugins RTLD_LOCAL, so libpython's symbols came in
  * local too, and C extension modules (_json, _sqlite3, ...), which are

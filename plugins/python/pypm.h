@@ -34,9 +34,6 @@
  */
 int	interp_start(pm_worker *w);
 
-/* Has interp_start() succeeded in this process (or the one it forked from)? */
-int	interp_started(void);
-
 /*
  * The preload process is done with Python: flush what the task printed
  * and run os.register_at_fork()'s "before" hooks, once for every worker

@@ -24,7 +24,6 @@
  */
 #include "pypm.h"
 
-#include <stdio.h>
 #include <unistd.h>
 
 PMHOST_PLUGIN;
