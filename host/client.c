@@ -155,18 +155,27 @@ target_find(struct target *t)
 }
 
 enum proto_result
-target_call(const struct target *t, const char *req, int timeout_ms,
-    struct buf *reply, int *pidfd)
+target_try(const struct target *t, const char *req, int timeout_ms,
+    struct buf *reply, int *pidfd, char *err, size_t errlen)
 {
-	char path[RUNDIR_PATH_MAX], err[512];
-	enum proto_result r;
+	char path[RUNDIR_PATH_MAX];
 
 	if (rundir_path(path, sizeof(path), t->run_dir, t->title,
 	    ".sock") < 0) {
-		errmsg("%s: socket path too long", t->title);
+		snprintf(err, errlen, "socket path too long");
 		return PROTO_FAILED;
 	}
-	r = proto_call(path, req, timeout_ms, reply, pidfd, err, sizeof(err));
+	return proto_call(path, req, timeout_ms, reply, pidfd, err, errlen);
+}
+
+enum proto_result
+target_call(const struct target *t, const char *req, int timeout_ms,
+    struct buf *reply, int *pidfd)
+{
+	char err[512];
+	enum proto_result r;
+
+	r = target_try(t, req, timeout_ms, reply, pidfd, err, sizeof(err));
 	if (r == PROTO_FAILED)
 		errmsg("%s: %s", t->title, err);
 	return r;

@@ -57,6 +57,11 @@ int	target_find(struct target *t);
 enum proto_result target_call(const struct target *t, const char *req,
 	    int timeout_ms, struct buf *reply, int *pidfd);
 
+/* target_call() that prints nothing: PROTO_FAILED's reason is in err. */
+enum proto_result target_try(const struct target *t, const char *req,
+	    int timeout_ms, struct buf *reply, int *pidfd, char *err,
+	    size_t errlen);
+
 /* The verdict on the answer's last line: 1 ok, 0 error; its text. */
 int	reply_ok(const struct buf *reply, const char **text);
 

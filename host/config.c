@@ -38,6 +38,8 @@ enum key_id {
 	K_EXECUTE_TIMES,
 	K_EXECUTE_USLEEP,
 	K_LIMIT_SECONDS,
+	K_EXECUTE_TIMES_JITTER,
+	K_LIMIT_SECONDS_JITTER,
 	K_PARAMS,
 	K_STOP_TIMEOUT,
 	K_WORK_TIMEOUT,
@@ -58,6 +60,7 @@ enum key_id {
 	K_CONFIG_PATH,		/* derived fields, not keys */
 	K_CONFIG_DIR,
 	K_JSON,
+	K_PINNED,
 	K_COUNT
 };
 
@@ -131,6 +134,12 @@ static const struct key_spec {
 				    AT(F_U64, execute_usleep), 200000, NULL },
 	[K_LIMIT_SECONDS] =	{ "limitSeconds", V_INT, 0, ONE_YEAR_S,
 				    AT(F_U64, limit_seconds), 0, NULL },
+	[K_EXECUTE_TIMES_JITTER] = { "executeTimesJitter", V_INT, 0,
+				    1000000000000LL,
+				    AT(F_U64, execute_times_jitter), 0, NULL },
+	[K_LIMIT_SECONDS_JITTER] = { "limitSecondsJitter", V_INT, 0,
+				    ONE_YEAR_S,
+				    AT(F_U64, limit_seconds_jitter), 0, NULL },
 	[K_PARAMS] =		{ "params", V_JSON, 0, 0, AT(F_STR, params),
 				    0, "null" },
 	[K_STOP_TIMEOUT] =	{ "stopTimeout", V_INT, 0, 86400,
@@ -169,6 +178,8 @@ static const struct key_spec {
 				    AT(F_STR, config_path), 0, NULL },
 	[K_CONFIG_DIR] =	{ NULL, V_DERIVED, 0, 0,
 				    AT(F_STR, config_dir), 0, NULL },
+	[K_PINNED] =		{ NULL, V_DERIVED, 0, 0, AT(F_STR, pinned), 0,
+				    NULL },
 	[K_JSON] =		{ NULL, V_DERIVED, 0, 0, AT(F_STR, json), 0,
 				    NULL },
 };

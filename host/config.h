@@ -41,6 +41,8 @@ struct task_config {
 	uint64_t	 execute_times;	/* 0: unlimited */
 	uint64_t	 execute_usleep;/* us */
 	uint64_t	 limit_seconds;	/* 0: no lifetime limit */
+	uint64_t	 execute_times_jitter;	/* each life adds [0, this] */
+	uint64_t	 limit_seconds_jitter;	/* the same, in seconds */
 	char		*params;	/* compact JSON text, "null" if absent */
 	unsigned	 stop_timeout;	/* s, default 5 */
 	unsigned	 work_timeout;	/* s, 0: off */
@@ -60,6 +62,9 @@ struct task_config {
 					   process that loaded the plugin */
 	char		*env;		/* "env": its object as JSON; NULL */
 	char		*working_dir;	/* absolute; NULL: "/" */
+	/* The plugin as run and restart pinned it (pin.h); not keys. */
+	char		*pinned;	/* its copy's path; NULL: not pinned */
+	char		 plugin_sha256[65];
 	char		*json;		/* all of it as compact JSON */
 };
 

@@ -282,6 +282,7 @@ read_request(struct control *ctl, int i, struct request *rq)
 			return 0;
 		}
 		c->inlen += (size_t)n;
+		c->last_active = mono_ns();
 		if ((nl = memchr(c->in, '\n', c->inlen)) != NULL)
 			break;
 	}
@@ -374,6 +375,33 @@ shed(struct control *ctl, int err)
 	return fd >= 0;
 }
 
+/*
+ * A free client slot, or, with none, the slot of the longest-idle client
+ * that has not sent a whole request, dropped for a new one: idle or
+ * leaked connections never lock out stop or status.  -1 if every client
+ * waits for an answer.
+ */
+static int
+free_slot(struct control *ctl)
+{
+	int victim = -1;
+
+	for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
+		const struct client *c = &ctl->clients[i];
+
+		if (c->fd < 0)
+			return i;
+		if (c->replying || c->deadline == 0)
+			continue;	/* its request is being answered */
+		if (victim < 0 ||
+		    c->last_active < ctl->clients[victim].last_active)
+			victim = i;
+	}
+	if (victim >= 0)
+		drop(ctl, victim);
+	return victim;
+}
+
 void
 control_accept(struct control *ctl)
 {
@@ -408,10 +436,7 @@ control_accept(struct control *ctl)
 			refuse(fd, "error permission denied\n");
 			continue;
 		}
-		for (i = 0; i < CTL_MAX_CLIENTS; i++)
-			if (ctl->clients[i].fd < 0)
-				break;
-		if (i == CTL_MAX_CLIENTS) {
+		if ((i = free_slot(ctl)) < 0) {
 			refuse(fd, "error too many clients\n");
 			continue;
 		}
@@ -426,6 +451,7 @@ control_accept(struct control *ctl)
 		c->fd = fd;
 		c->serial = ++ctl->serials;
 		c->deadline = mono_ns() + CTL_CLIENT_NS;
+		c->last_active = mono_ns();
 		memset(&ev, 0, sizeof(ev));
 		ev.events = EPOLLIN;
 		ev.data.u64 = EV_DATA(EV_CLIENT, i);

@@ -39,6 +39,7 @@ struct client {
 	struct buf	 out;
 	size_t		 outoff;
 	int64_t		 deadline;	/* mono ns; 0 while answered later */
+	int64_t		 last_active;	/* mono ns of its last bytes */
 	int		 replying;	/* request taken; out is the answer */
 };
 

@@ -254,8 +254,10 @@ request_stop(struct target *t, long *workers)
 	const char *text, *st;
 	enum proto_result r;
 	long wait_s = STOP_WAIT_DEFAULT_S;
+	char err[512];
 
-	r = target_call(t, "stop", REQUEST_TIMEOUT_MS, &reply, &t->pidfd);
+	r = target_try(t, "stop", REQUEST_TIMEOUT_MS, &reply, &t->pidfd, err,
+	    sizeof(err));
 	if (r == PROTO_OK && reply_ok(&reply, &text)) {
 		if ((st = strstr(text, "stop_timeout=")) != NULL)
 			wait_s = strtol(st + 13, NULL, 10) + STOP_WAIT_MARGIN_S;
@@ -269,20 +271,31 @@ request_stop(struct target *t, long *workers)
 	} else if (r == PROTO_OK) {
 		target_error(t, text);
 		wait_s = -1;
-	} else if (r == PROTO_NO_MASTER) {
+	} else {
+		/*
+		 * No answer on the socket (gone, or too busy to serve): the
+		 * master found through its locked pid file gets SIGTERM,
+		 * which stops it the same way.
+		 */
 		switch (signal_by_pidfile(t)) {
 		case 0:
 			say("%s: stopped", t->title);
 			wait_s = 0;
 			break;
-		case -1:
+		case 1:
+			if (r == PROTO_FAILED)
+				errmsg("warning: %s: the control socket did not "
+				    "serve (%s); sent SIGTERM to the master "
+				    "(pid %ld)", t->title, err, (long)t->pid);
+			break;
+		default:
+			if (r == PROTO_FAILED)
+				errmsg("%s: %s", t->title, err);
 			errmsg("%s: cannot reach the master (pid file says "
 			    "pid %ld)", t->title, (long)t->pid);
 			wait_s = -1;
 			break;
 		}
-	} else {
-		wait_s = -1;
 	}
 	buf_free(&reply);
 	return wait_s;

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "master.h"
 #include "notify.h"
+#include "pin.h"
 #include "policy.h"
 #include "util.h"
 
@@ -349,8 +350,13 @@ reap(struct master *m)
 			slots_abandon(&m->slots, &m->spawners[k]);
 			if (k != m->cur)
 				restart_preload_exited(&m->rs, text, &res);
-			else if (m->state == MASTER_STARTING)
-				report_failure(m, text);
+			else if (m->state == MASTER_STARTING) {
+				char why[EXIT_TEXT_MAX + 32];
+
+				snprintf(why, sizeof(why), "the preload process "
+				    "failed: %s", text);
+				report_failure(m, why);
+			}
 		} else {
 			logmsg(PM_LOG_DEBUG, "reaped pid %ld (not a worker)",
 			    (long)pid);
@@ -740,6 +746,10 @@ master_teardown(struct master *m)
 	control_close(&m->ctl);
 	if (m->ready_fd >= 0)
 		close(m->ready_fd);
+	/* Under the pid file's lock: no master of ours pins meanwhile. */
+	pin_release(&m->cfg, 1);
+	if (m->run_dir[0] != '\0' && m->cfg.base_title != NULL)
+		pin_sweep(m->run_dir, m->cfg.base_title, NULL);
 	pidfile_release(m->run_dir, m->cfg.base_title, m->pid_fd);
 	if (m->epfd >= 0)
 		close(m->epfd);
@@ -804,6 +814,8 @@ master_run(const struct prepared *p, const struct overrides *ov, int pid_fd,
 		    "without stopping; its pid file was taken over",
 		    (long)p->dead_master);
 	warn_weak_paths(&m);
+	/* Copies a master that died left behind are nobody's now. */
+	pin_sweep(m.run_dir, m.cfg.base_title, m.cfg.pinned);
 
 	for (;;) {
 		int64_t now = mono_ns();

@@ -19,6 +19,7 @@
 
 #include "api.h"
 #include "config.h"
+#include "pin.h"
 #include "plugin.h"
 #include "privs.h"
 #include "title.h"
@@ -137,8 +138,8 @@ check_elf(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
-int
-plugin_open(const char *path, struct plugin *p, char *err, size_t errlen)
+static int
+plugin_load(const char *path, struct plugin *p, char *err, size_t errlen)
 {
 	const struct pm_plugin_magic *m;
 	const char *e;
@@ -178,6 +179,34 @@ plugin_open(const char *path, struct plugin *p, char *err, size_t errlen)
 fail:
 	dlclose(p->handle);
 	p->handle = NULL;
+	return -1;
+}
+
+int
+plugin_open(const struct task_config *t, struct plugin *p, char *err,
+    size_t errlen)
+{
+	char path[PIN_PATH_MAX];
+	const char *load = pin_path(t, path, sizeof(path));
+	size_t n = strlen(load);
+
+	if (plugin_load(load, p, err, errlen) == 0)
+		return 0;
+	/* Its reasons name the file the person configured, not our copy. */
+	if (load != t->plugin) {
+		char why[PLUGIN_ERR_MAX];
+		const char *at, *from = err;
+		size_t k = 0;
+
+		while ((at = strstr(from, load)) != NULL && k < sizeof(why)) {
+			k += (size_t)snprintf(why + k, sizeof(why) - k, "%.*s%s",
+			    (int)(at - from), from, t->plugin);
+			from = at + n;
+		}
+		if (k < sizeof(why))
+			snprintf(why + k, sizeof(why) - k, "%s", from);
+		copy_str(err, why, errlen);
+	}
 	return -1;
 }
 
@@ -246,22 +275,22 @@ probe_child(const struct task_config *const *t, size_t n,
 	/* Die with the caller; hold none of its descriptors (a pid file!). */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	setpgid(0, 0);
-	if (fd > 3)
-		close_range(3, (unsigned)fd - 1, 0);
-	close_range((unsigned)fd + 1, ~0U, 0);
+	close_fds_except(&fd, 1);
 	for (int sig = 1; sig < NSIG; sig++)
 		if (sig != SIGKILL && sig != SIGSTOP)
 			signal(sig, SIG_DFL);
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
+	pin_hold(t[0]);
 	if (privs_enter(t[0], creds, err, sizeof(err)) < 0 ||
-	    plugin_open(t[0]->plugin, &p, err, sizeof(err)) < 0) {
+	    plugin_open(t[0], &p, err, sizeof(err)) < 0) {
 		char line[PLUGIN_ERR_MAX + 2];
 
 		snprintf(line, sizeof(line), "!%s", err);
 		report_line(fd, line);
 		_exit(1);
 	}
+	pin_drop();
 	for (size_t i = 0; i < n; i++) {
 		err[0] = '\0';
 		if (run_check(t[i], &p, err, sizeof(err)) < 0)

@@ -31,10 +31,12 @@ struct creds;
 struct task_config;
 
 /*
+ * Loads t's plugin (its pinned copy, if it has one: pin.h) with
  * dlopen(RTLD_NOW | RTLD_LOCAL), checks the mark, finds the entry points.
- * 0, or -1 with the reason (the dlerror() text where there is one).
+ * 0, or -1 with the reason (the dlerror() text where there is one), which
+ * names the configured file.
  */
-int	plugin_open(const char *path, struct plugin *p, char *err,
+int	plugin_open(const struct task_config *t, struct plugin *p, char *err,
 	    size_t errlen);
 
 /*

@@ -21,6 +21,7 @@
 #include "api.h"
 #include "log.h"
 #include "plugin.h"
+#include "pin.h"
 #include "preload.h"
 #include "title.h"
 #include "util.h"
@@ -165,6 +166,7 @@ preload_main(const struct preload_args *pa)
 	title_compose(title, sizeof(title), pa->cfg->title_prefix,
 	    TITLE_PRELOAD, pa->cfg->base_title);
 	title_set(title);
+	pin_hold(pa->cfg);
 	if (privs_enter(pa->cfg, pa->creds, err, sizeof(err)) < 0) {
 		logmsg(PM_LOG_ERROR, "preload: %s", err);
 		_exit(70);
@@ -172,10 +174,11 @@ preload_main(const struct preload_args *pa)
 	/* The privilege change cleared the parent-death signal. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != pa->master)
 		_exit(70);
-	if (plugin_open(pa->cfg->plugin, &pl, err, sizeof(err)) < 0) {
+	if (plugin_open(pa->cfg, &pl, err, sizeof(err)) < 0) {
 		logmsg(PM_LOG_ERROR, "preload: cannot load plugin: %s", err);
 		_exit(70);
 	}
+	pin_drop();
 	if (pl.preload != NULL) {
 		int rc;
 

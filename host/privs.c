@@ -170,6 +170,12 @@ privs_enter(const struct task_config *t, const struct creds *c, char *err,
 		return -1;
 	}
 	if (c != NULL && c->set) {
+		/*
+		 * The uid change made us undumpable, which also hides our
+		 * own /proc/self/fd from us (the pinned plugin is loaded
+		 * through it) and keeps the plugin from dumping core.
+		 */
+		prctl(PR_SET_DUMPABLE, 1);
 		if (c->home[0] != '\0')
 			setenv("HOME", c->home, 1);
 		if (c->name[0] != '\0') {

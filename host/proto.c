@@ -3,6 +3,7 @@
  * encoding of record values, and the client's request/reply exchange.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proto.h"
@@ -218,19 +220,36 @@ proto_call(const char *sock_path, const char *req, int timeout_ms,
 		snprintf(err, errlen, "%s: socket path too long", sock_path);
 		return PROTO_FAILED;
 	}
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
+	    SOCK_NONBLOCK, 0)) < 0) {
 		snprintf(err, errlen, "socket: %s", strerror(errno));
 		return PROTO_FAILED;
 	}
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	/*
+	 * Non-blocking: a full backlog (a master stopped, or flooded) says
+	 * EAGAIN instead of holding us; try again until the deadline.
+	 */
+	while (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		int e = errno;
 
+		if (e == EINTR)
+			continue;
+		if (e == EAGAIN && (deadline == 0 || mono_ns() < deadline)) {
+			nanosleep(&(struct timespec){ 0, 10 * NS_PER_MS },
+			    NULL);
+			continue;
+		}
 		close(fd);
 		if (e == ENOENT || e == ECONNREFUSED)
 			return PROTO_NO_MASTER;
-		snprintf(err, errlen, "%s: %s", sock_path, strerror(e));
+		if (e == EAGAIN)
+			snprintf(err, errlen, "%s: the master takes no "
+			    "connection (its backlog is full)", sock_path);
+		else
+			snprintf(err, errlen, "%s: %s", sock_path, strerror(e));
 		return PROTO_FAILED;
 	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	if (pidfd != NULL)
 		*pidfd = peer_pidfd(fd);
 	/* One write, one wakeup of the master.  One that refuses us

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "pin.h"
 #include "plugin.h"
 #include "restart.h"
 #include "spawner.h"
@@ -59,6 +60,10 @@ conclude(struct restart *r, struct restart_result *res, int ok,
 	logmsg(ok ? PM_LOG_INFO : PM_LOG_ERROR, "restart %s: %s",
 	    ok ? "done" : "failed", res->text);
 	if (r->phase != RS_REPLACE) {
+		/* Its pinned copy goes, unless the running config's is it. */
+		pin_release(&r->cfg, r->cfg.pinned != NULL &&
+		    (r->cur_pinned == NULL ||
+		    strcmp(r->cfg.pinned, r->cur_pinned) != 0));
 		task_config_free(&r->cfg);
 		prepared_free(&r->prep);
 	}
@@ -108,6 +113,8 @@ reread_config(struct restart *r, const struct task_config *cur,
 	} else if (strcmp(r->prep.run_dir, run_dir) != 0) {
 		conclude(r, res, 0, "%s: runDir: cannot change while the task "
 		    "runs (stop and start it)", cur->config_path);
+	} else if (pin_plugin(&r->cfg, run_dir, err, sizeof(err)) < 0) {
+		conclude(r, res, 0, "%s: plugin: %s", cur->config_path, err);
 	} else {
 		rc = 0;
 	}
@@ -131,6 +138,7 @@ restart_begin(struct restart *r, struct reply_token tok,
 	r->spawner = spare;
 	r->phase = RS_PROBE;
 	r->started = mono_ns();
+	r->cur_pinned = cur->pinned;
 	logmsg(PM_LOG_INFO, "restart: checking %s", cur->config_path);
 	if (reread_config(r, cur, ov, run_dir, res) < 0)
 		return;
@@ -307,6 +315,15 @@ unsigned
 restart_take(struct restart *r, struct slots *s, struct task_config *cfg,
     struct prepared *prep)
 {
+	if (strcmp(cfg->plugin_sha256, r->cfg.plugin_sha256) != 0)
+		logmsg(PM_LOG_INFO, "restart: plugin %s sha256 %.16s -> %.16s",
+		    r->cfg.plugin, cfg->plugin_sha256, r->cfg.plugin_sha256);
+	else
+		logmsg(PM_LOG_INFO, "restart: plugin unchanged (sha256 %.16s)",
+		    r->cfg.plugin_sha256);
+	/* The old copy is not loaded again: the old workers have it. */
+	pin_release(cfg, cfg->pinned != NULL && (r->cfg.pinned == NULL ||
+	    strcmp(cfg->pinned, r->cfg.pinned) != 0));
 	task_config_free(cfg);
 	*cfg = r->cfg;
 	memset(&r->cfg, 0, sizeof(r->cfg));

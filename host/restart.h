@@ -40,6 +40,7 @@ struct restart {
 						   master's spare) */
 	int			 canary;	/* cell, -1 */
 	int64_t			 started;
+	const char		*cur_pinned;	/* the running config's copy */
 };
 
 enum restart_what {

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "master.h"
 #include "msg.h"
+#include "pin.h"
 #include "notify.h"
 #include "plugin.h"
 #include "prepare.h"
@@ -125,7 +126,7 @@ print_refusal(void *arg, size_t i, const char *message)
  * worst exit status after printing every problem.
  */
 static int
-check_tasks(const struct config *cfg, const struct overrides *ov,
+check_tasks(struct config *cfg, const struct overrides *ov,
     unsigned flags, struct prepared *ps, size_t *nready)
 {
 	char err[PLUGIN_ERR_MAX + 512];
@@ -136,6 +137,17 @@ check_tasks(const struct config *cfg, const struct overrides *ov,
 		if ((ri = prepare_task(&cfg->tasks[i], ov, flags, &ps[*nready],
 		    err, sizeof(err))) != 0) {
 			errmsg("%s", err);
+			if (ri > r)
+				r = ri;
+			continue;
+		}
+		/* To run: what is checked is the copy the workers load. */
+		if ((flags & PREP_MAKE_RUNDIR) && (ri = pin_plugin(
+		    &cfg->tasks[i], ps[*nready].run_dir, err,
+		    sizeof(err))) < 0) {
+			errmsg("%s: plugin: %s", cfg->tasks[i].config_path, err);
+			prepared_free(&ps[*nready]);
+			ri = ri == PIN_BAD_PLUGIN ? EXIT_USAGE : EXIT_RUNTIME;
 			if (ri > r)
 				r = ri;
 			continue;
@@ -534,19 +546,34 @@ int
 start_detached(const struct task_config *t)
 {
 	struct overrides ov = { NULL, -1, 1 };
+	struct task_config tc;
 	struct prepared p;
-	char err[PLUGIN_ERR_MAX + 512];
+	char err[PLUGIN_ERR_MAX + 512], why[PLUGIN_ERR_MAX];
 	pid_t pid;
 	int r;
 
 	block_master_signals();
-	if ((r = prepare_task(t, &ov, PREP_MAKE_RUNDIR | PREP_PROBE, &p, err,
+	if (task_config_copy(&tc, t) < 0) {
+		errmsg("out of memory");
+		return EXIT_RUNTIME;
+	}
+	if ((r = prepare_task(&tc, &ov, PREP_MAKE_RUNDIR, &p, err,
 	    sizeof(err))) != 0) {
 		errmsg("%s", err);
+		task_config_free(&tc);
 		return r;
 	}
-	r = run_detached(&p, &ov, READY_TIMEOUT_S, &pid);
+	if ((r = pin_plugin(&tc, p.run_dir, why, sizeof(why))) < 0) {
+		errmsg("%s: plugin: %s", tc.config_path, why);
+		r = r == PIN_BAD_PLUGIN ? EXIT_USAGE : EXIT_RUNTIME;
+	} else if (plugin_probe(&tc, &p.creds, why, sizeof(why)) < 0) {
+		errmsg("%s: plugin: %s", tc.config_path, why);
+		r = EXIT_USAGE;
+	} else {
+		r = run_detached(&p, &ov, READY_TIMEOUT_S, &pid);
+	}
 	prepared_free(&p);
+	task_config_free(&tc);
 	return r;
 }
 

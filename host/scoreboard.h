@@ -71,6 +71,8 @@ struct sb_report {
 	_Atomic uint64_t rss_kb;	/* RSS at its last check */
 	_Atomic int64_t	 ready_at;	/* mono ns work_init ended;
 					   limitSeconds counts from it */
+	uint64_t	 max_calls;	/* master, at reset: the executeTimes
+					   drawn for this life; 0: none */
 };
 
 /* One worker process's cell. */

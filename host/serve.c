@@ -116,6 +116,11 @@ put_worker(const struct master *m, struct buf *b, int idx, int64_t now,
 	status_put_num(b, SK_W_ERRORS, (long long)atomic_load(&c->w.errors));
 	put_health(b, s, atomic_load(&c->w.calls));
 	status_put_num(b, SK_W_GENERATION, p->gen);
+	/* Its life's limits as drawn (executeTimesJitter, ...). */
+	if (p->max_calls > 0)
+		status_put_num(b, SK_W_MAX_CALLS, (long long)p->max_calls);
+	if (p->lifetime > 0)
+		status_put_num(b, SK_W_LIFETIME_S, p->lifetime / NS_PER_SEC);
 	if (atomic_load(&c->w.phase) == PHASE_BUSY && started != 0)
 		status_put_num(b, SK_W_CALL_MS, (now - started) / NS_PER_MS);
 	if (s->last_exit[0] != '\0')
@@ -206,6 +211,9 @@ serve_status(struct master *m, const struct request *rq, struct reply *rp)
 	status_put_num(b, SK_STOP_TIMEOUT, m->cfg.stop_timeout);
 	status_put_text(b, SK_CONFIG, m->cfg.config_path);
 	status_put_text(b, SK_PLUGIN, m->cfg.plugin);
+	status_put_text(b, SK_PLUGIN_SHA256, m->cfg.plugin_sha256);
+	if (m->cfg.pinned != NULL)
+		status_put_text(b, SK_PLUGIN_COPY, m->cfg.pinned);
 	status_put_text(b, SK_RUN_DIR, m->run_dir);
 	status_put_text(b, SK_LOG, m->prep.log_path);
 	buf_add(b, "\n", 1);

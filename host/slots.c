@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "evtag.h"
@@ -187,11 +188,32 @@ slots_resize(struct slots *s, int target, int64_t now)
 	return 0;
 }
 
+/* A uniform draw from [0, n]: a worker life's share of a jitter. */
+static uint64_t
+draw(uint64_t n)
+{
+	static uint64_t x;
+
+	if (n == 0)
+		return 0;
+	/* xorshift64*, seeded once: spread, not secrecy, is wanted. */
+	while (x == 0 && getrandom(&x, sizeof(x), 0) < 0 && errno == EINTR)
+		;
+	if (x == 0)
+		x = (uint64_t)mono_ns() | 1;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	return (x * 0x2545F4914F6CDD1DULL) % (n + 1);
+}
+
 /* Clears a cell for a new worker: one reset of everything it reports. */
 static void
-cell_reset(struct sb_cell *c, enum cell_cmd cmd, int64_t next_due)
+cell_reset(struct sb_cell *c, enum cell_cmd cmd, int64_t next_due,
+    uint64_t max_calls)
 {
 	memset(&c->w, 0, sizeof(c->w));
+	c->w.max_calls = max_calls;
 	atomic_store(&c->w.next_due, next_due);
 	atomic_store(&c->cmd, cmd);
 	atomic_store(&c->doorbell, 0);
@@ -226,6 +248,7 @@ slots_spawn(struct slots *s, int i, const struct spawn_ctx *ctx, int hold)
 	struct slot *sl = &s->v[i];
 	struct worker_args wa;
 	struct proc *p;
+	uint64_t max_calls, lifetime_s;
 	int64_t now;
 	int idx, fds[2];
 	pid_t pid;
@@ -237,8 +260,13 @@ slots_spawn(struct slots *s, int i, const struct spawn_ctx *ctx, int hold)
 	idx = s->free_cells[--s->nfree];
 	if (idx >= s->ncells)
 		s->ncells = idx + 1;
+	/* Each life draws its limits: lives started together end apart. */
+	max_calls = cfg->execute_times == 0 ? 0 : cfg->execute_times +
+	    draw(cfg->execute_times_jitter);
+	lifetime_s = cfg->limit_seconds == 0 ? 0 : cfg->limit_seconds +
+	    draw(cfg->limit_seconds_jitter);
 	cell_reset(&s->sb->cells[idx], hold ? CELL_HOLD : CELL_RUN,
-	    sl->next_due);
+	    sl->next_due, max_calls);
 
 	memset(&wa, 0, sizeof(wa));
 	wa.cfg = cfg;
@@ -270,7 +298,8 @@ slots_spawn(struct slots *s, int i, const struct spawn_ctx *ctx, int hold)
 	p->started = now;
 	p->started_real = real_ns();
 	p->hot = cfg->execute_usleep == 0;
-	p->lifetime = (int64_t)cfg->limit_seconds * NS_PER_SEC;
+	p->lifetime = (int64_t)lifetime_s * NS_PER_SEC;
+	p->max_calls = max_calls;
 	p->title = ctx->title;
 	p->spawner = ctx->spawner;
 	if (pid > 0) {

@@ -45,7 +45,8 @@ struct proc {
 	int64_t		 started;	/* mono ns */
 	int64_t		 started_real;	/* wall ns, for status */
 	int64_t		 deadline;	/* mono ns; its state says what of */
-	int64_t		 lifetime;	/* limitSeconds in ns; 0: none */
+	int64_t		 lifetime;	/* limitSeconds in ns, as drawn; 0: none */
+	uint64_t	 max_calls;	/* executeTimes, as drawn; 0: none */
 	int		 hot;		/* executeUSleep 0: calls untimed */
 	int		 timed_out;	/* went through workTimeout */
 	int64_t		 timeout_call_ns;

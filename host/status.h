@@ -42,6 +42,8 @@
 	X(STOP_TIMEOUT,	"stop_timeout",	M, I, J_INTN, NULL, NULL, C_INT, 0)	\
 	X(CONFIG,	"config",	M, T, J_TEXT, NULL, NULL, C_TEXT, 0)	\
 	X(PLUGIN,	"plugin",	M, T, J_TEXT, NULL, NULL, C_TEXT, 0)	\
+	X(PLUGIN_SHA256, "plugin_sha256", M, T, J_TEXTN, NULL, NULL, C_TEXT, 0) \
+	X(PLUGIN_COPY,	"plugin_copy",	M, T, J_TEXTN, NULL, NULL, C_TEXT, 0)	\
 	X(RUN_DIR,	"run_dir",	M, T, J_TEXT, NULL, NULL, C_TEXT, 0)	\
 	X(LOG,		"log",		M, T, J_TEXTN, NULL, NULL, C_TEXT, 0)	\
 	X(P_PID,	"pid",		P, I, J_INT, NULL, "pid", C_INT, 1)	\
@@ -69,6 +71,10 @@
 	X(W_RESTARTS,	"restarts",	W, I, J_INT, NULL, NULL, C_INT, 0)	\
 	X(W_FAILURES,	"failures",	W, I, J_INT, NULL, NULL, C_INT, 0)	\
 	X(W_GENERATION,	"generation",	W, I, J_LIVE, NULL, NULL, C_INT, 0)	\
+	X(W_MAX_CALLS,	"max_calls",	W, I, J_INTN, "execute_times", NULL,	\
+	    C_INT, 0)							\
+	X(W_LIFETIME_S,	"lifetime_s",	W, I, J_INTN, "limit_seconds", NULL,	\
+	    C_INT, 0)							\
 	X(W_CALL_MS,	"call_ms",	W, I, J_SECS, "call_s", NULL, C_INT, 0) \
 	X(W_RESPAWN_IN_MS, "respawn_in_ms", W, I, J_SECS, "respawn_in_s", NULL, \
 	    C_INT, 0)							\

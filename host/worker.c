@@ -21,6 +21,7 @@
 
 #include "api.h"
 #include "log.h"
+#include "pin.h"
 #include "plugin.h"
 #include "policy.h"
 #include "title.h"
@@ -158,7 +159,7 @@ static void
 setup_fds(const struct worker_args *a, const char *title)
 {
 	int fd, keep[2] = { a->ready_fd, -1 };
-	size_t nkeep = a->ready_fd >= 0;
+	size_t nkeep = 1;
 
 	/*
 	 * A worker that runs as the master's own user keeps the log, to
@@ -265,11 +266,13 @@ start_plugin(struct worker *wk)
 
 	if (wk->a->plugin != NULL)
 		wk->plugin = *wk->a->plugin;
-	else if (plugin_open(cfg->plugin, &wk->plugin, err, sizeof(err)) < 0) {
+	else if (plugin_open(cfg, &wk->plugin, err, sizeof(err)) < 0) {
 		logmsg(PM_LOG_ERROR, "slot %d: cannot load plugin: %s",
 		    wk->a->slot, err);
 		end_worker(wk, WHY_LOAD);
 	}
+	/* Loaded: the pinned copy's descriptor has served. */
+	pin_drop();
 	atomic_store(&wk->cell->w.phase, PHASE_INIT);
 	if (wk->plugin.init != NULL) {
 		int rc = wk->plugin.init(&wk->api.pub, &wk->state);
@@ -421,7 +424,7 @@ run_paced(struct worker *wk)
 			return rc == PM_FAIL ? WHY_FAIL : WHY_DONE;
 		if (rc < 0)
 			note_error(wk, rc);
-		if (calls == cfg->execute_times)
+		if (calls == c->w.max_calls)
 			return WHY_CALLS;
 		if (over_memory_limit(wk))
 			return WHY_RSS;
@@ -437,7 +440,7 @@ run_paced(struct worker *wk)
 static enum exit_why
 run_hot(struct worker *wk)
 {
-	const uint64_t times = wk->a->cfg->execute_times;
+	const uint64_t times = wk->cell->w.max_calls;
 	int (*work_fn)(pm_worker *, void *) = wk->plugin.work;
 	struct sb_cell *c = wk->cell;
 	int64_t now, last_check;
@@ -517,14 +520,13 @@ worker_main(const struct worker_args *a)
 	title_set(wk.title);
 	if (a->cfg->schedule == SCHEDULE_RATE)
 		prctl(PR_SET_TIMERSLACK, 1UL);
+	if (a->plugin == NULL)
+		pin_hold(a->cfg);
 	if (a->plugin == NULL && privs_enter(a->cfg, a->creds, err,
 	    sizeof(err)) < 0) {
 		logmsg(PM_LOG_ERROR, "slot %d: %s", a->slot, err);
 		end_worker(&wk, WHY_SETUP);
 	}
-	/* A uid change made us undumpable: let plugins dump core. */
-	if (a->creds != NULL && a->creds->set)
-		prctl(PR_SET_DUMPABLE, 1);
 	watch_master();
 	if (a->cfg->max_rss_mb > 0) {
 		wk.rss_limit_kb = (uint64_t)a->cfg->max_rss_mb * 1024;

@@ -152,17 +152,17 @@ class TestRequests(RobustnessTest):
         os.kill(mpid, signal.SIGSTOP)
         try:
             scale = self.start("scale", "--title", self.title, "3")
-            stop = self.start("stop", "--title", self.title)
-            for c in (scale, stop):
+            wakeup = self.start("wakeup", "--title", self.title)
+            for c in (scale, wakeup):
                 self.assertEqual(self.wait_exit(c, timeout=20), 1)
                 self.assertIn("no reply within", self.output(c))
         finally:
             os.kill(mpid, signal.SIGCONT)
         # Neither acted: the task still runs with two workers.
-        self.wait_text(p, r"dropped request \"(scale|stop)\": its client "
+        self.wait_text(p, r"dropped request \"(scale|wakeup)\": its client "
                        r"has gone")
-        self.wait_text(p, r"dropped request \"(scale|stop)\".*\n.*"
-                       r"dropped request \"(scale|stop)\"")
+        self.wait_text(p, r"dropped request \"(scale|wakeup)\".*\n.*"
+                       r"dropped request \"(scale|wakeup)\"")
         self.assertEqual(self.master_json()["target"], 2)
         self.assertTrue(alive(mpid))
         self.stop_fg(p)

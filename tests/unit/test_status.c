@@ -74,7 +74,7 @@ static const char canned_table[] =
 	"\"start\":\"2026-11-27 07:43:20\",\"start_unix_ms\":1795765400123," \
 	"\"run_s\":3725.999,\"count\":2,\"target\":3,\"generation\":4," \
 	"\"stop_timeout\":10,\"config\":\"/etc/pm host/demo.json\"," \
-	"\"plugin\":\"/usr/lib/pmhost/demo.so\","	\
+	"\"plugin\":\"/usr/lib/pmhost/demo.so\",\"plugin_sha256\":null,\"plugin_copy\":null,"	\
 	"\"run_dir\":\"/run/pmhost/demo\",\"log\":\"/run/pmhost/demo.log\"," \
 	"\"preload\":null,\"workers\":["				\
 	"{\"slot\":0,\"pid\":4243,\"title\":\"pmhost:Worker:demo\"," \
@@ -82,14 +82,14 @@ static const char canned_table[] =
 	"\"start\":\"2026-11-27 08:44:24\",\"start_unix_ms\":1795769064000," \
 	"\"run_s\":61.500,\"work\":17,\"errors\":1,\"calls_total\":17," \
 	"\"recycles\":0,\"failures_total\":0,\"crash_loop\":false,"	\
-	"\"restarts\":0,\"failures\":0,\"generation\":4,\"call_s\":null," \
+	"\"restarts\":0,\"failures\":0,\"generation\":4,\"execute_times\":null,\"limit_seconds\":null,\"call_s\":null," \
 	"\"respawn_in_s\":null,\"last_exit\":null,\"exits\":[]},"	\
 	"{\"slot\":1,\"pid\":4250,\"title\":\"pmhost:Worker:demo\"," \
 	"\"state\":\"busy\",\"memory_mb\":3.0,\"memory_kb\":3100," \
 	"\"start\":\"2026-11-27 08:45:24\",\"start_unix_ms\":1795769124999," \
 	"\"run_s\":0.999,\"work\":1234,\"errors\":0,\"calls_total\":1240," \
 	"\"recycles\":2,\"failures_total\":0,\"crash_loop\":false,"	\
-	"\"restarts\":2,\"failures\":0,\"generation\":4,\"call_s\":0.250," \
+	"\"restarts\":2,\"failures\":0,\"generation\":4,\"execute_times\":null,\"limit_seconds\":null,\"call_s\":0.250," \
 	"\"respawn_in_s\":null,\"last_exit\":\"" BUSY_EXIT "\","	\
 	"\"exits\":[{\"at\":\"2026-11-27 08:45:24\","			\
 	"\"at_unix_ms\":1795769124000,\"lived_s\":1.500,\"calls\":3,"	\
@@ -99,7 +99,7 @@ static const char canned_table[] =
 	"\"start\":null,\"start_unix_ms\":null,\"run_s\":null,\"work\":null," \
 	"\"errors\":null,\"calls_total\":40,\"recycles\":2,"		\
 	"\"failures_total\":3,\"crash_loop\":true,\"restarts\":5,"	\
-	"\"failures\":3,\"generation\":null,"				\
+	"\"failures\":3,\"generation\":null,\"execute_times\":null,\"limit_seconds\":null,"				\
 	"\"call_s\":null,\"respawn_in_s\":0.400,"	\
 	"\"last_exit\":\"" BACKOFF_EXIT "\",\"exits\":[]}]}"
 
@@ -1079,7 +1079,7 @@ START_TEST(json_two_masters)
 	    "\"start\":\"2026-11-27 07:43:20\","
 	    "\"start_unix_ms\":1795765400000,\"run_s\":0.001,\"count\":0,"
 	    "\"target\":1,\"generation\":2,\"stop_timeout\":3,"
-	    "\"config\":\"/c\",\"plugin\":\"/p\",\"run_dir\":\"/r\","
+	    "\"config\":\"/c\",\"plugin\":\"/p\",\"plugin_sha256\":null,\"plugin_copy\":null,\"run_dir\":\"/r\","
 	    "\"log\":null,\"preload\":null,\"workers\":[]}]}\n");
 	free(j);
 }
@@ -1106,7 +1106,7 @@ START_TEST(json_escapes)
 	    "\"memory_kb\":1024,\"start\":\"2026-11-27 07:43:20\","
 	    "\"start_unix_ms\":1795765400123,\"run_s\":1.000,\"count\":0,"
 	    "\"target\":1,\"generation\":1,\"stop_timeout\":5,"
-	    "\"config\":\"/c\\\".json\",\"plugin\":\"/p\\\\.so\","
+	    "\"config\":\"/c\\\".json\",\"plugin\":\"/p\\\\.so\",\"plugin_sha256\":null,\"plugin_copy\":null,"
 	    "\"run_dir\":\"/r\\u001f\",\"log\":null,\"preload\":null,"
 	    "\"workers\":["
 	    "{\"slot\":0,\"pid\":null,\"title\":\"w\\\\\\\"\","
@@ -1115,7 +1115,7 @@ START_TEST(json_escapes)
 	    "\"work\":null,\"errors\":null,\"calls_total\":0,"
 	    "\"recycles\":0,\"failures_total\":0,\"crash_loop\":false,"
 	    "\"restarts\":0,\"failures\":0,"
-	    "\"generation\":null,\"call_s\":null,\"respawn_in_s\":null,"
+	    "\"generation\":null,\"execute_times\":null,\"limit_seconds\":null,\"call_s\":null,\"respawn_in_s\":null,"
 	    "\"last_exit\":\"x\\\"y\\\\z\\u000d\\u0008/\","
 	    "\"exits\":[]}]}]}\n");
 	/* Nothing raw below 0x20 is left anywhere in the document. */
