@@ -7,6 +7,7 @@
  *   record	 path of the event file (events: init, call, fini, child)
  *   tag	 string written as EXTRA on init lines (e.g. a version)
  *   init_fail	 1: work_init returns -1
+ *   init_fail_slot N: work_init returns -1 in slot N only
  *   init_sleep_ms, fini_sleep_ms, sleep_ms: sleep in init / fini / each call
  *   crash_at	 N: SIGSEGV in call N of each worker (1 = every first call)
  *   hang_at	 N: call N never returns (ignores stop requests)
@@ -246,7 +247,8 @@ work_init(pm_worker *w, void **state)
 	str_param(j, "record", path, sizeof(path));
 	r->fd = path[0] != '\0' ? open(path, O_WRONLY | O_APPEND | O_CREAT |
 	    O_CLOEXEC, 0644) : -1;
-	r->init_fail = num_param(j, "init_fail", 0);
+	r->init_fail = num_param(j, "init_fail", 0) ||
+	    num_param(j, "init_fail_slot", -1) == pm_worker_slot(w);
 	r->init_sleep_ms = num_param(j, "init_sleep_ms", 0);
 	r->fini_sleep_ms = num_param(j, "fini_sleep_ms", 0);
 	r->sleep_ms = num_param(j, "sleep_ms", 0);
