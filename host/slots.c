@@ -766,7 +766,7 @@ slots_started(const struct slots *s, char *why, size_t size)
 		const struct slot *sl = &s->v[i];
 
 		if (sl->went_ready)
-			continue;	/* up once: what follows is not start-up */
+			continue;	/* up once: not a start-up failure */
 		if (sl->last_failed && sl->last_exit[0] != '\0') {
 			snprintf(why, size, "worker %d failed: %s", i,
 			    sl->last_exit);
