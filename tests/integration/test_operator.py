@@ -353,9 +353,9 @@ class TestLogs(OperatorTest):
     def stopped_task_log(self, **params):
         """A -d task with two slots that recycle and log, run until both
         slots have exit lines, then stopped; the log's text."""
-        cfg = self.record_config(params=dict(log=1, **params),
-                                 maxWorkerNum=2, executeTimes=2,
-                                 executeUSleep=5000)
+        cfg = self.cfg = self.record_config(params=dict(log=1, **params),
+                                            maxWorkerNum=2, executeTimes=2,
+                                            executeUSleep=5000)
         self.daemon(cfg)
         for slot in (0, 1):
             self.wait_text(self.log_path(), r"Master:%s\[\d+\]: worker %d "
@@ -374,6 +374,9 @@ class TestLogs(OperatorTest):
         self.assertEqual(self.logs("-n", 3).stdout.splitlines(), lines[-3:])
         self.assertEqual(self.logs().stdout.splitlines(), lines[-10:])
         self.assertEqual(self.logs("-n", 100000).stdout, text)
+        # The config names the same task.
+        r = self.pm("logs", self.cfg, "-n", 3, check=0)
+        self.assertEqual(r.stdout.splitlines(), lines[-3:])
 
     def test_slot_filter_keeps_the_slots_lines_and_the_masters_about_it(self):
         text = self.stopped_task_log()
@@ -455,6 +458,18 @@ class TestLogs(OperatorTest):
         self.assertIsNone(f.poll(), self.output(f))
         f.kill()
         self.stop()
+
+    def test_a_foreground_master_logging_to_a_file_is_tailed(self):
+        log = self.path("fg.log")
+        cfg = self.resident(maxWorkerNum=1, params={"log": 1})
+        p = self.run_fg(cfg, "--log-file", log, workers=1)
+        self.wait_text(log, r"recorder call 3 in slot 0")
+        r = self.pm("logs", "--title", self.title, "-n", 2, check=0)
+        lines = r.stdout.splitlines()
+        self.assertEqual(len(lines), 2, r.stdout)
+        for ln in lines:
+            self.assertIn(ln, self.read(log).splitlines())
+        self.stop_fg(p)
 
     def test_a_master_logging_to_stderr_points_to_journalctl(self):
         cfg = self.resident(maxWorkerNum=1)
