@@ -66,8 +66,13 @@ cmd_request(const struct cli *cli)
 			target_error(t, text);
 			status = EXIT_RUNTIME;
 		} else if (r == PROTO_OK) {
-			say("%s: %s", t->title, text[0] != '\0' ? text :
-			    "done");
+			/* The reply ends with a newline; the line, without. */
+			int n = (int)strcspn(text, "\n");
+
+			if (n > 0)
+				say("%s: %.*s", t->title, n, text);
+			else
+				say("%s: done", t->title);
 		} else {
 			status = EXIT_RUNTIME;
 		}
@@ -476,7 +481,9 @@ restart_running(struct target *t, long timeout_s)
 		timeout_s = RESTART_WAIT_S + stop_s;
 	r = target_call(t, "restart", (int)(timeout_s * 1000), &reply, NULL);
 	if (r == PROTO_OK && reply_ok(&reply, &text)) {
-		say("%s: restarted%s%s", t->title, text[0] != '\0' ? ": " : "",
+		int n = (int)strcspn(text, "\n");
+
+		say("%s: restarted%s%.*s", t->title, n > 0 ? ": " : "", n,
 		    text);
 		r = EXIT_OK;
 	} else {

@@ -36,6 +36,8 @@
 
 #define READY_TIMEOUT_S		60	/* run -d: the master's start-up */
 #define ABANDON_GRACE_NS	(5 * NS_PER_SEC) /* a start-up given up */
+#define FAILED_STOP_MARGIN_S	10	/* a failed start-up's stop, beyond
+					   its stopTimeout */
 
 /* The signal mask the command was started with (restored in masters). */
 static sigset_t caller_mask;
@@ -500,6 +502,10 @@ run_detached(struct prepared *p, const struct overrides *ov, int timeout_s,
 	    st.said[1] == ' ') {
 		st.said[strcspn(st.said, "\n")] = '\0';
 		errmsg("%s", st.said + 2);
+		/* It stops what it started: return once that is done. */
+		if (st.pid > 0 && !wait_gone(st.pid, ((int64_t)
+		    p->task->stop_timeout + FAILED_STOP_MARGIN_S) * NS_PER_SEC))
+			kill(st.pid, SIGKILL);
 		return st.said[0] - '0';
 	}
 	errmsg("%s: master exited during startup (see %s)",

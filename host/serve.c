@@ -101,6 +101,8 @@ put_worker(const struct master *m, struct buf *b, int idx, int64_t now,
 	const struct sb_cell *c = &m->sb->cells[idx];
 	const struct slot *s = &m->slots.v[p->slot];
 	int64_t started = atomic_load(&c->w.call_started);
+	/* Read once: work and calls_total must agree in one answer. */
+	uint64_t calls = atomic_load(&c->w.calls);
 
 	buf_add(b, "worker", 6);
 	status_put_num(b, SK_W_SLOT, p->slot);
@@ -112,9 +114,9 @@ put_worker(const struct master *m, struct buf *b, int idx, int64_t now,
 	status_put_num(b, SK_W_RUN_MS, (now - p->started) / NS_PER_MS);
 	if (p->pid > 0)
 		status_put_num(b, SK_W_RSS_KB, rss_kb(p->pid));
-	status_put_num(b, SK_W_WORK, (long long)atomic_load(&c->w.calls));
+	status_put_num(b, SK_W_WORK, (long long)calls);
 	status_put_num(b, SK_W_ERRORS, (long long)atomic_load(&c->w.errors));
-	put_health(b, s, atomic_load(&c->w.calls));
+	put_health(b, s, calls);
 	status_put_num(b, SK_W_GENERATION, p->gen);
 	/* Its life's limits as drawn (executeTimesJitter, ...). */
 	if (p->max_calls > 0)

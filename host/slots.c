@@ -561,6 +561,14 @@ slots_exited(struct slots *s, int idx, int wstatus, int64_t now,
 	f.timeout_call = p->timeout_call;
 	f.stop_killed = p->killed_at_stop;
 
+	/*
+	 * It got through work_init, whatever ended it since: the start-up
+	 * must not call it a failure for seeing the exit before the
+	 * readiness.
+	 */
+	if (slots_proc_ready(s, idx) || f.calls > 0)
+		sl->went_ready = 1;
+
 	memset(ex, 0, sizeof(*ex));
 	ex->idx = idx;
 	ex->slot = p->slot;
@@ -786,6 +794,8 @@ slots_started(const struct slots *s, char *why, size_t size)
 	for (int i = 0; i < s->target; i++) {
 		const struct slot *sl = &s->v[i];
 
+		if (sl->went_ready)
+			continue;	/* up once: not a start-up failure */
 		if (sl->last_failed && sl->last_exit[0] != '\0') {
 			snprintf(why, size, "worker %d failed: %s", i,
 			    sl->last_exit);

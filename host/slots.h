@@ -82,6 +82,8 @@ struct slot {
 	int64_t		 next_due;	/* cadence, carried to the next worker */
 	char		 last_exit[EXIT_TEXT_MAX];
 	int		 last_failed;	/* last_exit was a failure */
+	int		 went_ready;	/* a worker of it got through
+					   work_init */
 	unsigned	 tried_gen;	/* restart: replacement spawned for */
 	/* Its health, from its making (a scale-down ends it): */
 	uint64_t	 calls_done;	/* work() calls of its ended workers */
@@ -199,8 +201,8 @@ void	slots_output(struct slots *s, int idx, int stream);
 /*
  * The master's start-up: 1 once every slot's worker is through
  * work_init (or has made its first call, or ended normally), 0 while one
- * is not yet, -1 with the failure in why when a slot's first worker
- * failed.
+ * is not yet, -1 with the failure in why when a slot's worker failed
+ * before one got through work_init.
  */
 int	slots_started(const struct slots *s, char *why, size_t size);
 

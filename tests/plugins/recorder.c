@@ -7,6 +7,7 @@
  *   record	 path of the event file (events: init, call, fini, child)
  *   tag	 string written as EXTRA on init lines (e.g. a version)
  *   init_fail	 1: work_init returns -1
+ *   init_fail_slot N: work_init returns -1 in slot N only
  *   init_sleep_ms, fini_sleep_ms, sleep_ms: sleep in init / fini / each call
  *   crash_at	 N: SIGSEGV in call N of each worker (1 = every first call)
  *   hang_at	 N: call N never returns (ignores stop requests)
@@ -17,7 +18,10 @@
  *   leak_kb	 N: each call allocates and touches N KiB, never freed
  *   poll_stop	 1: while sleeping in a call, return early once stopping
  *   log	 1: each call also writes a pm_log line
- *   print	 1: each call also prints a line to stdout and to stderr
+ *   print	 1: each call also prints a line to stdout and to stderr (no
+ *		 fflush: the host must make stdout line-buffered)
+ *   flood	 1: each call writes lines to stdout without end, until a
+ *		 stop is requested
  *   orphan_ms	 N: work_init leaves a daemonised grandchild (own session,
  *		 parent gone) that exits after N ms; records "orphan <pid>"
  *   check_fail	 1: work_check (the load check of run, check, restart)
@@ -32,6 +36,7 @@
  * finds (init lines then say "preloaded" after params.tag).
  * fini lines carry pm_worker_stop_reason() as EXTRA.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -50,7 +55,8 @@ struct rec {
 	int	fd;
 	long	init_fail, init_sleep_ms, fini_sleep_ms, sleep_ms, crash_at,
 		hang_at, done_at, error_at, exit_at, exit_code, fork_child,
-		leak_kb, poll_stop, log, print, orphan_ms, block_ms, fail_at;
+		leak_kb, poll_stop, log, print, orphan_ms, block_ms, fail_at,
+		flood;
 	char	tag[128];
 };
 
@@ -170,6 +176,30 @@ make_orphan(pm_worker *w, struct rec *r)
 	record(w, r, "orphan", extra);
 }
 
+/* Writes whole lines to stdout as fast as it can until stopping. */
+static void
+flood(pm_worker *w)
+{
+	static const char line[] = "recorder flood "
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n";
+	char buf[64 * (sizeof(line) - 1)];
+	size_t off = 0;
+
+	for (size_t i = 0; i < 64; i++)
+		memcpy(buf + i * (sizeof(line) - 1), line, sizeof(line) - 1);
+	/* A full pipe blocks the write; a stop's signal interrupts it. */
+	while (!pm_worker_stopping(w)) {
+		ssize_t n = write(1, buf + off, sizeof(buf) - off);
+
+		if (n < 0 && errno != EINTR)
+			return;
+		/* After a short write, go on mid-line: lines stay whole. */
+		if (n > 0)
+			off = (off + (size_t)n) % sizeof(buf);
+	}
+}
+
 /* Set in the preload process; workers cloned from it inherit it. */
 static pid_t preloaded_by;
 
@@ -217,7 +247,8 @@ work_init(pm_worker *w, void **state)
 	str_param(j, "record", path, sizeof(path));
 	r->fd = path[0] != '\0' ? open(path, O_WRONLY | O_APPEND | O_CREAT |
 	    O_CLOEXEC, 0644) : -1;
-	r->init_fail = num_param(j, "init_fail", 0);
+	r->init_fail = num_param(j, "init_fail", 0) ||
+	    num_param(j, "init_fail_slot", -1) == pm_worker_slot(w);
 	r->init_sleep_ms = num_param(j, "init_sleep_ms", 0);
 	r->fini_sleep_ms = num_param(j, "fini_sleep_ms", 0);
 	r->sleep_ms = num_param(j, "sleep_ms", 0);
@@ -235,6 +266,7 @@ work_init(pm_worker *w, void **state)
 	r->orphan_ms = num_param(j, "orphan_ms", 0);
 	r->block_ms = num_param(j, "block_ms", 0);
 	r->fail_at = num_param(j, "fail_at", 0);
+	r->flood = num_param(j, "flood", 0);
 	if (num_param(j, "show_config", 0))
 		record(w, r, "config", pm_worker_config_json(w));
 	str_param(j, "show_env", name, sizeof(name));
@@ -293,9 +325,10 @@ work(pm_worker *w, void *state)
 		    pm_worker_slot(w));
 	if (r->print) {
 		printf("recorder stdout call %ld\n", call);
-		fflush(stdout);
 		fprintf(stderr, "recorder stderr call %ld\n", call);
 	}
+	if (r->flood)
+		flood(w);
 	if (call == r->crash_at)
 		raise(SIGSEGV);
 	if (call == r->hang_at)
