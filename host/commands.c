@@ -19,18 +19,20 @@ static const char run_help[] =
 "'pmhost check' starts nothing.  'start' is another name for 'run'.\n"
 "\n"
 "Without -d, run stays in the foreground and logs to stderr until the master\n"
-"stops.  With -d it detaches and returns once the master is ready (pid file\n"
-"locked, first workers started: exit 0) or has failed (non-zero, with the\n"
-"reason on stderr).\n"
+"stops.  With -d it detaches and returns once the task is ready, every slot's\n"
+"worker through work_init: it prints 'NAME: started (pid P, N workers; log\n"
+"FILE)' and exits 0.  If a slot's first worker fails before that, or the\n"
+"task is not ready within --timeout, it stops the master, says why and where\n"
+"the log is, and exits 1.\n"
 "\n"
 "options:\n"
 "  -d, --daemon        detach; log to logFile, else to NAME.log in the run dir\n"
 "  --log-file FILE     log to FILE, in place of the config's logFile\n"
 "  --log-level LEVEL   debug, info, notice, warning or error, in place of\n"
 "                      the config's logLevel (both hold across restarts)\n"
-"  -q, --quiet         no line saying what was started\n"
 "  --timeout SECONDS   with -d: give up (and stop the master) if it is not\n"
 "                      ready after SECONDS (default 60)\n"
+"  -q, --quiet         no line saying what was started\n"
 "  -h, --help          show this help\n"
 "\n"
 "signals the master understands:\n"
@@ -43,8 +45,11 @@ static const char run_help[] =
 static const char stop_help[] =
 "Ask a master to stop gracefully: workers finish their current work() call,\n"
 "run work_fini and exit; any still running after stopTimeout are killed.\n"
-"stop returns only when the master is gone.  If it is still there after\n"
-"--timeout seconds, stop says so and exits 1.\n"
+"stop returns only when the master is gone, and prints 'NAME: stopped (N\n"
+"workers, T s)'.  If it is still there after --timeout seconds (default:\n"
+"the task's stopTimeout plus 10), stop says so and exits 1.  A master that\n"
+"does not answer within 5 s is sent SIGTERM.  A task that is not running is\n"
+"exit 1; with --all, finding nothing running is not.\n"
 "\n"
 "options:\n"
 "  --title NAME        the master whose baseTitle is NAME\n"
@@ -57,11 +62,11 @@ static const char stop_help[] =
 static const char restart_help[] =
 "Reload a running master gracefully, in place: it re-reads its config file,\n"
 "checks it and the plugin as 'pmhost check' does, then replaces its workers\n"
-"so that the task never has zero live workers.  A config or plugin that fails\n"
-"the check, or a first new worker whose work_init fails, leaves the running\n"
-"workers untouched and restart exits non-zero with the reason.  'restart\n"
-"CONFIG' of a task that is not running starts it in the background.\n"
-"\n"
+"so that the task never has zero live workers, and restart prints 'NAME:\n"
+"restarted: generation G running with N workers'.  A config or plugin that\n"
+"fails the check (exit 2), or a first new worker whose work_init fails\n"
+"(exit 1), leaves the running workers untouched.  'restart CONFIG' of a task\n"
+"that is not running starts it in the background, as 'run -d' does.\n"
 "\n"
 "restart waits for the rollout to end: by default as long as the slowest\n"
 "one takes (140 s plus the task's stopTimeout), then exits 1.\n"
@@ -74,21 +79,28 @@ static const char restart_help[] =
 "  -h, --help          show this help\n";
 
 static const char status_help[] =
-"Show each running master (all of this user's, or the one(s) named) and its\n"
-"workers: pid, title, memory, start time, run time, the master's live worker\n"
-"count and each worker's work() calls, with their state, restarts and last\n"
-"exit.  status answers from live state at once; it never sleeps.\n"
+"Show each master (all of this user's in the run dir, or the one(s) named)\n"
+"and its workers: pid, title, memory, start time, run time, the master's\n"
+"live worker count, and for each slot its worker's work() calls, state, the\n"
+"slot's calls, recycled and failed workers over its life, and its last exit.\n"
+"status answers from live state at once; it never sleeps.\n"
+"\n"
+"With nothing running it says so and exits 0.  A master that died without\n"
+"stopping (its pid file is no longer locked) is shown as 'dead' and status\n"
+"exits 1; --prune removes the pid file and socket it left.\n"
 "\n"
 "options:\n"
 "  --title NAME        only the master whose baseTitle is NAME\n"
 "  CONFIG              only the master(s) of the task(s) CONFIG names\n"
-"  --json              print the same facts as one JSON document\n"
+"  --json              print the same facts as one JSON document, with each\n"
+"                      slot's last exits\n"
 "  --prune             remove what dead masters left in the run dir\n"
 "  -h, --help          show this help\n";
 
 static const char wakeup_help[] =
-"Make a master check its workers now and respawn any that are missing, as\n"
-"SIGALRM does.\n"
+"Make a master check its workers now and respawn any that are missing,\n"
+"skipping backoff, as SIGALRM does.  Prints 'NAME: woke up: respawned N\n"
+"workers'.\n"
 "\n"
 "options:\n"
 "  --title NAME        the master whose baseTitle is NAME\n"
@@ -99,6 +111,7 @@ static const char wakeup_help[] =
 static const char scale_help[] =
 "Set a running master's live worker count to N, 1 to 4096, without a\n"
 "restart: missing workers are started, surplus ones stop gracefully.\n"
+"Prints 'NAME: scaled A -> B'.\n"
 "\n"
 "options:\n"
 "  --title NAME        the master whose baseTitle is NAME\n"
@@ -107,10 +120,11 @@ static const char scale_help[] =
 "  -h, --help          show this help\n";
 
 static const char logs_help[] =
-"Show the last lines of a task's log (its logFile, or NAME.log in the run\n"
-"dir when it was started with -d), and with -f follow it as it grows, across\n"
-"log reopens (SIGUSR1, logrotate).  A task that logs to stderr under\n"
-"systemd logs to the journal: use journalctl -u UNIT.\n"
+"Show the last lines of a task's log and, with -f, follow it as it grows,\n"
+"across log rotation (renamed and reopened with SIGUSR1, or copied and\n"
+"truncated).  The log is the running master's log file, else the config's\n"
+"logFile, else NAME.log in the run dir.  A master that logs to stderr has no\n"
+"file to show (exit 1): under systemd, use journalctl -u UNIT.\n"
 "\n"
 "options:\n"
 "  --title NAME        the task whose baseTitle is NAME\n"
@@ -123,8 +137,9 @@ static const char logs_help[] =
 
 static const char check_help[] =
 "Validate CONFIG and load its plugin in a throwaway child to confirm its\n"
-"symbols and ABI, like 'nginx -t'.  Prints 'ok', or every problem found and\n"
-"exits 2.\n"
+"symbols and ABI, like 'nginx -t', and run the plugin's work_check.  Prints\n"
+"how each task's workers will run (user, noNewPrivileges, limits, working\n"
+"directory) and 'ok', or every problem found and exits 2.\n"
 "\n"
 "options:\n"
 "  -h, --help          show this help\n";
@@ -136,12 +151,17 @@ static const char general_help[] =
 "NAME is a task's baseTitle; CONFIG in its place means the task(s) that\n"
 "config file names.  Options may come before or after the other arguments;\n"
 "give a value as '--opt VALUE' or '--opt=VALUE' (the latter for a value that\n"
-"starts with '-'); '--' ends the options.\n"
+"starts with '-'); '--' ends the options.  Commands that change a task\n"
+"confirm in one line on stdout; -q silences it.  Errors go to stderr.\n"
 "\n"
 "exit status:\n"
 "  0  success\n"
-"  1  runtime failure: not running, timeout, canary failed\n"
-"  2  usage or config error, including a plugin that cannot be loaded\n"
+"  1  runtime failure: not running (or its master died), already running,\n"
+"     a timeout passed, a worker failed before 'run -d' was ready, a run-once\n"
+"     task's worker failed, a restart's canary failed, the run dir was\n"
+"     refused\n"
+"  2  usage or config error, including a plugin that cannot be loaded or\n"
+"     that work_check refuses\n"
 "\n"
 "Run 'pmhost help COMMAND' for details.\n";
 
@@ -155,7 +175,8 @@ static const struct command table[] = {
 	  OPT_QUIET, ARGS_CONFIG,
 	  "pmhost run CONFIG [-d|--daemon] [--log-file FILE] "
 	  "[--log-level LEVEL] [--timeout SECONDS] [-q]",
-	  "start a master and its workers from CONFIG", run_help,
+	  "start a master and its workers from CONFIG (also: start)",
+	  run_help,
 	  cmd_run, NULL, NULL },
 	{ "stop", OPT_TITLE | OPT_ALL | OPT_TIMEOUT | OPT_QUIET, ARGS_STOP,
 	  "pmhost stop    (--title NAME | CONFIG | --all) "
