@@ -32,6 +32,12 @@ api_note_stop(void)
 	errno = saved;
 }
 
+const volatile sig_atomic_t *
+api_stop_flag(void)
+{
+	return &stop_noted;
+}
+
 int
 api_stopping(const struct api_ctx *ctx)
 {

@@ -42,6 +42,9 @@ void	api_init(struct api_ctx *ctx, enum api_role role, int slot,
 /* Has anyone asked this process to end (its cell's command, SIGTERM)? */
 int	api_stopping(const struct api_ctx *ctx);
 
+/* The flag a stop signal sets, for a loop that checks it inline. */
+const volatile sig_atomic_t *api_stop_flag(void);
+
 /*
  * Notes a stop request (from a signal handler: async-signal-safe), which
  * pm_worker_stopping() then reports and the stop descriptor shows.

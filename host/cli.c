@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "log.h"
 #include "names.h"
 
 #define WORD_SHOWN	70	/* longest user word quoted in a message */
@@ -56,6 +57,8 @@ static const struct opt_spec opt_specs[] = {
 	{ "--lines",	 "-n", OPT_LINES,     1, 1 },
 	{ "--slot",	 NULL, OPT_SLOT,      1, 1 },
 	{ "--level",	 NULL, OPT_LEVEL,     1, 0 },
+	{ "--format",	 NULL, OPT_FORMAT,    1, 0 },
+	{ "--log-format", NULL, OPT_LOG_FORMAT, 1, 0 },
 };
 
 /* Writes a usage error into p->err; returns -1 for the caller to return. */
@@ -231,6 +234,27 @@ set_value(struct parser *p, const struct opt_spec *o, const char *value)
 		}
 		return fail(p, "--level must be one of " LOG_LEVEL_NAMES
 		    ", got '%s'", shown);
+	case OPT_FORMAT:
+		if (strcmp(value, "table") == 0 || strcmp(value, "text") == 0)
+			p->cli.format = OUT_TABLE;
+		else if (strcmp(value, "json") == 0)
+			p->cli.format = OUT_JSON;
+		else if (strcmp(value, "prometheus") == 0)
+			p->cli.format = OUT_PROMETHEUS;
+		else
+			return fail(p, "--format must be one of table, json, "
+			    "prometheus, got '%s'", shown);
+		p->cli.json = p->cli.format == OUT_JSON;
+		return 0;
+	case OPT_LOG_FORMAT:
+		if (strcmp(value, "text") == 0)
+			p->cli.log_format = LOG_TEXT;
+		else if (strcmp(value, "json") == 0)
+			p->cli.log_format = LOG_JSON;
+		else
+			return fail(p, "--log-format must be text or json, got "
+			    "'%s'", shown);
+		return 0;
 	default:
 		assert(!"set_value: option without a value");
 		return -1;
@@ -250,6 +274,7 @@ set_flag(struct parser *p, const struct opt_spec *o)
 		break;
 	case OPT_JSON:
 		p->cli.json = 1;
+		p->cli.format = OUT_JSON;
 		break;
 	case OPT_QUIET:
 		p->cli.quiet = 1;
@@ -382,9 +407,16 @@ finish_target(struct parser *p, int required)
 	}
 	if (given == 0 && required)
 		return fail(p, "%s needs one of --title NAME or CONFIG", name);
+	if (given > 1 && (p->spec->opts & OPT_ALL))
+		return fail(p, "%s takes only one of --title NAME, CONFIG or "
+		    "--all", name);
 	if (given > 1)
 		return fail(p, "%s takes only one of --title NAME or CONFIG",
 		    name);
+	if ((p->seen & OPT_JSON) && (p->seen & OPT_FORMAT) &&
+	    p->cli.format != OUT_JSON)
+		return fail(p, "--json and --format %s contradict each other",
+		    p->cli.format == OUT_TABLE ? "table" : "prometheus");
 	return 0;
 }
 
@@ -456,6 +488,11 @@ apply_arg_rules(struct parser *p)
 			return fail(p, "%s needs a CONFIG file", p->spec->name);
 		if (p->npos > 1)
 			return unexpected(p, p->pos[1]);
+		/* In the foreground, run waits for nothing to time out. */
+		if ((p->spec->opts & OPT_DAEMON) && (p->seen & OPT_TIMEOUT) &&
+		    !p->cli.daemon)
+			return fail(p, "--timeout needs -d: it bounds the wait "
+			    "for a detached master to be ready");
 		return set_config(p, p->pos[0]);
 	case ARGS_STOP:
 	case ARGS_TARGET:
@@ -482,6 +519,7 @@ cli_defaults(struct cli *cli)
 	cli->lines = -1;
 	cli->slot = -1;
 	cli->level = -1;
+	cli->log_format = -1;
 }
 
 /* The first argument: a command, or one of the global options. */

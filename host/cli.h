@@ -12,6 +12,9 @@
 
 #include "commands.h"
 
+/* What status prints. */
+enum out_format { OUT_TABLE, OUT_JSON, OUT_PROMETHEUS };
+
 #define CLI_TIMEOUT_MAX	86400	/* stop --timeout, seconds */
 #define CLI_SCALE_MAX	4096	/* scale N */
 #define CLI_LINES_MAX	1000000	/* logs -n N */
@@ -30,7 +33,9 @@ enum opt_id {
 	OPT_FOLLOW	= 1 << 9,
 	OPT_LINES	= 1 << 10,
 	OPT_SLOT	= 1 << 11,
-	OPT_LEVEL	= 1 << 12
+	OPT_LEVEL	= 1 << 12,
+	OPT_FORMAT	= 1 << 13,
+	OPT_LOG_FORMAT	= 1 << 14
 };
 
 struct cli {
@@ -43,7 +48,9 @@ struct cli {
 	const char	*log_file;	/* run --log-file */
 	int		 log_level;	/* run --log-level; -1 if not given */
 	long		 timeout;	/* stop --timeout SECONDS; -1 if not given */
-	int		 json;		/* status --json */
+	int		 json;		/* status --json, --format json */
+	int		 format;	/* status --format: OUT_* */
+	int		 log_format;	/* run --log-format: LOG_*; -1 */
 	long		 scale;		/* scale N */
 	int		 quiet;		/* -q: no confirmation line */
 	int		 prune;		/* status --prune */

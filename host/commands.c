@@ -30,6 +30,8 @@ static const char run_help[] =
 "  --log-file FILE     log to FILE, in place of the config's logFile\n"
 "  --log-level LEVEL   debug, info, notice, warning or error, in place of\n"
 "                      the config's logLevel (both hold across restarts)\n"
+"  --log-format FORMAT text or json (one object per line), in place of the\n"
+"                      config's logFormat\n"
 "  --timeout SECONDS   with -d: give up (and stop the master) if it is not\n"
 "                      ready after SECONDS (default 60)\n"
 "  -q, --quiet         no line saying what was started\n"
@@ -92,8 +94,11 @@ static const char status_help[] =
 "options:\n"
 "  --title NAME        only the master whose baseTitle is NAME\n"
 "  CONFIG              only the master(s) of the task(s) CONFIG names\n"
+"  --all               every master of the run dir (as with no name)\n"
 "  --json              print the same facts as one JSON document, with each\n"
 "                      slot's last exits\n"
+"  --format FORMAT     table (the default), json, or prometheus (the text\n"
+"                      exposition format, e.g. for a textfile collector)\n"
 "  --prune             remove what dead masters left in the run dir\n"
 "  -h, --help          show this help\n";
 
@@ -171,10 +176,11 @@ static const char version_help[] =
 #define TARGET	"(--title NAME | CONFIG)"
 
 static const struct command table[] = {
-	{ "run", OPT_DAEMON | OPT_LOG_FILE | OPT_LOG_LEVEL | OPT_TIMEOUT |
-	  OPT_QUIET, ARGS_CONFIG,
+	{ "run", OPT_DAEMON | OPT_LOG_FILE | OPT_LOG_LEVEL | OPT_LOG_FORMAT |
+	  OPT_TIMEOUT | OPT_QUIET, ARGS_CONFIG,
 	  "pmhost run CONFIG [-d|--daemon] [--log-file FILE] "
-	  "[--log-level LEVEL] [--timeout SECONDS] [-q]",
+	  "[--log-level LEVEL] [--log-format text|json] [--timeout SECONDS] "
+	  "[-q]",
 	  "start a master and its workers from CONFIG (also: start)",
 	  run_help,
 	  cmd_run, NULL, NULL },
@@ -187,8 +193,10 @@ static const struct command table[] = {
 	  "pmhost restart " TARGET " [--timeout SECONDS] [-q]",
 	  "reload a running master in place, or start it if not running",
 	  restart_help, cmd_restart, "restart", serve_restart },
-	{ "status", OPT_TITLE | OPT_JSON | OPT_PRUNE, ARGS_TARGET_OPT,
-	  "pmhost status  [--title NAME | CONFIG] [--json] [--prune]",
+	{ "status", OPT_TITLE | OPT_ALL | OPT_JSON | OPT_FORMAT | OPT_PRUNE,
+	  ARGS_TARGET_OPT,
+	  "pmhost status  [--title NAME | CONFIG | --all] [--json | --format "
+	  "FORMAT] [--prune]",
 	  "show masters and their workers, from live state", status_help,
 	  cmd_status, "status", serve_status },
 	{ "wakeup", OPT_TITLE | OPT_QUIET, ARGS_TARGET,

@@ -50,6 +50,7 @@ enum key_id {
 	K_RUN_DIR,
 	K_LOG_FILE,
 	K_LOG_LEVEL,
+	K_LOG_FORMAT,
 	K_STRICT_PATHS,
 	K_NO_NEW_PRIVS,
 	K_LIMITS,
@@ -78,6 +79,7 @@ enum value_kind {
 	V_BOOL,		/* true or false */
 	V_LIMITS,	/* {"nofile": N, ...}: integers >= 0 or "infinity" */
 	V_ENV,		/* {"NAME": "value", ...} */
+	V_LOG_FORMAT,	/* "text" or "json" */
 	V_DERIVED	/* not a key: a field the loader fills itself */
 };
 
@@ -92,7 +94,8 @@ enum field_type {
 	F_SCHEDULE,	/* enum schedule */
 	F_LEVEL,	/* int, PM_LOG_* or -1 */
 	F_BOOL,		/* int, 0 or 1 */
-	F_LIMITS	/* struct limit[LIMIT_COUNT] */
+	F_LIMITS,	/* struct limit[LIMIT_COUNT] */
+	F_LOG_FORMAT	/* int, 0 text or 1 json */
 };
 
 #define FIELD(f)	F_NONE, offsetof(struct task_config, f)
@@ -161,6 +164,8 @@ static const struct key_spec {
 				    AT(F_STR, log_file), 0, NULL },
 	[K_LOG_LEVEL] =		{ "logLevel", V_LEVEL, 0, 0,
 				    AT(F_LEVEL, log_level), -1, NULL },
+	[K_LOG_FORMAT] =	{ "logFormat", V_LOG_FORMAT, 0, 0,
+				    AT(F_LOG_FORMAT, log_format), 0, NULL },
 	[K_STRICT_PATHS] =	{ "strictPaths", V_BOOL, 0, 0,
 				    AT(F_BOOL, strict_paths), 1, NULL },
 	[K_NO_NEW_PRIVS] =	{ "noNewPrivileges", V_BOOL, 0, 0,
@@ -697,6 +702,12 @@ value_check(struct parse_ctx *ctx, const char *keypath, enum key_id k,
 		snprintf(what, sizeof(what), "be an object of limits (%s)",
 		    LIMIT_NAMES);
 		break;
+	case V_LOG_FORMAT:
+		if (s != NULL && (strcmp(s, "text") == 0 ||
+		    strcmp(s, "json") == 0))
+			return 0;
+		snprintf(what, sizeof(what), "be \"text\" or \"json\"");
+		break;
 	case V_ENV:
 		if (json_is_object(v))
 			return env_check(ctx, keypath, v);
@@ -925,6 +936,10 @@ field_build(const struct parse_ctx *ctx, struct task_config *tc, int k,
 	case F_LIMITS:
 		limits_build((struct limit *)f, v);
 		return 0;
+	case F_LOG_FORMAT:
+		*(int *)f = v != NULL && strcmp(json_string_value(v),
+		    "json") == 0;
+		return 0;
 	}
 	return 0;
 }
@@ -960,6 +975,8 @@ field_json(struct task_config *tc, int k)
 		    json_string(log_level_name(*(int *)f));
 	case F_BOOL:
 		return json_boolean(*(int *)f);
+	case F_LOG_FORMAT:
+		return json_string(*(int *)f ? "json" : "text");
 	case F_LIMITS:
 		o = json_object();
 		for (int i = 0; o != NULL && i < LIMIT_COUNT; i++) {

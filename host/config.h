@@ -60,6 +60,7 @@ struct task_config {
 	struct limit	 limits[LIMIT_COUNT];
 	int		 preload;	/* workers forked from a preload
 					   process that loaded the plugin */
+	int		 log_format;	/* logFormat: 0 text, 1 json */
 	char		*env;		/* "env": its object as JSON; NULL */
 	char		*working_dir;	/* absolute; NULL: "/" */
 	/* The plugin as run and restart pinned it (pin.h); not keys. */

@@ -198,7 +198,9 @@ cmd_status(const struct cli *cli)
 		}
 		buf_free(&reply);
 	}
-	if (cli->json)
+	if (cli->format == OUT_PROMETHEUS)
+		status_prometheus(ms, n, &out);
+	else if (cli->json)
 		status_json(ms, n, &out);
 	else if (n == 0 && cli->title == NULL && cli->config == NULL)
 		say_none_running();

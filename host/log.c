@@ -268,6 +268,8 @@ format_line(const struct log_origin *o, int level, const char *text,
 {
 	static const char *const roles[] = { "master", "worker", "preload" };
 	const size_t size = LOG_LINE_MAX + 512;
+	/* A worker's line is of the master's task. */
+	const char *task = o->task[0] != '\0' ? o->task : logst.task;
 	size_t n = 0, max = LOG_LINE_MAX;
 
 	/* One event, one line: a newline inside would forge another. */
@@ -277,7 +279,7 @@ format_line(const struct log_origin *o, int level, const char *text,
 		n = (size_t)snprintf(line, size, "{\"time\":\"%s\","
 		    "\"level\":\"%s\",\"task\":\"", when,
 		    log_level_name(level));
-		n = json_text(line, n, size, o->task, strlen(o->task));
+		n = json_text(line, n, size, task, strlen(task));
 		n += (size_t)snprintf(line + n, size - n, "\",\"role\":"
 		    "\"%s\",\"pid\":%ld", roles[o->role], (long)o->pid);
 		if (o->slot >= 0)

@@ -100,6 +100,14 @@ notify_status(const struct master *m, const char *state)
 	    m->slots.nlive, m->slots.target, m->gen);
 }
 
+/* The log format in force: the command line's, else the config's. */
+static enum log_format
+effective_format(const struct master *m)
+{
+	return m->ov.log_format >= 0 ? (enum log_format)m->ov.log_format :
+	    m->cfg.log_format ? LOG_JSON : LOG_TEXT;
+}
+
 /* The log level in force: the command line's, else the config's. */
 static int
 effective_level(const struct master *m)
@@ -142,6 +150,7 @@ commit(struct master *m, char *note, size_t size)
 	m->cur = !m->cur;
 	spawner_retarget(&m->spawners[m->cur], &m->cfg, &m->prep.creds);
 	log_setup(effective_level(m), m->title);
+	log_set_task(m->cfg.base_title, effective_format(m));
 	if (strcmp(old_log, m->prep.log_path) != 0) {
 		logmsg(PM_LOG_INFO, "restart: the log moves to %s",
 		    m->prep.log_path[0] != '\0' ? m->prep.log_path : "stderr");
@@ -688,7 +697,7 @@ master_setup(struct master *m)
 	title_set(m->title);
 	name_workers(m);
 	log_setup(effective_level(m), m->title);
-	log_set_task(m->cfg.base_title, LOG_TEXT);
+	log_set_task(m->cfg.base_title, effective_format(m));
 	/* Orphans of workers' children come to us, not to init. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	notify_init();

@@ -94,6 +94,40 @@ policy_classify(const struct exit_facts *f, char *text, size_t size)
 	return WEXITSTATUS(f->wstatus) == 0 ? EXIT_ORDERLY : EXIT_FAILED;
 }
 
+enum exit_reason
+policy_reason(const struct exit_facts *f)
+{
+	if (f->timed_out)
+		return EXR_TIMEOUT;
+	if (WIFSIGNALED(f->wstatus))
+		return f->stop_killed ? EXR_STOP : EXR_SIGNAL;
+	switch (WIFEXITED(f->wstatus) ? f->why : WHY_NONE) {
+	case WHY_CALLS:		return EXR_CALLS;
+	case WHY_LIFETIME:	return EXR_LIFETIME;
+	case WHY_DONE:		return EXR_DONE;
+	case WHY_RSS:		return EXR_RSS;
+	case WHY_STOP:		return EXR_STOP;
+	case WHY_FAIL:		return EXR_FAIL;
+	case WHY_INIT:		return EXR_INIT;
+	case WHY_LOAD:
+	case WHY_SETUP:		return EXR_LOAD;
+	default:		return WIFEXITED(f->wstatus) ? EXR_STATUS :
+				    EXR_SIGNAL;
+	}
+}
+
+const char *
+policy_reason_name(enum exit_reason r)
+{
+#define EXIT_REASON_NAME(id, name) [id] = name,
+	static const char *const names[EXR_COUNT] = {
+		EXIT_REASONS(EXIT_REASON_NAME)
+	};
+#undef EXIT_REASON_NAME
+
+	return (unsigned)r < EXR_COUNT ? names[r] : "?";
+}
+
 int
 policy_healthy(const struct exit_facts *f, enum exit_class cls)
 {

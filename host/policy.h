@@ -41,6 +41,31 @@ struct exit_facts {
 enum exit_class	policy_classify(const struct exit_facts *f, char *text,
 		    size_t size);
 
+/* Why a worker ended, in the words of metrics: exits by reason. */
+#define EXIT_REASONS(X)							\
+	X(EXR_DONE, "done")		/* work() returned PM_DONE */	\
+	X(EXR_CALLS, "execute_times")					\
+	X(EXR_LIFETIME, "limit_seconds")				\
+	X(EXR_RSS, "max_rss")						\
+	X(EXR_STOP, "stop")		/* stop, scale-down, restart */	\
+	X(EXR_TIMEOUT, "work_timeout")					\
+	X(EXR_FAIL, "fail")		/* work() returned PM_FAIL */	\
+	X(EXR_SIGNAL, "signal")		/* killed or crashed */		\
+	X(EXR_STATUS, "exit_status")	/* the plugin called exit() */	\
+	X(EXR_INIT, "init_failure")					\
+	X(EXR_LOAD, "load_failure")	/* or the worker's own set-up */
+
+#define EXIT_REASON_ENUM(id, name) id,
+enum exit_reason {
+	EXIT_REASONS(EXIT_REASON_ENUM)
+	EXR_COUNT
+};
+#undef EXIT_REASON_ENUM
+
+/* The reason an exit counts under, and its metric label. */
+enum exit_reason policy_reason(const struct exit_facts *f);
+const char	*policy_reason_name(enum exit_reason r);
+
 /*
  * Did the run that ended (of class cls) deserve to reset the slot's
  * failure streak?  An orderly end did, and so did a run of

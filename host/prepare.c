@@ -63,6 +63,22 @@ check_paths(const struct task_config *t, struct prepared *p,
 	return 0;
 }
 
+/*
+ * What a load check's failure is about: the plugin, unless the reason
+ * names a key the check applied before loading it (as the task's user).
+ */
+static const char *
+probe_subject(const char *why)
+{
+	static const char *const keys[] = { "workingDirectory:", "env.",
+	    "limits." };
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strncmp(why, keys[i], strlen(keys[i])) == 0)
+			return "";
+	return "plugin: ";
+}
+
 /* Is path a directory?  0, or -1 with why. */
 static int
 dir_check(const char *path, char *why, size_t size)
@@ -136,8 +152,8 @@ prepare_task(const struct task_config *t, const struct overrides *ov,
 	}
 	if ((flags & PREP_PROBE) && plugin_probe(t, &p->creds, why,
 	    sizeof(why)) < 0) {
-		snprintf(err, errlen, "%s: %splugin: %s", t->config_path, where,
-		    why);
+		snprintf(err, errlen, "%s: %s%s%s", t->config_path, where,
+		    probe_subject(why), why);
 		prepared_free(p);
 		return EXIT_USAGE;
 	}
@@ -205,11 +221,11 @@ group_failed(void *arg, size_t i, const char *why)
 	char msg[PLUGIN_ERR_MAX + PATH_MAX + 128];
 
 	if (g->flags & PREP_NAME_TASK)
-		snprintf(msg, sizeof(msg), "%s: task %s: plugin: %s",
-		    t->config_path, t->base_title, why);
+		snprintf(msg, sizeof(msg), "%s: task %s: %s%s",
+		    t->config_path, t->base_title, probe_subject(why), why);
 	else
-		snprintf(msg, sizeof(msg), "%s: plugin: %s", t->config_path,
-		    why);
+		snprintf(msg, sizeof(msg), "%s: %s%s", t->config_path,
+		    probe_subject(why), why);
 	g->fail(g->arg, g->idx[i], msg);
 }
 

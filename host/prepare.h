@@ -20,6 +20,7 @@ struct overrides {
 	const char	*log_file;	/* absolute; NULL: the config's */
 	int		 log_level;	/* PM_LOG_*; -1: the config's */
 	int		 detached;	/* run -d: no log file means NAME.log */
+	int		 log_format;	/* LOG_*; -1: the config's */
 };
 
 /* A task ready for a master: where its files go, as whom it runs. */

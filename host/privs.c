@@ -188,8 +188,8 @@ privs_enter(const struct task_config *t, const struct creds *c, char *err,
 		return -1;
 	/* As the task's user: a directory it cannot enter is an error. */
 	if (t->working_dir != NULL && chdir(t->working_dir) < 0) {
-		snprintf(err, errlen, "workingDirectory %s: %s", t->working_dir,
-		    strerror(errno));
+		snprintf(err, errlen, "workingDirectory: %s: %s",
+		    t->working_dir, strerror(errno));
 		return -1;
 	}
 	return 0;

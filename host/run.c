@@ -95,6 +95,7 @@ cli_overrides(const struct cli *cli, struct overrides *ov, char *buf,
 {
 	memset(ov, 0, sizeof(*ov));
 	ov->log_level = cli->log_level;
+	ov->log_format = cli->log_format;
 	ov->detached = cli->daemon;
 	if (cli->log_file != NULL) {
 		if (absolute_path(cli->log_file, buf, size) < 0) {
@@ -540,8 +541,8 @@ detach_all(struct prepared *ps, size_t n, const struct overrides *ov,
 			    ((int64_t)ps[k].task->stop_timeout + 10) *
 			    NS_PER_SEC))
 				kill(pids[k], SIGKILL);
-		errmsg("stopped the %zu task(s) of %s already started: a "
-		    "file's tasks run all or none", i - 1,
+		errmsg("stopped the %zu task%s of %s already started: a "
+		    "file's tasks run all or none", i - 1, i - 1 == 1 ? "" : "s",
 		    ps[0].task->config_path);
 	}
 	free(pids);
@@ -551,7 +552,7 @@ detach_all(struct prepared *ps, size_t n, const struct overrides *ov,
 int
 start_detached(const struct task_config *t)
 {
-	struct overrides ov = { NULL, -1, 1 };
+	struct overrides ov = { NULL, -1, 1, -1 };
 	struct task_config tc;
 	struct prepared p;
 	char err[PLUGIN_ERR_MAX + 512], why[PLUGIN_ERR_MAX];

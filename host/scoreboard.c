@@ -12,6 +12,12 @@
 #include "scoreboard.h"
 #include "util.h"
 
+const int64_t sb_bucket_le_ns[SB_BUCKETS - 1] = {
+	1000, 3000, 10000, 30000, 100000, 300000,
+	1000000, 3000000, 10000000, 30000000, 100000000, 300000000,
+	1000000000, 3000000000, 10000000000, 30000000000, 60000000000,
+};
+
 struct scoreboard *
 scoreboard_create(void)
 {

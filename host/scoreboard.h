@@ -17,6 +17,24 @@
 
 #include "config.h"
 
+/*
+ * work() call times, counted in buckets with these upper bounds (ns):
+ * 1, 3 and 10 per decade from 1 us to 30 s, then 60 s, then +Inf.
+ */
+#define SB_BUCKETS	18
+extern const int64_t sb_bucket_le_ns[SB_BUCKETS - 1];
+
+/* The bucket of a call of ns. */
+static inline int
+sb_bucket(int64_t ns)
+{
+	int b = 0;
+
+	while (b < SB_BUCKETS - 1 && ns > sb_bucket_le_ns[b])
+		b++;
+	return b;
+}
+
 /* Room for every slot to have an old and a new worker during a rollout. */
 #define SB_CELLS	(2 * CONFIG_MAX_WORKERS + 2)
 
@@ -73,6 +91,16 @@ struct sb_report {
 					   limitSeconds counts from it */
 	uint64_t	 max_calls;	/* master, at reset: the executeTimes
 					   drawn for this life; 0: none */
+	/*
+	 * work() call times: every call when paced; when hot, one call per
+	 * stride, counted as stride calls (hist and sum_ns weighted so).
+	 */
+	_Atomic uint64_t hist[SB_BUCKETS];
+	_Atomic uint64_t sum_ns;
+	/* For calls/s: (time, calls) at the two latest marks, a second or
+	 * more apart; mark 1 is the newer. */
+	_Atomic int64_t	 mark_ns[2];
+	_Atomic uint64_t mark_calls[2];
 };
 
 /* One worker process's cell. */

@@ -60,12 +60,42 @@ rss_kb(pid_t pid)
 	    1024));
 }
 
-/* A slot's counters; calls counts those of its live worker too. */
+/* A slot's counts, its live workers' included, read once per answer. */
+struct slot_view {
+	uint64_t	 calls;
+	uint64_t	 errors;
+	uint64_t	 cur_calls;	/* its current worker's */
+	struct hist	 times;
+	long long	 rate_mcps;
+};
+
+/* Call times: the histogram, its sum, and the two quantiles it gives. */
 static void
-put_health(struct buf *b, const struct slot *s, uint64_t live_calls)
+put_times(struct buf *b, const struct hist *h, enum status_key hist,
+    enum status_key sum, enum status_key p50, enum status_key p99)
 {
-	status_put_num(b, SK_W_CALLS_TOTAL, (long long)(s->calls_done +
-	    live_calls));
+	char text[SB_BUCKETS * 26];
+	int64_t q;
+
+	hist_format(h, text, sizeof(text));
+	status_put_text(b, hist, text);
+	status_put_num(b, sum, (long long)h->sum_ns);
+	if ((q = hist_quantile(h, 0.5)) >= 0)
+		status_put_num(b, p50, q / 1000);
+	if ((q = hist_quantile(h, 0.99)) >= 0)
+		status_put_num(b, p99, q / 1000);
+}
+
+/* A slot's counters; calls counts those of its live workers too. */
+static void
+put_health(struct buf *b, const struct slot *s, const struct slot_view *v)
+{
+	status_put_num(b, SK_W_CALLS_TOTAL, (long long)v->calls);
+	status_put_num(b, SK_W_ERRORS_TOTAL, (long long)v->errors);
+	status_put_num(b, SK_W_RATE, v->rate_mcps);
+	put_times(b, &v->times, SK_W_HIST, SK_W_HIST_SUM_NS, SK_W_P50_US,
+	    SK_W_P99_US);
+	status_put_num(b, SK_W_BACKOFF_MS, s->backoff_ns / NS_PER_MS);
 	status_put_num(b, SK_W_RECYCLES, (long long)s->recycles);
 	status_put_num(b, SK_W_FAILURES_TOTAL, (long long)s->failures_total);
 	status_put_num(b, SK_W_CRASH_LOOP, SLOT_CRASH_LOOP(s));
@@ -92,17 +122,44 @@ put_history(struct buf *b, const struct slot *s)
 	}
 }
 
+/* The task's totals: calls, failed calls, call times, exits by reason. */
+static void
+put_task_totals(const struct master *m, struct buf *b, int64_t now)
+{
+	char text[EXR_COUNT * 32];
+	uint64_t calls, errors;
+	long long rate = 0;
+	struct hist h;
+	size_t n = 0;
+
+	slots_task_stats(&m->slots, &calls, &errors, &h);
+	for (int i = 0; i < m->slots.n; i++)
+		rate += slots_rate_mcps(&m->slots, i, now);
+	status_put_num(b, SK_CALLS_TOTAL, (long long)calls);
+	status_put_num(b, SK_ERRORS_TOTAL, (long long)errors);
+	status_put_num(b, SK_RATE, rate);
+	put_times(b, &h, SK_HIST, SK_HIST_SUM_NS, SK_P50_US, SK_P99_US);
+	text[0] = '\0';
+	for (int r = 0; r < EXR_COUNT; r++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "%s%s:%llu",
+		    r > 0 ? "," : "", policy_reason_name((enum exit_reason)r),
+		    (unsigned long long)m->slots.exits_by[r]);
+	status_put_text(b, SK_EXITS_BY, text);
+}
+
 /* One "worker" record for a live process. */
 static void
 put_worker(const struct master *m, struct buf *b, int idx, int64_t now,
-    int history)
+    int history, const struct slot_view *v)
 {
 	const struct proc *p = &m->slots.procs[idx];
 	const struct sb_cell *c = &m->sb->cells[idx];
 	const struct slot *s = &m->slots.v[p->slot];
 	int64_t started = atomic_load(&c->w.call_started);
 	/* Read once: work and calls_total must agree in one answer. */
-	uint64_t calls = atomic_load(&c->w.calls);
+	uint64_t calls = s->cur == idx ? v->cur_calls :
+	    atomic_load(&c->w.calls);
+	long long kb = (long long)atomic_load(&c->w.rss_kb);
 
 	buf_add(b, "worker", 6);
 	status_put_num(b, SK_W_SLOT, p->slot);
@@ -112,11 +169,17 @@ put_worker(const struct master *m, struct buf *b, int idx, int64_t now,
 	status_put_text(b, SK_W_STATE, worker_state(m, idx));
 	status_put_num(b, SK_W_START_MS, p->started_real / NS_PER_MS);
 	status_put_num(b, SK_W_RUN_MS, (now - p->started) / NS_PER_MS);
-	if (p->pid > 0)
-		status_put_num(b, SK_W_RSS_KB, rss_kb(p->pid));
+	/*
+	 * The RSS the worker published (once a second at most): no /proc
+	 * read per worker, but for one that has not published yet.
+	 */
+	if (kb == 0 && p->pid > 0)
+		kb = rss_kb(p->pid);
+	if (kb > 0)
+		status_put_num(b, SK_W_RSS_KB, kb);
 	status_put_num(b, SK_W_WORK, (long long)calls);
 	status_put_num(b, SK_W_ERRORS, (long long)atomic_load(&c->w.errors));
-	put_health(b, s, calls);
+	put_health(b, s, v);
 	status_put_num(b, SK_W_GENERATION, p->gen);
 	/* Its life's limits as drawn (executeTimesJitter, ...). */
 	if (p->max_calls > 0)
@@ -135,7 +198,7 @@ put_worker(const struct master *m, struct buf *b, int idx, int64_t now,
 /* One "worker" record for a slot without a process. */
 static void
 put_idle_slot(const struct master *m, struct buf *b, int i, int64_t now,
-    int history)
+    int history, const struct slot_view *v)
 {
 	const struct slot *s = &m->slots.v[i];
 
@@ -145,7 +208,7 @@ put_idle_slot(const struct master *m, struct buf *b, int i, int64_t now,
 	    s->respawn_at > now && s->last_failed ? (SLOT_CRASH_LOOP(s) ?
 	    "crash-loop" : "backoff") : m->mode == MODE_RUN_ONCE ? "done" :
 	    "pending");
-	put_health(b, s, 0);
+	put_health(b, s, v);
 	if (s->state == SLOT_WAITING && s->respawn_at > now)
 		status_put_num(b, SK_W_RESPAWN_IN_MS,
 		    (s->respawn_at - now) / NS_PER_MS);
@@ -218,19 +281,24 @@ serve_status(struct master *m, const struct request *rq, struct reply *rp)
 		status_put_text(b, SK_PLUGIN_COPY, m->cfg.pinned);
 	status_put_text(b, SK_RUN_DIR, m->run_dir);
 	status_put_text(b, SK_LOG, m->prep.log_path);
+	put_task_totals(m, b, now);
 	buf_add(b, "\n", 1);
 	put_preload(m, b, now);
 
 	/* Slots in order; a slot's replacement right after its worker. */
 	for (int i = 0; i < m->slots.n; i++) {
 		const struct slot *s = &m->slots.v[i];
+		struct slot_view v;
 
+		slots_slot_stats(&m->slots, i, &v.calls, &v.errors, &v.times,
+		    &v.cur_calls);
+		v.rate_mcps = slots_rate_mcps(&m->slots, i, now);
 		if (s->cur >= 0)
-			put_worker(m, b, s->cur, now, history);
+			put_worker(m, b, s->cur, now, history, &v);
 		if (s->next >= 0)
-			put_worker(m, b, s->next, now, history);
+			put_worker(m, b, s->next, now, history, &v);
 		if (s->cur < 0 && s->next < 0 && i < m->slots.target)
-			put_idle_slot(m, b, i, now, history);
+			put_idle_slot(m, b, i, now, history, &v);
 	}
 	rp->text[0] = '\0';
 	return SERVE_OK;

@@ -44,8 +44,10 @@ slots_init(struct slots *s, int epfd, struct scoreboard *sb, int ready_fd,
 void
 slots_free(struct slots *s)
 {
-	for (int i = 0; s->v != NULL && i < s->cap; i++)
+	for (int i = 0; s->v != NULL && i < s->cap; i++) {
 		free(s->v[i].hist);
+		free(s->v[i].times_done);
+	}
 	free(s->procs);
 	free(s->free_cells);
 	free(s->v);
@@ -173,6 +175,7 @@ slots_resize(struct slots *s, int target, int64_t now)
 		if (i >= s->n && sl->state == SLOT_EMPTY) {
 			/* A slot made anew starts with a clean history. */
 			free(sl->hist);
+			free(sl->times_done);
 			memset(sl, 0, sizeof(*sl));
 			sl->cur = sl->next = -1;
 		}
@@ -324,6 +327,10 @@ slots_spawn(struct slots *s, int i, const struct spawn_ctx *ctx, int hold)
 		/* A new slot's first worker is a start, not a respawn. */
 		if (sl->last_exit[0] != '\0')
 			sl->respawns++;
+		if (sl->backoff_since != 0) {
+			sl->backoff_ns += now - sl->backoff_since;
+			sl->backoff_since = 0;
+		}
 		sl->cur = idx;
 		slot_move(s, i, SE_SPAWNED);
 	}
@@ -474,6 +481,8 @@ plan_slot(struct slots *s, int i, enum exit_class cls, int healthy,
 	slot_move(s, i, SE_EXITED);
 	delay = policy_after_exit(&sl->failures, cls, healthy);
 	sl->respawn_at = now + delay;
+	if (delay > 0)
+		sl->backoff_since = now;
 	if (delay == 0)
 		copy_str(plan, "respawning now", size);
 	else
@@ -513,6 +522,114 @@ drain_output(struct slots *s, int idx)
 
 	for (int k = 0; k < 2; k++)
 		outstream_close(&p->out[k], &o);
+}
+
+/*
+ * Folds a dead worker's call counts and times into its slot's, and its
+ * exit into the task's exits by reason.
+ */
+static void
+fold_times(struct slots *s, struct slot *sl, const struct sb_cell *c,
+    enum exit_reason why)
+{
+	s->exits_by[why]++;
+	sl->errors_done += atomic_load(&c->w.errors);
+	if (sl->times_done == NULL &&
+	    (sl->times_done = calloc(1, sizeof(*sl->times_done))) == NULL)
+		return;
+	hist_add_cell(sl->times_done, c);
+}
+
+/*
+ * A slot a scale-down removed: its counts go to the task's retired ones
+ * (so its totals never go backwards) and it is left empty and clean.
+ */
+static void
+retire(struct slots *s, int i)
+{
+	struct slot *sl = &s->v[i];
+
+	s->retired_calls += sl->calls_done;
+	s->retired_errors += sl->errors_done;
+	if (sl->times_done != NULL)
+		hist_add(&s->retired_times, sl->times_done);
+	free(sl->hist);
+	free(sl->times_done);
+	memset(sl, 0, sizeof(*sl));
+	sl->state = SLOT_EMPTY;
+	sl->cur = sl->next = -1;
+}
+
+void
+slots_slot_stats(const struct slots *s, int i, uint64_t *calls,
+    uint64_t *errors, struct hist *h, uint64_t *cur_calls)
+{
+	const struct slot *sl = &s->v[i];
+	const int live[2] = { sl->cur, sl->next };
+
+	if (cur_calls != NULL)
+		*cur_calls = 0;
+	*calls = sl->calls_done;
+	*errors = sl->errors_done;
+	memset(h, 0, sizeof(*h));
+	if (sl->times_done != NULL)
+		hist_add(h, sl->times_done);
+	for (int k = 0; k < 2; k++) {
+		const struct sb_cell *c;
+		uint64_t n;
+
+		if (live[k] < 0)
+			continue;
+		c = &s->sb->cells[live[k]];
+		n = atomic_load_explicit(&c->w.calls, memory_order_relaxed);
+		*calls += n;
+		if (k == 0 && cur_calls != NULL)
+			*cur_calls = n;
+		*errors += atomic_load_explicit(&c->w.errors,
+		    memory_order_relaxed);
+		hist_add_cell(h, c);
+	}
+}
+
+void
+slots_task_stats(const struct slots *s, uint64_t *calls, uint64_t *errors,
+    struct hist *h)
+{
+	*calls = s->retired_calls;
+	*errors = s->retired_errors;
+	*h = s->retired_times;
+	for (int i = 0; i < s->n; i++) {
+		uint64_t c, e;
+		struct hist one;
+
+		slots_slot_stats(s, i, &c, &e, &one, NULL);
+		*calls += c;
+		*errors += e;
+		hist_add(h, &one);
+	}
+}
+
+long long
+slots_rate_mcps(const struct slots *s, int i, int64_t now)
+{
+	const struct sb_cell *c;
+	uint64_t calls, c0;
+	int64_t t0;
+
+	if (s->v[i].cur < 0)
+		return 0;
+	c = &s->sb->cells[s->v[i].cur];
+	calls = atomic_load_explicit(&c->w.calls, memory_order_relaxed);
+	t0 = atomic_load_explicit(&c->w.mark_ns[0], memory_order_relaxed);
+	c0 = atomic_load_explicit(&c->w.mark_calls[0], memory_order_relaxed);
+	/* Young: since work_init ended, for want of a mark a second old. */
+	if (t0 == 0 || calls < c0) {
+		t0 = atomic_load_explicit(&c->w.ready_at, memory_order_relaxed);
+		c0 = 0;
+	}
+	if (t0 == 0 || now <= t0)
+		return 0;
+	return (long long)((double)(calls - c0) * 1e12 / (double)(now - t0));
 }
 
 /* Counts an exit into its slot's health and history. */
@@ -591,6 +708,7 @@ slots_exited(struct slots *s, int idx, int wstatus, int64_t now,
 	copy_str(sl->last_exit, ex->text, sizeof(sl->last_exit));
 	sl->last_failed = ex->cls == EXIT_FAILED;
 	remember_exit(sl, &f, ex);
+	fold_times(s, sl, c, policy_reason(&f));
 	logmsg(ex->cls == EXIT_FAILED && !s->stopping ? PM_LOG_WARNING :
 	    PM_LOG_INFO, "worker %d (pid %ld) exited: %s; %s", p->slot,
 	    (long)p->pid, ex->text, plan);
@@ -599,7 +717,7 @@ slots_exited(struct slots *s, int idx, int wstatus, int64_t now,
 	/* Slots beyond a lowered target disappear once their workers have. */
 	while (s->n > s->target && s->v[s->n - 1].state == SLOT_EMPTY &&
 	    s->v[s->n - 1].next < 0)
-		s->n--;
+		retire(s, --s->n);
 }
 
 /*

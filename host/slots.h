@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "hist.h"
 #include "log.h"
 #include "output.h"
 #include "lifecycle.h"
@@ -91,6 +92,10 @@ struct slot {
 	uint64_t	 failures_total;/* workers that failed */
 	struct exit_rec	*hist;		/* a ring of SLOT_HISTORY; NULL: none */
 	uint64_t	 nhist;		/* exits recorded */
+	uint64_t	 errors_done;	/* failed calls of its ended workers */
+	struct hist	*times_done;	/* their call times; NULL: none yet */
+	int64_t		 backoff_ns;	/* time spent waiting out backoffs */
+	int64_t		 backoff_since;	/* mono ns, while in one; 0 */
 };
 
 /* Is slot sl failing over and over? */
@@ -128,7 +133,26 @@ struct slots {
 	unsigned	 release_gen;	/* held replacements of this generation
 					   take over when their slot frees */
 	unsigned	 stop_timeout;	/* s, for procs asked to stop */
+	/* For the task's totals, which never go backwards: */
+	uint64_t	 retired_calls;	/* of slots a scale-down removed */
+	uint64_t	 retired_errors;
+	struct hist	 retired_times;
+	uint64_t	 exits_by[EXR_COUNT];	/* every exit, by reason */
 };
+
+/*
+ * A slot's calls, failed calls and call times so far, its live workers'
+ * included; *cur_calls (may be NULL): its current worker's, as read.
+ */
+void	slots_slot_stats(const struct slots *s, int i, uint64_t *calls,
+	    uint64_t *errors, struct hist *h, uint64_t *cur_calls);
+
+/* A slot's calls per second, in thousandths: its live worker's pace. */
+long long slots_rate_mcps(const struct slots *s, int i, int64_t now);
+
+/* The same summed over the task, removed slots included. */
+void	slots_task_stats(const struct slots *s, uint64_t *calls,
+	    uint64_t *errors, struct hist *h);
 
 int	slots_init(struct slots *s, int epfd, struct scoreboard *sb,
 	    int ready_fd, int target, unsigned stop_timeout);

@@ -9,14 +9,16 @@
 #include <string.h>
 #include <time.h>
 
+#include "hist.h"
 #include "status.h"
 #include "util.h"
 
 enum rec_kind { M, W, P, E };
 enum val_type { I, T };
 enum json_form { J_INT, J_INTN, J_LIVE, J_SECS, J_MEM, J_TIME, J_TEXT,
-	J_TEXTN, J_BOOL, J_NONE };
-enum cell_form { C_INT, C_LIVE, C_TEXT, C_MEM, C_TIME, C_SECS, C_LAST };
+	J_TEXTN, J_BOOL, J_RATE, J_USEC, J_HIST, J_COUNTS, J_NONE };
+enum cell_form { C_INT, C_LIVE, C_TEXT, C_MEM, C_TIME, C_SECS, C_LAST,
+	C_RATE, C_DUR };
 
 static const struct field {
 	const char	*key;
@@ -36,7 +38,7 @@ static const struct field {
 
 static size_t utf8_len(const unsigned char *p);
 
-#define NCOLS		12	/* the highest col# in the schema */
+#define NCOLS		16	/* the highest col# in the schema */
 #define STATUS_CELL_MAX	320	/* a last exit and its respawn time */
 
 void
@@ -233,6 +235,23 @@ cell_text(const struct status_rec *r, int k, char *buf, size_t size)
 			copy_str(buf, "-", size);
 		else
 			snprintf(buf, size, "%lld", n / 1000);
+		break;
+	case C_RATE:
+		if (!r->has[k])
+			copy_str(buf, "-", size);
+		else
+			snprintf(buf, size, "%.1f", (double)n / 1000);
+		break;
+	case C_DUR:
+		/* A call time as a person reads it: 850us, 1.2ms, 3.4s. */
+		if (!r->has[k] || n < 0)
+			copy_str(buf, "-", size);
+		else if (n < 1000)
+			snprintf(buf, size, "%lldus", n);
+		else if (n < 1000000)
+			snprintf(buf, size, "%.1fms", (double)n / 1000);
+		else
+			snprintf(buf, size, "%.1fs", (double)n / 1000000);
 		break;
 	case C_LAST:
 		if (t[0] == '\0' && respawn >= 0)
@@ -543,6 +562,60 @@ json_str(struct buf *out, const char *s)
 	buf_add(out, "\"", 1);
 }
 
+/*
+ * A histogram's text (hist.h) as {"buckets":[{"le":..,"count":..}...],
+ * "sum_s":..,"count":..}, its counts cumulative as in Prometheus; only
+ * the buckets calls fell in are listed, and "+Inf".
+ */
+static void
+json_hist(const char *text, long long sum_ns, struct buf *out)
+{
+	struct hist h;
+	uint64_t cum = 0;
+
+	memset(&h, 0, sizeof(h));
+	if (hist_parse(text, &h) < 0)
+		memset(&h, 0, sizeof(h));
+	buf_add(out, "{\"buckets\":[", 12);
+	for (int b = 0; b < SB_BUCKETS; b++) {
+		cum += h.count[b];
+		if (h.count[b] != 0 || b == SB_BUCKETS - 1)
+			buf_printf(out, "%s{\"le\":\"%s\",\"count\":%llu}",
+			    out->p[out->len - 1] == '[' ? "" : ",", hist_le(b),
+			    (unsigned long long)cum);
+	}
+	buf_printf(out, "],\"sum_s\":%.6f,\"count\":%llu}",
+	    (double)sum_ns / 1e9, (unsigned long long)cum);
+}
+
+/* "a:1,b:2" as {"a":1,"b":2}; names are plain words. */
+static void
+json_counts(const char *text, struct buf *out)
+{
+	const char *p = text;
+	int first = 1;
+
+	buf_add(out, "{", 1);
+	while (*p != '\0') {
+		size_t nl = strcspn(p, ":,");
+		char name[64];
+
+		if (p[nl] != ':' || nl == 0 || nl >= sizeof(name))
+			break;
+		memcpy(name, p, nl);
+		name[nl] = '\0';
+		buf_printf(out, "%s", first ? "" : ",");
+		json_str(out, name);
+		buf_printf(out, ":%llu", strtoull(p + nl + 1, NULL, 10));
+		first = 0;
+		p += nl + 1;
+		p += strcspn(p, ",");
+		if (*p == ',')
+			p++;
+	}
+	buf_add(out, "}", 1);
+}
+
 /* ,"key":... for field k of record r, in its JSON form. */
 static void
 json_field(const struct status_rec *r, int k, struct buf *out, int first)
@@ -591,6 +664,22 @@ json_field(const struct status_rec *r, int k, struct buf *out, int first)
 	case J_BOOL:
 		buf_printf(out, "%s", status_num(r, (enum status_key)k, 0) ?
 		    "true" : "false");
+		break;
+	case J_RATE:
+		buf_printf(out, "%.3f", (double)status_num(r,
+		    (enum status_key)k, 0) / 1000);
+		break;
+	case J_USEC:
+		if (!r->has[k] || n < 0)
+			buf_add(out, "null", 4);
+		else
+			buf_printf(out, "%.6f", (double)n / 1e6);
+		break;
+	case J_HIST:
+		json_hist(t, status_num(r, (enum status_key)(k + 1), 0), out);
+		break;
+	case J_COUNTS:
+		json_counts(t, out);
 		break;
 	case J_TEXTN:
 		if (t[0] == '\0') {
@@ -663,4 +752,171 @@ status_json(const struct status_master *ms, size_t n, struct buf *out)
 		json_master(&ms[i], out);
 	}
 	buf_add(out, "]}\n", 3);
+}
+
+/* --- Prometheus text exposition ------------------------------------------ */
+
+/* A label value, escaped as the format wants (\\, \", \n). */
+static void
+prom_label(struct buf *out, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s == '\\' || *s == '"')
+			buf_printf(out, "\\%c", *s);
+		else if (*s == '\n')
+			buf_add(out, "\\n", 2);
+		else
+			buf_add(out, s, 1);
+	}
+}
+
+static void
+prom_head(struct buf *out, const char *name, const char *type,
+    const char *help)
+{
+	buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+	    type);
+}
+
+/* name{task="T"[,slot="S"]} value */
+static void
+prom_sample(struct buf *out, const char *name, const struct status_master *m,
+    long long slot, const char *extra, double v)
+{
+	buf_printf(out, "%s{task=\"", name);
+	prom_label(out, status_text(&m->m, SK_NAME));
+	buf_add(out, "\"", 1);
+	if (slot >= 0)
+		buf_printf(out, ",slot=\"%lld\"", slot);
+	if (extra != NULL)
+		buf_printf(out, ",%s", extra);
+	buf_printf(out, "} %.15g\n", v);
+}
+
+/* Is m's master alive (its status answered), or a dead one's row? */
+static int
+prom_up(const struct status_master *m)
+{
+	return strcmp(status_text(&m->m, SK_STATE), "dead") != 0;
+}
+
+/* A per-slot counter or gauge over every live master's workers. */
+static void
+prom_slots(struct buf *out, const struct status_master *ms, size_t n,
+    const char *name, const char *type, const char *help, enum status_key k,
+    double scale)
+{
+	prom_head(out, name, type, help);
+	for (size_t i = 0; i < n; i++) {
+		long long last = -1;
+
+		for (size_t w = 0; w < ms[i].nworkers; w++) {
+			const struct status_rec *r = &ms[i].workers[w];
+			long long slot = status_num(r, SK_W_SLOT, -1);
+
+			/* One series a slot: a replacement repeats its slot. */
+			if (!r->has[k] || slot == last)
+				continue;
+			last = slot;
+			prom_sample(out, name, &ms[i], slot, NULL,
+			    (double)status_num(r, k, 0) * scale);
+		}
+	}
+}
+
+void
+status_prometheus(const struct status_master *ms, size_t n, struct buf *out)
+{
+	/* Every state status shows a slot in (serve.c). */
+	static const char *const states[] = { "starting", "init", "held",
+	    "idle", "busy", "exiting", "stopping", "backoff", "crash-loop",
+	    "pending", "done" };
+
+	prom_head(out, "pmhost_up", "gauge",
+	    "Whether the task's master answers (1) or died (0).");
+	for (size_t i = 0; i < n; i++)
+		prom_sample(out, "pmhost_up", &ms[i], -1, NULL, prom_up(&ms[i]));
+	prom_head(out, "pmhost_master_start_time_seconds", "gauge",
+	    "When the task's master started, in seconds since the epoch.");
+	for (size_t i = 0; i < n; i++)
+		if (ms[i].m.has[SK_START_MS])
+			prom_sample(out, "pmhost_master_start_time_seconds",
+			    &ms[i], -1, NULL, (double)status_num(&ms[i].m,
+			    SK_START_MS, 0) / 1000);
+	prom_head(out, "pmhost_workers", "gauge",
+	    "Worker slots of the task by state.");
+	for (size_t i = 0; i < n; i++) {
+		if (!prom_up(&ms[i]))
+			continue;
+		for (size_t s = 0; s < sizeof(states) / sizeof(states[0]);
+		    s++) {
+			char label[48];
+			size_t count = 0;
+
+			for (size_t w = 0; w < ms[i].nworkers; w++)
+				count += strcmp(status_text(&ms[i].workers[w],
+				    SK_W_STATE), states[s]) == 0;
+			snprintf(label, sizeof(label), "state=\"%s\"",
+			    states[s]);
+			prom_sample(out, "pmhost_workers", &ms[i], -1, label,
+			    (double)count);
+		}
+	}
+	prom_slots(out, ms, n, "pmhost_worker_calls_total", "counter",
+	    "work() calls made in the slot, by all its workers.",
+	    SK_W_CALLS_TOTAL, 1);
+	prom_slots(out, ms, n, "pmhost_worker_failed_calls_total", "counter",
+	    "work() calls that returned an error, in the slot.",
+	    SK_W_ERRORS_TOTAL, 1);
+	prom_slots(out, ms, n, "pmhost_worker_restarts_total", "counter",
+	    "Workers started in the slot after its first.", SK_W_RESTARTS, 1);
+	prom_slots(out, ms, n, "pmhost_worker_backoff_seconds_total",
+	    "counter", "Time the slot spent waiting out backoffs.",
+	    SK_W_BACKOFF_MS, 0.001);
+	prom_slots(out, ms, n, "pmhost_worker_memory_bytes", "gauge",
+	    "Resident memory of the slot's worker.", SK_W_RSS_KB, 1024);
+	prom_head(out, "pmhost_worker_exits_total", "counter",
+	    "Workers of the task that ended, by reason.");
+	for (size_t i = 0; i < n; i++) {
+		const char *p = status_text(&ms[i].m, SK_EXITS_BY);
+
+		while (*p != '\0') {
+			size_t nl = strcspn(p, ":,");
+			char label[80];
+
+			if (p[nl] != ':' || nl >= 48)
+				break;
+			snprintf(label, sizeof(label), "reason=\"%.*s\"",
+			    (int)nl, p);
+			prom_sample(out, "pmhost_worker_exits_total", &ms[i],
+			    -1, label, strtod(p + nl + 1, NULL));
+			p += nl + 1;
+			p += strcspn(p, ",");
+			if (*p == ',')
+				p++;
+		}
+	}
+	prom_head(out, "pmhost_work_duration_seconds", "histogram",
+	    "Time work() calls took (sampled in executeUSleep 0 workers).");
+	for (size_t i = 0; i < n; i++) {
+		struct hist h;
+		uint64_t cum = 0;
+
+		if (!prom_up(&ms[i]) || !ms[i].m.has[SK_HIST] ||
+		    hist_parse(status_text(&ms[i].m, SK_HIST), &h) < 0)
+			continue;
+		for (int b = 0; b < SB_BUCKETS; b++) {
+			char label[32];
+
+			cum += h.count[b];
+			snprintf(label, sizeof(label), "le=\"%s\"", hist_le(b));
+			prom_sample(out, "pmhost_work_duration_seconds_bucket",
+			    &ms[i], -1, label, (double)cum);
+		}
+		prom_sample(out, "pmhost_work_duration_seconds_sum", &ms[i],
+		    -1, NULL, (double)status_num(&ms[i].m, SK_HIST_SUM_NS, 0) /
+		    1e9);
+		prom_sample(out, "pmhost_work_duration_seconds_count", &ms[i],
+		    -1, NULL, (double)cum);
+	}
 }

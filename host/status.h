@@ -22,6 +22,9 @@
  *   process), J_SECS (ms as seconds, null when < 0), J_MEM (KiB as
  *   KEY_mb and KEY_kb), J_TIME (ms as "date time" and KEY_unix_ms),
  *   J_TEXT, J_TEXTN (null when empty), J_BOOL (0 false, else true),
+ *   J_RATE (thousandths as a decimal), J_USEC (us as seconds, null when
+ *   absent), J_HIST (hist.h's text as {"buckets", "sum_s", "count"}, its
+ *   sum from the next field), J_COUNTS ("a:1,b:2" as {"a":1,"b":2}),
  *   J_NONE (not in --json).
  * cell: how the table shows it; col#: its column, 0 for none.  A worker
  * record without "title" shows its master's "worker_title".
@@ -40,6 +43,16 @@
 	X(TARGET,	"target",	M, I, J_INT, NULL, NULL, C_INT, 0)	\
 	X(GENERATION,	"generation",	M, I, J_INT, NULL, NULL, C_INT, 0)	\
 	X(STOP_TIMEOUT,	"stop_timeout",	M, I, J_INTN, NULL, NULL, C_INT, 0)	\
+	X(CALLS_TOTAL,	"calls_total",	M, I, J_INT, NULL, NULL, C_INT, 0)	\
+	X(ERRORS_TOTAL,	"errors_total",	M, I, J_INT, NULL, NULL, C_INT, 0)	\
+	X(RATE,		"rate_mcps",	M, I, J_RATE, "calls_per_s", NULL,	\
+	    C_RATE, 0)							\
+	X(P50_US,	"p50_us",	M, I, J_USEC, "p50_s", NULL, C_DUR, 0)	\
+	X(P99_US,	"p99_us",	M, I, J_USEC, "p99_s", NULL, C_DUR, 0)	\
+	X(HIST,		"hist",		M, T, J_HIST, "latency", NULL, C_TEXT, 0) \
+	X(HIST_SUM_NS,	"hist_sum_ns",	M, I, J_NONE, NULL, NULL, C_INT, 0)	\
+	X(EXITS_BY,	"exits_by",	M, T, J_COUNTS, "exits_by_reason", NULL, \
+	    C_TEXT, 0)							\
 	X(CONFIG,	"config",	M, T, J_TEXT, NULL, NULL, C_TEXT, 0)	\
 	X(PLUGIN,	"plugin",	M, T, J_TEXT, NULL, NULL, C_TEXT, 0)	\
 	X(PLUGIN_SHA256, "plugin_sha256", M, T, J_TEXTN, NULL, NULL, C_TEXT, 0) \
@@ -64,9 +77,18 @@
 	X(W_WORK,	"work",		W, I, J_LIVE, NULL, "work", C_LIVE, 6)	\
 	X(W_ERRORS,	"errors",	W, I, J_LIVE, NULL, NULL, C_INT, 0)	\
 	X(W_CALLS_TOTAL, "calls_total",	W, I, J_INT, NULL, "calls", C_INT, 9)	\
-	X(W_RECYCLES,	"recycles",	W, I, J_INT, NULL, "recycled", C_INT, 10) \
+	X(W_RATE,	"rate_mcps",	W, I, J_RATE, "calls_per_s", "calls/s",	\
+	    C_RATE, 10)							\
+	X(W_P50_US,	"p50_us",	W, I, J_USEC, "p50_s", "p50", C_DUR, 11) \
+	X(W_P99_US,	"p99_us",	W, I, J_USEC, "p99_s", "p99", C_DUR, 12) \
+	X(W_ERRORS_TOTAL, "errors_total", W, I, J_INT, NULL, "errors", C_INT, \
+	    13)								\
+	X(W_RECYCLES,	"recycles",	W, I, J_INT, NULL, "recycled", C_INT, 14) \
 	X(W_FAILURES_TOTAL, "failures_total", W, I, J_INT, NULL, "failed",	\
-	    C_INT, 11)							\
+	    C_INT, 15)							\
+	X(W_HIST,	"hist",		W, T, J_HIST, "latency", NULL, C_TEXT, 0) \
+	X(W_HIST_SUM_NS, "hist_sum_ns",	W, I, J_NONE, NULL, NULL, C_INT, 0)	\
+	X(W_BACKOFF_MS,	"backoff_ms",	W, I, J_SECS, "backoff_s", NULL, C_INT, 0) \
 	X(W_CRASH_LOOP,	"crash_loop",	W, I, J_BOOL, NULL, NULL, C_INT, 0)	\
 	X(W_RESTARTS,	"restarts",	W, I, J_INT, NULL, NULL, C_INT, 0)	\
 	X(W_FAILURES,	"failures",	W, I, J_INT, NULL, NULL, C_INT, 0)	\
@@ -79,7 +101,7 @@
 	X(W_RESPAWN_IN_MS, "respawn_in_ms", W, I, J_SECS, "respawn_in_s", NULL, \
 	    C_INT, 0)							\
 	X(W_LAST_EXIT,	"last_exit",	W, T, J_TEXTN, NULL, "last exit",	\
-	    C_LAST, 12)							\
+	    C_LAST, 16)							\
 	X(E_AT_MS,	"at_ms",	E, I, J_TIME, "at", NULL, C_INT, 0)	\
 	X(E_LIVED_MS,	"lived_ms",	E, I, J_SECS, "lived_s", NULL, C_INT, 0) \
 	X(E_CALLS,	"calls",	E, I, J_INT, NULL, NULL, C_INT, 0)	\
@@ -135,5 +157,13 @@ void	status_table(const struct status_master *ms, size_t n, struct buf *out);
 
 /* Appends {"masters":[...]} for n masters, newline-terminated. */
 void	status_json(const struct status_master *ms, size_t n, struct buf *out);
+
+/*
+ * Appends the Prometheus text exposition of n masters: each metric's
+ * HELP and TYPE once, then its samples, labelled task (and slot, reason,
+ * state, le).
+ */
+void	status_prometheus(const struct status_master *ms, size_t n,
+	    struct buf *out);
 
 #endif

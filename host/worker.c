@@ -29,7 +29,8 @@
 #include "worker.h"
 
 #define CHECK_EVERY_NS	NS_PER_MS	/* memory checks in the hot loop */
-#define STRIDE_MAX	1024		/* bounds a memory check's lateness */
+#define STRIDE_MAX	(1 << 20)	/* calls between two timed ones */
+#define MARK_NS		NS_PER_SEC	/* calls/s and RSS marks, at most */
 #define ERROR_LOG_NS	NS_PER_SEC	/* at most one error line per second */
 #define RATE_EARLY_MAX_NS (200 * NS_PER_US) /* rate: longest early wakeup */
 
@@ -223,6 +224,53 @@ current_rss_kb(struct worker *wk)
 	return resident * (uint64_t)(sysconf(_SC_PAGESIZE) / 1024);
 }
 
+/* Counts a call of ns, standing for weight calls, in the histogram. */
+static inline void
+note_time(struct sb_cell *c, int64_t ns, uint64_t weight)
+{
+	_Atomic uint64_t *b = &c->w.hist[sb_bucket(ns)];
+
+	/* One writer: no read-modify-write instruction needed. */
+	atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed)
+	    + weight, memory_order_relaxed);
+	atomic_store_explicit(&c->w.sum_ns, atomic_load_explicit(&c->w.sum_ns,
+	    memory_order_relaxed) + (uint64_t)ns * weight,
+	    memory_order_relaxed);
+}
+
+/*
+ * At most once a MARK_NS: a (time, calls) mark for calls/s, and the RSS
+ * for status and metrics (read from /proc only then).
+ */
+static void
+mark(struct worker *wk, int64_t now, uint64_t calls)
+{
+	struct sb_cell *c = wk->cell;
+	int64_t last = atomic_load_explicit(&c->w.mark_ns[1],
+	    memory_order_relaxed);
+	int fd;
+
+	if (now - last < MARK_NS)
+		return;
+	atomic_store_explicit(&c->w.mark_ns[0], last, memory_order_relaxed);
+	atomic_store_explicit(&c->w.mark_calls[0], atomic_load_explicit(
+	    &c->w.mark_calls[1], memory_order_relaxed), memory_order_relaxed);
+	atomic_store_explicit(&c->w.mark_ns[1], now, memory_order_relaxed);
+	atomic_store_explicit(&c->w.mark_calls[1], calls,
+	    memory_order_relaxed);
+	if (wk->statm_fd >= 0) {
+		atomic_store_explicit(&c->w.rss_kb, current_rss_kb(wk),
+		    memory_order_relaxed);
+	} else if ((fd = open("/proc/self/statm", O_RDONLY |
+	    O_CLOEXEC)) >= 0) {
+		wk->statm_fd = fd;
+		atomic_store_explicit(&c->w.rss_kb, current_rss_kb(wk),
+		    memory_order_relaxed);
+		wk->statm_fd = -1;
+		close(fd);
+	}
+}
+
 /* Is the worker above maxRssMb?  Publishes the RSS it read. */
 static int
 over_memory_limit(struct worker *wk)
@@ -248,10 +296,11 @@ note_error(struct worker *wk, int rc)
 	wk->errors_unlogged++;
 	if (now - wk->last_error_log < ERROR_LOG_NS && wk->last_error_log != 0)
 		return;
-	logmsg(PM_LOG_WARNING, "work() returned %d (call %llu; %llu errors "
+	logmsg(PM_LOG_WARNING, "work() returned %d (call %llu; %llu error%s "
 	    "since the last report)", rc,
 	    (unsigned long long)atomic_load(&wk->cell->w.calls),
-	    (unsigned long long)wk->errors_unlogged);
+	    (unsigned long long)wk->errors_unlogged,
+	    wk->errors_unlogged == 1 ? "" : "s");
 	wk->errors_unlogged = 0;
 	wk->last_error_log = now;
 }
@@ -377,7 +426,7 @@ run_paced(struct worker *wk)
 	/* rate: how late wakeups run, learnt; never more than this early. */
 	const int64_t early_max = period / 10 < RATE_EARLY_MAX_NS ?
 	    period / 10 : RATE_EARLY_MAX_NS;
-	int64_t due = atomic_load(&c->w.next_due), now, early = 0;
+	int64_t due = atomic_load(&c->w.next_due), now, end, early = 0;
 	uint64_t calls = 0;
 	enum exit_why why;
 	int rc;
@@ -411,11 +460,14 @@ run_paced(struct worker *wk)
 
 		rc = wk->plugin.work(&wk->api.pub, wk->state);
 
+		end = mono_ns();
 		atomic_store_explicit(&c->w.calls, ++calls,
 		    memory_order_release);
+		note_time(c, end - now, 1);
+		mark(wk, end, calls);
 		/* "delay" counts from the end of the call. */
 		if (!rate) {
-			due = mono_ns() + period;
+			due = end + period;
 			atomic_store(&c->w.next_due, due);
 		}
 		atomic_store_explicit(&c->w.phase, PHASE_IDLE,
@@ -432,21 +484,27 @@ run_paced(struct worker *wk)
 }
 
 /*
- * executeUSleep 0: calls back to back.  Per call: the stop flags, the
- * call, the published count.  Memory is read once every `stride` calls,
- * stride adapted to about one read per CHECK_EVERY_NS; the master times
- * the lifetime and watches the count for workTimeout.
+ * executeUSleep 0: calls back to back.  Per call, only what must be: the
+ * stop flags (loaded inline), the call, the count published (a plain
+ * store into the worker's own cell line).  Every `stride` calls one call
+ * is timed, standing for the stride in the histogram, and the marks and
+ * memory are checked; the stride adapts to about one timed call per
+ * CHECK_EVERY_NS.  The master times the lifetime and watches the count.
  */
 static enum exit_why
 run_hot(struct worker *wk)
 {
 	const uint64_t times = wk->cell->w.max_calls;
 	int (*work_fn)(pm_worker *, void *) = wk->plugin.work;
+	const volatile sig_atomic_t *noted = api_stop_flag();
+	pm_worker *pw = &wk->api.pub;
+	void *state = wk->state;
 	struct sb_cell *c = wk->cell;
-	int64_t now, last_check;
+	int64_t now, t0, last_check;
 	uint64_t calls = 0;
 	uint32_t countdown = 1, stride = 1;
 	enum exit_why why;
+	int rc, over = 0;
 
 	/* A previous paced config may have left a due time: honour it. */
 	if ((why = wait_due(wk, atomic_load(&c->w.next_due), &now)) !=
@@ -455,34 +513,51 @@ run_hot(struct worker *wk)
 	last_check = now;
 	atomic_store(&c->w.phase, PHASE_BUSY);
 	for (;;) {
-		int rc;
-
-		if (__builtin_expect(stop_requested(wk), 0))
-			return stop_reason(wk);
-		rc = work_fn(&wk->api.pub, wk->state);
-		atomic_store_explicit(&c->w.calls, ++calls,
-		    memory_order_release);
-		if (__builtin_expect(rc != PM_CONTINUE, 0)) {
-			if (rc > 0)
-				return rc == PM_FAIL ? WHY_FAIL : WHY_DONE;
-			note_error(wk, rc);
+		if (__builtin_expect(*noted || atomic_load_explicit(&c->cmd,
+		    memory_order_relaxed) >= CELL_EXIT, 0)) {
+			why = stop_reason(wk);
+			break;
 		}
-		/* times 0 (unlimited) is never reached: calls starts at 1. */
-		if (calls == times)
-			return WHY_CALLS;
-		if (wk->rss_limit_kb != 0 && --countdown == 0) {
-			if (over_memory_limit(wk))
-				return WHY_RSS;
+		if (__builtin_expect(--countdown != 0, 1)) {
+			rc = work_fn(pw, state);
+			atomic_store_explicit(&c->w.calls, ++calls,
+			    memory_order_relaxed);
+		} else {
+			t0 = mono_ns();
+			rc = work_fn(pw, state);
 			now = mono_ns();
+			atomic_store_explicit(&c->w.calls, ++calls,
+			    memory_order_relaxed);
+			note_time(c, now - t0, stride);
+			mark(wk, now, calls);
+			over = over_memory_limit(wk);
 			if (now - last_check < CHECK_EVERY_NS &&
 			    stride < STRIDE_MAX)
 				stride *= 2;
 			else if (now - last_check > 2 * CHECK_EVERY_NS)
-				stride = 1;
+				stride = stride > 1 ? stride / 2 : 1;
 			last_check = now;
 			countdown = stride;
 		}
+		if (__builtin_expect(rc != PM_CONTINUE, 0)) {
+			if (rc > 0) {
+				why = rc == PM_FAIL ? WHY_FAIL : WHY_DONE;
+				break;
+			}
+			note_error(wk, rc);
+		}
+		/* times 0 (unlimited) is never reached: calls starts at 1. */
+		if (__builtin_expect(calls == times, 0)) {
+			why = WHY_CALLS;
+			break;
+		}
+		if (__builtin_expect(over, 0)) {
+			why = WHY_RSS;
+			break;
+		}
 	}
+	atomic_store_explicit(&c->w.calls, calls, memory_order_release);
+	return why;
 }
 
 /* The call loop.  Returns why the worker ends. */

@@ -24,7 +24,7 @@
 extern "C" {
 #endif
 
-#define PMHOST_VERSION		"0.1.0"
+#define PMHOST_VERSION		"0.2.0"
 
 /* Bumped whenever struct pm_plugin_magic or struct pm_host_api change. */
 #define PMHOST_ABI_VERSION	1

@@ -439,9 +439,16 @@ END_TEST
 
 START_TEST(status_errors)
 {
-	ERR_IS("status takes only one of --title NAME or CONFIG", "status",
-	    "--title=web", "t.json");
-	ERR_IS("unknown option '--all' for 'status'", "status", "--all");
+	ERR_IS("status takes only one of --title NAME, CONFIG or --all",
+	    "status", "--title=web", "t.json");
+	ERR_IS("status takes only one of --title NAME, CONFIG or --all",
+	    "status", "--all", "t.json");
+	ERR_IS("--format must be one of table, json, prometheus, got 'xml'",
+	    "status", "--format", "xml");
+	ERR_IS("--json and --format prometheus contradict each other",
+	    "status", "--json", "--format", "prometheus");
+	ERR_IS("--timeout needs -d: it bounds the wait for a detached master "
+	    "to be ready", "run", "--timeout", "5", "t.json");
 	ERR_IS("option '--json' given twice", "status", "--json", "--json");
 	ERR_IS("option '--json' takes no value", "status", "--json=1");
 	ERR_IS("unexpected argument 'b.json' for 'status'", "status",

@@ -27,7 +27,10 @@
 	" start_ms=1795765400123 run_ms=3725999 rss_kb=5222 count=2"	\
 	" target=3 generation=4 stop_timeout=10"			\
 	" config=/etc/pm%20host/demo.json plugin=/usr/lib/pmhost/demo.so" \
-	" run_dir=/run/pmhost/demo log=/run/pmhost/demo.log\n"
+	" run_dir=/run/pmhost/demo log=/run/pmhost/demo.log"		\
+	" calls_total=1297 errors_total=4 rate_mcps=812500 p50_us=850"	\
+	" p99_us=2400 hist=6:1000,7:297 hist_sum_ns=1500000000"		\
+	" exits_by=done:0,execute_times:2,signal:3\n"
 #define CANNED_IDLE							\
 	"worker slot=0 pid=4243 state=idle start_ms=1795769064000"	\
 	" run_ms=61500 rss_kb=2048 work=17 errors=1 restarts=0"		\
@@ -38,7 +41,9 @@
 	" run_ms=999 rss_kb=3100 work=1234 errors=0 restarts=2"		\
 	" failures=0 generation=4 call_ms=250"				\
 	" last_exit=reached%20executeTimes%20after%203%20calls,%201.50%20s" \
-	" calls_total=1240 recycles=2 failures_total=0 crash_loop=0\n"	\
+	" calls_total=1240 recycles=2 failures_total=0 crash_loop=0"	\
+	" errors_total=3 rate_mcps=812500 p50_us=850 p99_us=2400"	\
+	" hist=6:1000,7:240 hist_sum_ns=1400000000\n"			\
 	"exit at_ms=1795769124000 lived_ms=1500 calls=3 failed=0"	\
 	" reason=reached%20executeTimes%20after%203%20calls,%201.50%20s\n"
 #define CANNED_BACKOFF							\
@@ -53,55 +58,79 @@
 
 /* The table of CANNED, column by column (each cell padded to width + 2). */
 static const char canned_table[] =
-	"        pid   title               memory(m)  start                "
-	"run(s)  count  state\n"
-	"Master  4242  pmhost:Master:demo  5.1        2026-11-27 07:43:20  "
-	"3725    2      running\n"
-	"        pid   title               memory(m)  start                "
-	"run(s)  work   state       slot  calls  recycled  failed  last exit\n"
-	"Worker  4243  pmhost:Worker:demo  2.0        2026-11-27 08:44:24  "
-	"61      17     idle        0     17     0         0       -\n"
-	"Worker  4250  pmhost:Worker:demo  3.0        2026-11-27 08:45:24  "
-	"0       1234   busy        1     1240   2         0       " BUSY_EXIT "\n"
-	"Worker  -     pmhost:Worker:demo  -          -                    "
-	"-       -      crash-loop  2     40     2         3       " BACKOFF_EXIT
+	"        pid   title               memory(m)  start          "
+	"      run(s)  count  state\n"
+	"Master  4242  pmhost:Master:demo  5.1        2026-11-27 07:4"
+	"3:20  3725    2      running\n"
+	"        pid   title               memory(m)  start          "
+	"      run(s)  work   state       slot  calls  calls/s  p50  "
+	"  p99    errors  recycled  failed  last exit\n"
+	"Worker  4243  pmhost:Worker:demo  2.0        2026-11-27 08:4"
+	"4:24  61      17     idle        0     17     -        -    "
+	"  -      0       0         0       -\n"
+	"Worker  4250  pmhost:Worker:demo  3.0        2026-11-27 08:4"
+	"5:24  0       1234   busy        1     1240   812.5    850us"
+	"  2.4ms  3       2         0       " BUSY_EXIT "\n"
+	"Worker  -     pmhost:Worker:demo  -          -              "
+	"      -       -      crash-loop  2     40     -        -    "
+	"  -      0       2         3       " BACKOFF_EXIT
 	"; respawn in 0.4 s\n";
 
 /* The JSON object of CANNED's master, inside {"masters":[...]}. */
 #define CANNED_JSON_MASTER						\
-	"{\"name\":\"demo\",\"pid\":4242,\"title\":\"pmhost:Master:demo\"," \
-	"\"state\":\"running\",\"memory_mb\":5.1,\"memory_kb\":5222," \
-	"\"start\":\"2026-11-27 07:43:20\",\"start_unix_ms\":1795765400123," \
-	"\"run_s\":3725.999,\"count\":2,\"target\":3,\"generation\":4," \
-	"\"stop_timeout\":10,\"config\":\"/etc/pm host/demo.json\"," \
-	"\"plugin\":\"/usr/lib/pmhost/demo.so\",\"plugin_sha256\":null,\"plugin_copy\":null,"	\
-	"\"run_dir\":\"/run/pmhost/demo\",\"log\":\"/run/pmhost/demo.log\"," \
-	"\"preload\":null,\"workers\":["				\
-	"{\"slot\":0,\"pid\":4243,\"title\":\"pmhost:Worker:demo\"," \
-	"\"state\":\"idle\",\"memory_mb\":2.0,\"memory_kb\":2048," \
-	"\"start\":\"2026-11-27 08:44:24\",\"start_unix_ms\":1795769064000," \
-	"\"run_s\":61.500,\"work\":17,\"errors\":1,\"calls_total\":17," \
-	"\"recycles\":0,\"failures_total\":0,\"crash_loop\":false,"	\
-	"\"restarts\":0,\"failures\":0,\"generation\":4,\"execute_times\":null,\"limit_seconds\":null,\"call_s\":null," \
-	"\"respawn_in_s\":null,\"last_exit\":null,\"exits\":[]},"	\
-	"{\"slot\":1,\"pid\":4250,\"title\":\"pmhost:Worker:demo\"," \
-	"\"state\":\"busy\",\"memory_mb\":3.0,\"memory_kb\":3100," \
-	"\"start\":\"2026-11-27 08:45:24\",\"start_unix_ms\":1795769124999," \
-	"\"run_s\":0.999,\"work\":1234,\"errors\":0,\"calls_total\":1240," \
-	"\"recycles\":2,\"failures_total\":0,\"crash_loop\":false,"	\
-	"\"restarts\":2,\"failures\":0,\"generation\":4,\"execute_times\":null,\"limit_seconds\":null,\"call_s\":0.250," \
-	"\"respawn_in_s\":null,\"last_exit\":\"" BUSY_EXIT "\","	\
-	"\"exits\":[{\"at\":\"2026-11-27 08:45:24\","			\
-	"\"at_unix_ms\":1795769124000,\"lived_s\":1.500,\"calls\":3,"	\
-	"\"failed\":false,\"reason\":\"" BUSY_EXIT "\"}]},"		\
-	"{\"slot\":2,\"pid\":null,\"title\":\"pmhost:Worker:demo\"," \
-	"\"state\":\"crash-loop\",\"memory_mb\":null,\"memory_kb\":null," \
-	"\"start\":null,\"start_unix_ms\":null,\"run_s\":null,\"work\":null," \
-	"\"errors\":null,\"calls_total\":40,\"recycles\":2,"		\
-	"\"failures_total\":3,\"crash_loop\":true,\"restarts\":5,"	\
-	"\"failures\":3,\"generation\":null,\"execute_times\":null,\"limit_seconds\":null,"				\
-	"\"call_s\":null,\"respawn_in_s\":0.400,"	\
-	"\"last_exit\":\"" BACKOFF_EXIT "\",\"exits\":[]}]}"
+	"{\"name\":\"demo\",\"pid\":4242,\"title\":\"pmhost:Maste" \
+	"r:demo\",\"state\":\"running\",\"memory_mb\":5.1,\"memor" \
+	"y_kb\":5222,\"start\":\"2026-11-27 07:43:20\",\"start_un" \
+	"ix_ms\":1795765400123,\"run_s\":3725.999,\"count\":2,\"t" \
+	"arget\":3,\"generation\":4,\"stop_timeout\":10,\"calls_t" \
+	"otal\":1297,\"errors_total\":4,\"calls_per_s\":812.500,\"" \
+	"p50_s\":0.000850,\"p99_s\":0.002400,\"latency\":{\"bucke" \
+	"ts\":[{\"le\":\"0.001\",\"count\":1000},{\"le\":\"0.003\"" \
+	",\"count\":1297},{\"le\":\"+Inf\",\"count\":1297}],\"sum" \
+	"_s\":1.500000,\"count\":1297},\"exits_by_reason\":{\"don" \
+	"e\":0,\"execute_times\":2,\"signal\":3},\"config\":\"/et" \
+	"c/pm host/demo.json\",\"plugin\":\"/usr/lib/pmhost/demo." \
+	"so\",\"plugin_sha256\":null,\"plugin_copy\":null,\"run_d" \
+	"ir\":\"/run/pmhost/demo\",\"log\":\"/run/pmhost/demo.log" \
+	"\",\"preload\":null,\"workers\":[{\"slot\":0,\"pid\":424" \
+	"3,\"title\":\"pmhost:Worker:demo\",\"state\":\"idle\",\"" \
+	"memory_mb\":2.0,\"memory_kb\":2048,\"start\":\"2026-11-2" \
+	"7 08:44:24\",\"start_unix_ms\":1795769064000,\"run_s\":6" \
+	"1.500,\"work\":17,\"errors\":1,\"calls_total\":17,\"call" \
+	"s_per_s\":0.000,\"p50_s\":null,\"p99_s\":null,\"errors_t" \
+	"otal\":0,\"recycles\":0,\"failures_total\":0,\"latency\"" \
+	":{\"buckets\":[{\"le\":\"+Inf\",\"count\":0}],\"sum_s\":" \
+	"0.000000,\"count\":0},\"backoff_s\":null,\"crash_loop\":" \
+	"false,\"restarts\":0,\"failures\":0,\"generation\":4,\"e" \
+	"xecute_times\":null,\"limit_seconds\":null,\"call_s\":nu" \
+	"ll,\"respawn_in_s\":null,\"last_exit\":null,\"exits\":[]" \
+	"},{\"slot\":1,\"pid\":4250,\"title\":\"pmhost:Worker:dem" \
+	"o\",\"state\":\"busy\",\"memory_mb\":3.0,\"memory_kb\":3" \
+	"100,\"start\":\"2026-11-27 08:45:24\",\"start_unix_ms\":" \
+	"1795769124999,\"run_s\":0.999,\"work\":1234,\"errors\":0" \
+	",\"calls_total\":1240,\"calls_per_s\":812.500,\"p50_s\":" \
+	"0.000850,\"p99_s\":0.002400,\"errors_total\":3,\"recycle" \
+	"s\":2,\"failures_total\":0,\"latency\":{\"buckets\":[{\"" \
+	"le\":\"0.001\",\"count\":1000},{\"le\":\"0.003\",\"count" \
+	"\":1240},{\"le\":\"+Inf\",\"count\":1240}],\"sum_s\":1.4" \
+	"00000,\"count\":1240},\"backoff_s\":null,\"crash_loop\":" \
+	"false,\"restarts\":2,\"failures\":0,\"generation\":4,\"e" \
+	"xecute_times\":null,\"limit_seconds\":null,\"call_s\":0." \
+	"250,\"respawn_in_s\":null,\"last_exit\":\"" BUSY_EXIT "\",\"exits\":" \
+	"[{\"at\":\"2026-11-27 08:45:24\",\"at_unix_ms\":17957691" \
+	"24000,\"lived_s\":1.500,\"calls\":3,\"failed\":false,\"r" \
+	"eason\":\"" BUSY_EXIT "\"}]},{\"slot\":2,\"pid\":null,\"title\":\"pm" \
+	"host:Worker:demo\",\"state\":\"crash-loop\",\"memory_mb\"" \
+	":null,\"memory_kb\":null,\"start\":null,\"start_unix_ms\"" \
+	":null,\"run_s\":null,\"work\":null,\"errors\":null,\"cal" \
+	"ls_total\":40,\"calls_per_s\":0.000,\"p50_s\":null,\"p99" \
+	"_s\":null,\"errors_total\":0,\"recycles\":2,\"failures_t" \
+	"otal\":3,\"latency\":{\"buckets\":[{\"le\":\"+Inf\",\"co" \
+	"unt\":0}],\"sum_s\":0.000000,\"count\":0},\"backoff_s\":" \
+	"null,\"crash_loop\":true,\"restarts\":5,\"failures\":3,\"" \
+	"generation\":null,\"execute_times\":null,\"limit_seconds" \
+	"\":null,\"call_s\":null,\"respawn_in_s\":0.400,\"last_ex" \
+	"it\":\"" BACKOFF_EXIT "\",\"exits\":[]}]}"
 
 static char err[128];
 
@@ -387,6 +416,14 @@ START_TEST(canned_reply_is_wire_format)
 	proto_put(&b, "plugin", "/usr/lib/pmhost/demo.so");
 	proto_put(&b, "run_dir", "/run/pmhost/demo");
 	proto_put(&b, "log", "/run/pmhost/demo.log");
+	proto_put_int(&b, "calls_total", 1297);
+	proto_put_int(&b, "errors_total", 4);
+	proto_put_int(&b, "rate_mcps", 812500);
+	proto_put_int(&b, "p50_us", 850);
+	proto_put_int(&b, "p99_us", 2400);
+	proto_put(&b, "hist", "6:1000,7:297");
+	proto_put_int(&b, "hist_sum_ns", 1500000000);
+	proto_put(&b, "exits_by", "done:0,execute_times:2,signal:3");
 	buf_add(&b, "\n", 1);
 	buf_printf(&b, "worker");
 	proto_put_int(&b, "slot", 0);
@@ -423,6 +460,12 @@ START_TEST(canned_reply_is_wire_format)
 	proto_put_int(&b, "recycles", 2);
 	proto_put_int(&b, "failures_total", 0);
 	proto_put_int(&b, "crash_loop", 0);
+	proto_put_int(&b, "errors_total", 3);
+	proto_put_int(&b, "rate_mcps", 812500);
+	proto_put_int(&b, "p50_us", 850);
+	proto_put_int(&b, "p99_us", 2400);
+	proto_put(&b, "hist", "6:1000,7:240");
+	proto_put_int(&b, "hist_sum_ns", 1400000000);
 	buf_add(&b, "\n", 1);
 	buf_printf(&b, "exit");
 	proto_put_int(&b, "at_ms", 1795769124000LL);
@@ -840,7 +883,7 @@ column_starts(const char *line, size_t len, size_t *at, int max)
 static int
 check_layout(const char *text)
 {
-	size_t head[16], row[16];
+	size_t head[24], row[24];
 	int nhead = 0, rows = 0;
 
 	for (const char *l = text; *l != '\0';) {
@@ -855,10 +898,10 @@ check_layout(const char *text)
 			nhead = 0;
 		} else if (l[0] == ' ') {
 			ck_assert_mem_eq(l, "        ", 8);
-			nhead = column_starts(l, len, head, 16);
+			nhead = column_starts(l, len, head, 24);
 			ck_assert_int_eq(head[0], 8);
 		} else {
-			int n = column_starts(l, len, row, 16);
+			int n = column_starts(l, len, row, 24);
 
 			ck_assert_int_gt(nhead, 0);
 			ck_assert_int_eq(row[0], 0);
@@ -893,8 +936,8 @@ START_TEST(table_backoff_row)
 	ck_assert_ptr_nonnull(row);
 	ck_assert_str_eq(row + 1,
 	    "Worker  -     pmhost:Worker:demo  -          -                    "
-	    "-       -      crash-loop  2     40     2         3       "
-	    BACKOFF_EXIT "; respawn in 0.4 s\n");
+	    "-       -      crash-loop  2     40     -        -    -    0"
+	    "       2         3       " BACKOFF_EXIT "; respawn in 0.4 s\n");
 	free(t);
 }
 END_TEST
@@ -994,9 +1037,11 @@ START_TEST(table_unknown_values)
 	    "Master  3    t      -          -                    0       "
 	    "1      running\n"
 	    "        pid  title  memory(m)  start                run(s)  "
-	    "work   state    slot  calls  recycled  failed  last exit\n"
+	    "work   state    slot  calls  calls/s  p50  p99  errors  "
+	    "recycled  failed  last exit\n"
 	    "Worker  4    w      -          2026-11-27 07:43:20  1       "
-	    "0      idle     0     0      0         0       -\n");
+	    "0      idle     0     0      -        -    -    0       0"
+	    "         0       -\n");
 	free(t);
 }
 END_TEST
@@ -1079,6 +1124,10 @@ START_TEST(json_two_masters)
 	    "\"start\":\"2026-11-27 07:43:20\","
 	    "\"start_unix_ms\":1795765400000,\"run_s\":0.001,\"count\":0,"
 	    "\"target\":1,\"generation\":2,\"stop_timeout\":3,"
+	    "\"calls_total\":0,\"errors_total\":0,\"calls_per_s\":0.000,"
+	    "\"p50_s\":null,\"p99_s\":null,\"latency\":{\"buckets\":["
+	    "{\"le\":\"+Inf\",\"count\":0}],\"sum_s\":0.000000,"
+	    "\"count\":0},\"exits_by_reason\":{},"
 	    "\"config\":\"/c\",\"plugin\":\"/p\",\"plugin_sha256\":null,\"plugin_copy\":null,\"run_dir\":\"/r\","
 	    "\"log\":null,\"preload\":null,\"workers\":[]}]}\n");
 	free(j);
@@ -1106,6 +1155,10 @@ START_TEST(json_escapes)
 	    "\"memory_kb\":1024,\"start\":\"2026-11-27 07:43:20\","
 	    "\"start_unix_ms\":1795765400123,\"run_s\":1.000,\"count\":0,"
 	    "\"target\":1,\"generation\":1,\"stop_timeout\":5,"
+	    "\"calls_total\":0,\"errors_total\":0,\"calls_per_s\":0.000,"
+	    "\"p50_s\":null,\"p99_s\":null,\"latency\":{\"buckets\":["
+	    "{\"le\":\"+Inf\",\"count\":0}],\"sum_s\":0.000000,"
+	    "\"count\":0},\"exits_by_reason\":{},"
 	    "\"config\":\"/c\\\".json\",\"plugin\":\"/p\\\\.so\",\"plugin_sha256\":null,\"plugin_copy\":null,"
 	    "\"run_dir\":\"/r\\u001f\",\"log\":null,\"preload\":null,"
 	    "\"workers\":["
@@ -1113,7 +1166,11 @@ START_TEST(json_escapes)
 	    "\"state\":\"pending\",\"memory_mb\":null,\"memory_kb\":null,"
 	    "\"start\":null,\"start_unix_ms\":null,\"run_s\":null,"
 	    "\"work\":null,\"errors\":null,\"calls_total\":0,"
-	    "\"recycles\":0,\"failures_total\":0,\"crash_loop\":false,"
+	    "\"calls_per_s\":0.000,\"p50_s\":null,\"p99_s\":null,"
+	    "\"errors_total\":0,\"recycles\":0,\"failures_total\":0,"
+	    "\"latency\":{\"buckets\":[{\"le\":\"+Inf\",\"count\":0}],"
+	    "\"sum_s\":0.000000,\"count\":0},\"backoff_s\":null,"
+	    "\"crash_loop\":false,"
 	    "\"restarts\":0,\"failures\":0,"
 	    "\"generation\":null,\"execute_times\":null,\"limit_seconds\":null,\"call_s\":null,\"respawn_in_s\":null,"
 	    "\"last_exit\":\"x\\\"y\\\\z\\u000d\\u0008/\","
