@@ -11,12 +11,13 @@
 #include <stddef.h>
 
 #include "commands.h"
+#include "config.h"
 
 /* What status prints. */
 enum out_format { OUT_TABLE, OUT_JSON, OUT_PROMETHEUS };
 
 #define CLI_TIMEOUT_MAX	86400	/* stop --timeout, seconds */
-#define CLI_SCALE_MAX	4096	/* scale N */
+#define CLI_SCALE_MAX	CONFIG_MAX_WORKERS	/* scale N */
 #define CLI_LINES_MAX	1000000	/* logs -n N */
 
 /* Options, as bits so that a command lists the ones it accepts. */

@@ -114,7 +114,7 @@ static const char wakeup_help[] =
 "  -h, --help          show this help\n";
 
 static const char scale_help[] =
-"Set a running master's live worker count to N, 1 to 4096, without a\n"
+"Set a running master's live worker count to N, 1 to 16384, without a\n"
 "restart: missing workers are started, surplus ones stop gracefully.\n"
 "Prints 'NAME: scaled A -> B'.\n"
 "\n"

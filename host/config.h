@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define CONFIG_MAX_BYTES	(1024 * 1024)	/* larger files are refused */
-#define CONFIG_MAX_WORKERS	4096
+#define CONFIG_MAX_WORKERS	16384
 #define CONFIG_MAX_TITLE	64		/* baseTitle, titlePrefix */
 
 enum schedule {

@@ -354,6 +354,12 @@ static struct {
 } lastw = { .fd = -1 };
 
 int
+log_sink_fd(void)
+{
+	return logst.fd;
+}
+
+int
 log_last_word_arm(const struct log_origin *o, const char *text)
 {
 	struct tm tm;
@@ -565,13 +571,17 @@ log_drain(int timeout_ms)
 }
 
 void
-log_to_pipe(int fd)
+log_to_pipe(int fd, int keep_sink)
 {
-	/* The master's sink and buffer are not ours (the fd is closed with
-	 * the rest of the master's). */
+	/*
+	 * The master's buffer is not ours; its sink, closed with the rest of
+	 * the master's descriptors, is forgotten, but by a spawner process,
+	 * which keeps it for its workers' last word (worker.c).
+	 */
 	logst.pipe_fd = fd;
 	free(logst.out);
 	logst.out = NULL;
 	logst.outlen = logst.outcap = 0;
-	logst.fd = -1;
+	if (!keep_sink)
+		logst.fd = -1;
 }

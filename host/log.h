@@ -86,7 +86,13 @@ int	log_last_word_arm(const struct log_origin *o, const char *text);
 /* Writes the armed line, stamped now; async-signal-safe. */
 void	log_last_word(void);
 
-/* In a child of the master: log records to fd (its stderr pipe). */
-void	log_to_pipe(int fd);
+/* The log's descriptor (the file, or the master's stderr). */
+int	log_sink_fd(void);
+
+/*
+ * In a child of the master: log records to fd (its stderr pipe); the
+ * log's own descriptor is kept (for log_sink_fd()) if keep_sink.
+ */
+void	log_to_pipe(int fd, int keep_sink);
 
 #endif

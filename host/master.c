@@ -18,6 +18,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -117,6 +118,30 @@ effective_level(const struct master *m)
 }
 
 static void handle_restart(struct master *m, struct restart_result *res);
+
+/*
+ * Two pipes a worker (stdout, stderr) while the descriptor limit allows
+ * them for an old and a new worker of every slot; else one pipe for both,
+ * said once: stderr's lines then log at info, records keep their level.
+ */
+static void
+choose_streams(struct master *m)
+{
+	struct rlimit rl;
+	int merged;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	merged = rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < 4 * (rlim_t)m->slots.target + 256;
+	if (merged && !m->slots.merged_streams)
+		logmsg(PM_LOG_NOTICE, "%d workers need more descriptors than "
+		    "the limit of %llu allows for two pipes each: a worker's "
+		    "stdout and stderr share one, and its stderr lines log at "
+		    "info (raise LimitNOFILE to keep them apart)",
+		    m->slots.target, (unsigned long long)rl.rlim_cur);
+	m->slots.merged_streams = merged;
+}
 static void report_ready(struct master *m);
 static void report_failure(struct master *m, const char *why);
 static void check_started(struct master *m);
@@ -176,7 +201,9 @@ commit(struct master *m, char *note, size_t size)
 	m->mode = m->cfg.check_interval > 0 ? MODE_RESIDENT : MODE_RUN_ONCE;
 	m->slots.respawn = m->mode == MODE_RESIDENT;
 	m->slots.stop_timeout = m->cfg.stop_timeout;
-	if (slots_resize(&m->slots, m->cfg.max_workers, now) < 0)
+	if (slots_resize(&m->slots, m->cfg.max_workers, now) == 0)
+		choose_streams(m);
+	else
 		logmsg(PM_LOG_ERROR, "restart: out of memory resizing slots");
 	logmsg(PM_LOG_INFO, "restart: canary ready; replacing workers "
 	    "(generation %u, %d -> %d workers)", m->gen, old_target,
@@ -263,7 +290,9 @@ master_scale(struct master *m, int target, const char *why, char *msg,
 		logmsg(PM_LOG_NOTICE, "%s: refused: %s", why, msg);
 		return -1;
 	}
-	if (slots_resize(&m->slots, target, now) < 0) {
+	if (slots_resize(&m->slots, target, now) == 0)
+		choose_streams(m);
+	if (m->slots.target != target) {
 		snprintf(msg, size, "out of memory");
 		return -1;
 	}
@@ -362,11 +391,16 @@ reap(struct master *m)
 			else if (m->state == MASTER_STARTING) {
 				char why[EXIT_TEXT_MAX + 32];
 
-				snprintf(why, sizeof(why), "the preload process "
-				    "failed: %s", text);
+				snprintf(why, sizeof(why), "the %s failed: %s",
+				    spawner_what(&m->spawners[k]), text);
 				report_failure(m, why);
 			}
 		} else {
+			/* Perhaps a worker its spawner has not named yet. */
+			m->early[m->nearly % nitems(m->early)].pid = pid;
+			m->early[m->nearly % nitems(m->early)].wstatus =
+			    wstatus;
+			m->nearly++;
 			logmsg(PM_LOG_DEBUG, "reaped pid %ld (not a worker)",
 			    (long)pid);
 		}
@@ -534,8 +568,25 @@ preload_replies(struct master *m, int k)
 	int fds[2];
 
 	while (spawner_reply(&m->spawners[k], &rep, fds) == 1) {
-		if (rep.kind == PRELOAD_SPAWNED)
-			slots_spawned(&m->slots, (int)rep.cell, rep.pid, fds);
+		if (rep.kind != PRELOAD_SPAWNED)
+			continue;
+		slots_spawned(&m->slots, (int)rep.cell, rep.pid, fds);
+		for (size_t i = 0; rep.pid > 0 && i < nitems(m->early); i++) {
+			struct worker_exit ex;
+			int idx;
+
+			if (m->early[i].pid != rep.pid ||
+			    (idx = slots_find_pid(&m->slots, rep.pid)) < 0)
+				continue;
+			/* It died before we knew it: its exit, now. */
+			m->early[i].pid = 0;
+			slots_exited(&m->slots, idx, m->early[i].wstatus,
+			    mono_ns(), &ex);
+			if (ex.cls == EXIT_FAILED && m->state != MASTER_STOPPING)
+				m->any_failed = 1;
+			restart_worker_exited(&m->rs, &ex, &res);
+			handle_restart(m, &res);
+		}
 	}
 	/* A restart may have waited for its preload process. */
 	ctx = spawn_ctx(m);
@@ -700,6 +751,13 @@ master_setup(struct master *m)
 	log_set_task(m->cfg.base_title, effective_format(m));
 	/* Orphans of workers' children come to us, not to init. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	/*
+	 * Two pipes a worker, for an old and a new worker of every slot
+	 * during a restart, at the largest scale the task may reach.
+	 */
+	if (privs_raise_nofile(4 * (rlim_t)CONFIG_MAX_WORKERS + 256) < 0)
+		logmsg(PM_LOG_WARNING, "cannot raise the descriptor limit: %s",
+		    strerror(errno));
 	notify_init();
 
 	if ((m->sigfd = setup_signals()) < 0) {
@@ -726,11 +784,15 @@ master_setup(struct master *m)
 	m->spawners[0].index = 0;
 	m->spawners[1].index = 1;
 	spawner_init_fork(&m->spawners[1]);
-	if (m->cfg.preload) {
-		if (spawner_init_preload(&m->spawners[0], m->epfd, &m->cfg,
-		    &m->prep.creds, m->sb, m->ready_fd) < 0)
+	/*
+	 * Workers come from a spawner process (the preload process, with
+	 * preload); without one for want of a process, from fork().
+	 */
+	if (spawner_init_preload(&m->spawners[0], m->epfd, &m->cfg,
+	    &m->prep.creds, m->sb, m->ready_fd, m->cfg.preload) < 0) {
+		if (m->cfg.preload)
 			return -1;
-	} else {
+		spawner_release(&m->spawners[0]);
 		spawner_init_fork(&m->spawners[0]);
 	}
 	if (slots_init(&m->slots, m->epfd, m->sb, m->ready_fd,
@@ -738,6 +800,7 @@ master_setup(struct master *m)
 		logmsg(PM_LOG_ERROR, "slot table: out of memory");
 		return -1;
 	}
+	choose_streams(m);
 	m->mode = m->cfg.check_interval > 0 ? MODE_RESIDENT : MODE_RUN_ONCE;
 	m->slots.respawn = m->mode == MODE_RESIDENT;
 	m->started_real = real_ns();

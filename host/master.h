@@ -52,6 +52,15 @@ struct master {
 	int			 caller_fd;	/* run -d: tell it; -1 */
 	int			 log_watched;	/* the log fd in epoll; -1 */
 	int			 any_failed;	/* run once: exit status 1 */
+	/*
+	 * Children reaped before their spawner named them: a worker that
+	 * died at once may be reaped before the reply with its pid.
+	 */
+	struct {
+		pid_t		 pid;
+		int		 wstatus;
+	}			 early[64];
+	unsigned		 nearly;
 	int			 startup_failed;/* run -d heard why: status 1 */
 	int64_t			 stop_deadline;
 	int64_t			 tick_at;	/* reconcile tick; 0: off */

@@ -22,10 +22,10 @@ static void
 put_line(const struct outstream *os, const struct log_origin *o,
     const char *line, size_t len)
 {
-	int level = os->is_err ? PM_LOG_WARNING : PM_LOG_INFO;
+	int level = os->is_err == OUT_STDERR ? PM_LOG_WARNING : PM_LOG_INFO;
 
 	/* A record: its level, then its text (host messages, pm_log). */
-	if (os->is_err && len >= 2 && line[0] == LOG_RECORD &&
+	if (os->is_err != OUT_STDOUT && len >= 2 && line[0] == LOG_RECORD &&
 	    line[1] >= '0' && line[1] <= '0' + PM_LOG_ERROR) {
 		level = line[1] - '0';
 		line += 2;

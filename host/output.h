@@ -18,9 +18,13 @@ struct linebuf {
 };
 
 /* One of a child's output pipes, as the master reads it. */
+/* Which stream: stdout, stderr, or both through one pipe. */
+enum { OUT_STDOUT, OUT_STDERR, OUT_BOTH };
+
 struct outstream {
 	int		 fd;		/* -1: closed */
-	int		 is_err;	/* stderr: warnings and records */
+	int		 is_err;	/* OUT_*: stderr and both carry records;
+					   stderr's other lines are warnings */
 	struct linebuf	*part;
 };
 

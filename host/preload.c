@@ -27,10 +27,11 @@
 #include "util.h"
 #include "worker.h"
 
-/* Sends a reply, with two descriptors when fds is not NULL. */
+/* Sends a reply, with the descriptors of fds that are not -1. */
 static int
 reply(int sock, const struct preload_rep *rep, const int *fds)
 {
+	int nfds = fds == NULL ? 0 : fds[1] < 0 ? 1 : 2;
 	char cbuf[CMSG_SPACE(2 * sizeof(int))];
 	struct iovec iov = { (void *)rep, sizeof(*rep) };
 	struct msghdr msg;
@@ -47,8 +48,9 @@ reply(int sock, const struct preload_rep *rep, const int *fds)
 		cm = CMSG_FIRSTHDR(&msg);
 		cm->cmsg_level = SOL_SOCKET;
 		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(2 * sizeof(int));
-		memcpy(CMSG_DATA(cm), fds, 2 * sizeof(int));
+		cm->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(cm), fds, (size_t)nfds * sizeof(int));
+		msg.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
 	}
 	while (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0) {
 		if (errno != EINTR)
@@ -80,7 +82,10 @@ spawn(const struct preload_args *pa, const struct plugin *pl,
 		(void)reply(pa->sock, &rep, NULL);
 		return;
 	}
-	if (pipe2(se, O_CLOEXEC) < 0) {
+	if (rq->merged) {
+		se[0] = -1;
+		se[1] = -1;
+	} else if (pipe2(se, O_CLOEXEC) < 0) {
 		rep.pid = -errno;
 		close(so[0]);
 		close(so[1]);
@@ -96,7 +101,8 @@ spawn(const struct preload_args *pa, const struct plugin *pl,
 	wa.master = pa->master;
 	wa.ready_fd = rq->hold ? pa->ready_fd : -1;
 	wa.out_fd = so[1];
-	wa.err_fd = se[1];
+	wa.err_fd = rq->merged ? so[1] : se[1];
+	wa.merged = rq->merged;
 	wa.plugin = pl;
 	wa.preload_sock = pa->sock;
 
@@ -126,23 +132,28 @@ spawn(const struct preload_args *pa, const struct plugin *pl,
 	close(se[0]);
 }
 
-/* Keeps only what the preload process uses; logs go to the master. */
+/*
+ * Keeps only what the process uses; logs go to the master.  A spawner
+ * (as the master's user) keeps the log too: its workers take it over to
+ * say so if their master dies (worker.c).
+ */
 static void
 setup(const struct preload_args *pa)
 {
-	int keep[2] = { pa->sock, pa->ready_fd };
+	int keep[3] = { pa->sock, pa->ready_fd, pa->load ? -1 :
+	    log_sink_fd() };
 	sigset_t none;
 	int fd;
 
 	setpgid(0, 0);
 	if (dup2(pa->out_fd, 1) < 0 || dup2(pa->err_fd, 2) < 0)
 		_exit(70);
-	close_fds_except(keep, 2);
+	close_fds_except(keep, 3);
 	if ((fd = open("/dev/null", O_RDONLY | O_NOCTTY)) >= 0 && fd != 0) {
 		dup2(fd, 0);
 		close(fd);
 	}
-	log_to_pipe(2);
+	log_to_pipe(2, !pa->load);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (int s = 1; s < NSIG; s++)
 		if (s != SIGKILL && s != SIGSTOP)
@@ -152,6 +163,23 @@ setup(const struct preload_args *pa)
 	/* Nothing of it outlives the master. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != pa->master)
 		_exit(70);
+}
+
+/* Spawns a worker per request until the master lets go. */
+static _Noreturn void
+serve(const struct preload_args *pa, const struct plugin *pl)
+{
+	for (;;) {
+		struct preload_req rq;
+		ssize_t n = recv(pa->sock, &rq, sizeof(rq), 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			_exit(0);	/* the master let go of us */
+		if ((size_t)n == sizeof(rq))
+			spawn(pa, pl, &rq);
+	}
 }
 
 _Noreturn void
@@ -164,8 +192,14 @@ preload_main(const struct preload_args *pa)
 
 	setup(pa);
 	title_compose(title, sizeof(title), pa->cfg->title_prefix,
-	    TITLE_PRELOAD, pa->cfg->base_title);
+	    pa->load ? TITLE_PRELOAD : TITLE_SPAWNER, pa->cfg->base_title);
 	title_set(title);
+	if (!pa->load) {
+		/* A spawner: its workers load the plugin themselves. */
+		if (reply(pa->sock, &ready, NULL) < 0)
+			_exit(70);
+		serve(pa, NULL);
+	}
 	pin_hold(pa->cfg);
 	if (privs_enter(pa->cfg, pa->creds, err, sizeof(err)) < 0) {
 		logmsg(PM_LOG_ERROR, "preload: %s", err);
@@ -192,15 +226,5 @@ preload_main(const struct preload_args *pa)
 	fflush(NULL);
 	if (reply(pa->sock, &ready, NULL) < 0)
 		_exit(70);
-	for (;;) {
-		struct preload_req rq;
-		ssize_t n = recv(pa->sock, &rq, sizeof(rq), 0);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			_exit(0);	/* the master let go of us */
-		if ((size_t)n == sizeof(rq))
-			spawn(pa, &pl, &rq);
-	}
+	serve(pa, &pl);
 }

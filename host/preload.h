@@ -22,6 +22,7 @@ struct preload_req {
 	uint32_t	 cell;
 	int32_t		 slot;
 	uint32_t	 hold;
+	uint32_t	 merged;	/* one pipe for stdout and stderr */
 };
 
 enum preload_rep_kind {
@@ -47,6 +48,8 @@ struct preload_args {
 	int			 out_fd;	/* its own stdout and stderr */
 	int			 err_fd;
 	int			 ready_fd;	/* the master's eventfd */
+	int			 load;		/* a preload process: the plugin
+						   first; else a spawner only */
 };
 
 /* The preload process's whole life; ends in _exit(). */

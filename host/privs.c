@@ -128,6 +128,46 @@ creds_apply(const struct creds *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* The descriptor limit pmhost was started with, for its workers. */
+static struct rlimit inherited_nofile;
+static int nofile_raised;
+
+int
+privs_raise_nofile(rlim_t want)
+{
+	struct rlimit rl;
+	long max = 0;
+	FILE *f;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return -1;
+	if (!nofile_raised)
+		inherited_nofile = rl;
+	nofile_raised = 1;
+	/* As root the hard limit may rise too, up to fs.nr_open. */
+	if (geteuid() == 0 && rl.rlim_max != RLIM_INFINITY &&
+	    rl.rlim_max < want) {
+		if ((f = fopen("/proc/sys/fs/nr_open", "re")) != NULL) {
+			if (fscanf(f, "%ld", &max) != 1)
+				max = 0;
+			fclose(f);
+		}
+		if (max > 0 && (rlim_t)max < want)
+			want = (rlim_t)max;
+		rl.rlim_max = want;
+	}
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		/* Not root: the soft limit up to the hard one. */
+		if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+			return -1;
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* setrlimit() of each limit the task sets, soft and hard alike. */
 static int
 apply_limits(const struct task_config *t, char *err, size_t errlen)
@@ -139,6 +179,9 @@ apply_limits(const struct task_config *t, char *err, size_t errlen)
 		[LIMIT_AS] = RLIMIT_AS,
 	};
 
+	/* What the master raised for itself is not the task's. */
+	if (nofile_raised && !t->limits[LIMIT_NOFILE].set)
+		(void)setrlimit(RLIMIT_NOFILE, &inherited_nofile);
 	for (int i = 0; i < LIMIT_COUNT; i++) {
 		struct rlimit rl;
 

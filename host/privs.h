@@ -7,6 +7,7 @@
 #define PMHOST_PRIVS_H
 
 #include <stddef.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 struct creds {
@@ -31,6 +32,14 @@ int	creds_resolve(const char *user, const char *group, struct creds *c,
 int	creds_apply(const struct creds *c, char *err, size_t errlen);
 
 struct task_config;
+
+/*
+ * The master's descriptor limit raised to what want workers' pipes need
+ * (as root, the hard limit too, up to fs.nr_open; else the soft one to
+ * the hard one).  Workers get back the limit pmhost was started with
+ * (privs_enter), unless the task sets limits.nofile.  0 or -1.
+ */
+int	privs_raise_nofile(rlim_t want);
 
 /*
  * Everything a process that runs the task's plugin code takes on before

@@ -55,13 +55,24 @@ void
 buf_printf(struct buf *b, const char *fmt, ...)
 {
 	va_list ap;
+	size_t room;
 	int n;
 
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0 || buf_reserve(b, (size_t)n) < 0)
+	/* Once into the room there is; again only if it did not fit. */
+	if (buf_reserve(b, 64) < 0)
 		return;
+	room = b->cap - b->len;
+	va_start(ap, fmt);
+	n = vsnprintf(b->p + b->len, room, fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < room) {
+		b->len += (size_t)n;
+		return;
+	}
+	if (n < 0 || buf_reserve(b, (size_t)n) < 0) {
+		b->p[b->len] = '\0';
+		return;
+	}
 	va_start(ap, fmt);
 	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
 	va_end(ap);
@@ -82,26 +93,57 @@ needs_escape(unsigned char c)
 	return c <= ' ' || c == '%' || c == '=' || c >= 0x7f;
 }
 
+/* " key=" */
+static void
+put_key(struct buf *b, const char *key)
+{
+	buf_add(b, " ", 1);
+	buf_add(b, key, strlen(key));
+	buf_add(b, "=", 1);
+}
+
 void
 proto_put(struct buf *b, const char *key, const char *value)
 {
 	static const char hex[] = "0123456789ABCDEF";
 
-	buf_printf(b, " %s=", key);
-	for (const unsigned char *s = (const unsigned char *)value; *s; s++) {
-		char e[3] = { '%', hex[*s >> 4], hex[*s & 15] };
+	const unsigned char *s = (const unsigned char *)value;
 
-		if (needs_escape(*s))
-			buf_add(b, e, 3);
-		else
-			buf_add(b, (const char *)s, 1);
+	put_key(b, key);
+	while (*s != '\0') {
+		const unsigned char *run = s;
+		char e[3];
+
+		/* Plain bytes in one piece: status replies are large. */
+		while (*s != '\0' && !needs_escape(*s))
+			s++;
+		if (s > run)
+			buf_add(b, (const char *)run, (size_t)(s - run));
+		if (*s == '\0')
+			break;
+		e[0] = '%';
+		e[1] = hex[*s >> 4];
+		e[2] = hex[*s & 15];
+		buf_add(b, e, 3);
+		s++;
 	}
 }
 
 void
 proto_put_int(struct buf *b, const char *key, long long v)
 {
-	buf_printf(b, " %s=%lld", key, v);
+	char digits[24], *p = digits + sizeof(digits);
+	unsigned long long u = v < 0 ? -(unsigned long long)v :
+	    (unsigned long long)v;
+
+	/* Without printf: a 10 000-worker status writes 300 000 of these. */
+	put_key(b, key);
+	do
+		*--p = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (v < 0)
+		*--p = '-';
+	buf_add(b, p, (size_t)(digits + sizeof(digits) - p));
 }
 
 /* Value of a hex digit, or -1. */

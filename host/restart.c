@@ -201,20 +201,25 @@ restart_probe_exited(struct restart *r, struct slots *s, int wstatus,
 		conclude(r, res, 0, "%s: plugin: %s", r->cfg.config_path, err);
 		return;
 	}
-	/* The new workers come from a new preload process, or a fork. */
+	/* The new workers come from a new spawner or preload process. */
 	spawner_release(r->spawner);
-	if (!r->cfg.preload) {
+	if (spawner_init_preload(r->spawner, s->epfd, &r->cfg,
+	    &r->prep.creds, s->sb, s->ready_fd, r->cfg.preload) < 0) {
+		if (r->cfg.preload) {
+			conclude(r, res, 0, "cannot start the new preload "
+			    "process");
+			return;
+		}
+		/* No process to spare: fork() will do. */
+		spawner_release(r->spawner);
+		spawner_init_fork(r->spawner);
 		start_canary(r, s, res);
 		return;
 	}
-	if (spawner_init_preload(r->spawner, s->epfd, &r->cfg,
-	    &r->prep.creds, s->sb, s->ready_fd) < 0) {
-		conclude(r, res, 0, "cannot start the new preload process");
-		return;
-	}
 	r->phase = RS_PRELOAD;
-	logmsg(PM_LOG_INFO, "restart: preload process pid %ld started for "
-	    "the new config", (long)r->spawner->pid);
+	logmsg(r->cfg.preload ? PM_LOG_INFO : PM_LOG_DEBUG, "restart: %s pid "
+	    "%ld started for the new config", spawner_what(r->spawner),
+	    (long)r->spawner->pid);
 }
 
 void
@@ -223,8 +228,8 @@ restart_preload_exited(struct restart *r, const char *text,
 {
 	res->what = RR_NONE;
 	if (r->phase == RS_PRELOAD || r->phase == RS_CANARY)
-		conclude(r, res, 0, "the new preload process failed: %s; the "
-		    "old workers keep running", text);
+		conclude(r, res, 0, "the new %s failed: %s; the old workers "
+		    "keep running", spawner_what(r->spawner), text);
 }
 
 void

@@ -229,7 +229,8 @@ put_preload(const struct master *m, struct buf *b, int64_t now)
 	};
 	const struct spawner *sp = &m->spawners[m->cur];
 
-	if (sp->state == SPAWNER_FORK)
+	/* A spawner without the plugin is plumbing, not a row of status. */
+	if (sp->state == SPAWNER_FORK || !sp->loads)
 		return;
 	buf_add(b, "preload", 7);
 	if (sp->pid > 0) {

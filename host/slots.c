@@ -19,6 +19,54 @@
 #include "slots.h"
 #include "util.h"
 
+/*
+ * Which cell a pid is: a hash table with linear probing, twice the
+ * cells in size, so that an exit finds its worker without a scan.
+ */
+#define PIDMAP_SIZE	131072		/* a power of two >= 2 * SB_CELLS */
+_Static_assert(PIDMAP_SIZE >= 2 * SB_CELLS, "the pid map is too small");
+
+static unsigned
+pid_hash(pid_t pid)
+{
+	return ((unsigned)pid * 2654435761u) & (PIDMAP_SIZE - 1);
+}
+
+static void
+pid_put(struct slots *s, pid_t pid, int idx)
+{
+	unsigned h = pid_hash(pid);
+
+	while (s->pidmap[h] != 0)
+		h = (h + 1) & (PIDMAP_SIZE - 1);
+	s->pidmap[h] = idx + 1;
+}
+
+static void
+pid_del(struct slots *s, pid_t pid)
+{
+	unsigned h = pid_hash(pid), j;
+
+	while (s->pidmap[h] != 0 && s->procs[s->pidmap[h] - 1].pid != pid)
+		h = (h + 1) & (PIDMAP_SIZE - 1);
+	if (s->pidmap[h] == 0)
+		return;
+	s->pidmap[h] = 0;
+	/* Backward shift: later entries of the run move into the hole. */
+	for (j = (h + 1) & (PIDMAP_SIZE - 1); s->pidmap[j] != 0;
+	    j = (j + 1) & (PIDMAP_SIZE - 1)) {
+		unsigned home = pid_hash(s->procs[s->pidmap[j] - 1].pid);
+
+		/* Movable unless its home lies in (h, j]. */
+		if (((j - home) & (PIDMAP_SIZE - 1)) >=
+		    ((j - h) & (PIDMAP_SIZE - 1))) {
+			s->pidmap[h] = s->pidmap[j];
+			s->pidmap[j] = 0;
+			h = j;
+		}
+	}
+}
+
 int
 slots_init(struct slots *s, int epfd, struct scoreboard *sb, int ready_fd,
     int target, unsigned stop_timeout)
@@ -32,7 +80,8 @@ slots_init(struct slots *s, int epfd, struct scoreboard *sb, int ready_fd,
 	s->stop_timeout = stop_timeout;
 	s->procs = calloc(SB_CELLS, sizeof(*s->procs));
 	s->free_cells = calloc(SB_CELLS, sizeof(*s->free_cells));
-	if (s->procs == NULL || s->free_cells == NULL)
+	s->pidmap = calloc(PIDMAP_SIZE, sizeof(*s->pidmap));
+	if (s->procs == NULL || s->free_cells == NULL || s->pidmap == NULL)
 		return -1;
 	/* Pop low cells first: the scoreboard pages they touch stay few. */
 	for (int i = 0; i < SB_CELLS; i++)
@@ -50,6 +99,8 @@ slots_free(struct slots *s)
 	}
 	free(s->procs);
 	free(s->free_cells);
+	free(s->pidmap);
+	s->pidmap = NULL;
 	free(s->v);
 	s->procs = NULL;
 	s->free_cells = NULL;
@@ -234,6 +285,8 @@ watch_output(struct slots *s, int idx)
 		memset(&ev, 0, sizeof(ev));
 		ev.events = EPOLLIN;
 		ev.data.u64 = EV_DATA(k == 0 ? EV_OUT : EV_ERR, idx);
+		if (p->out[k].fd < 0)
+			continue;	/* stderr, sharing stdout's pipe */
 		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, p->out[k].fd,
 		    &ev) < 0) {
 			logmsg(PM_LOG_ERROR, "slot %d: epoll_ctl: %s", p->slot,
@@ -279,6 +332,7 @@ slots_spawn(struct slots *s, int i, const struct spawn_ctx *ctx, int hold)
 	wa.slot = i;
 	wa.master = s->master;
 	wa.ready_fd = hold || s->starting ? s->ready_fd : -1;
+	wa.merged = s->merged_streams;
 
 	now = mono_ns();
 	if (spawner_spawn(ctx->spawner, &wa, &pid, fds) < 0) {
@@ -296,6 +350,8 @@ slots_spawn(struct slots *s, int i, const struct spawn_ctx *ctx, int hold)
 	memset(p, 0, sizeof(*p));
 	p->state = proc_next(PROC_FREE, hold ? PE_SPAWN_HELD : PE_SPAWN);
 	p->pid = pid;
+	if (pid > 0)
+		pid_put(s, pid, idx);
 	p->slot = i;
 	p->gen = ctx->gen;
 	p->started = now;
@@ -306,13 +362,14 @@ slots_spawn(struct slots *s, int i, const struct spawn_ctx *ctx, int hold)
 	p->title = ctx->title;
 	p->spawner = ctx->spawner;
 	if (pid > 0) {
-		outstream_init(&p->out[0], fds[0], 0);
-		outstream_init(&p->out[1], fds[1], 1);
+		outstream_init(&p->out[0], fds[0], fds[1] < 0 ? OUT_BOTH :
+		    OUT_STDOUT);
+		outstream_init(&p->out[1], fds[1], OUT_STDERR);
 		watch_output(s, idx);
 	} else {
 		/* The preload process names it later (slots_spawned). */
-		outstream_init(&p->out[0], -1, 0);
-		outstream_init(&p->out[1], -1, 1);
+		outstream_init(&p->out[0], -1, OUT_STDOUT);
+		outstream_init(&p->out[1], -1, OUT_STDERR);
 	}
 	if (hold)
 		/* It must finish work_init in time, or it is killed. */
@@ -384,8 +441,10 @@ slots_spawned(struct slots *s, int idx, pid_t pid, const int fds[2])
 		return;
 	}
 	p->pid = pid;
-	outstream_init(&p->out[0], fds[0], 0);
-	outstream_init(&p->out[1], fds[1], 1);
+	pid_put(s, pid, idx);
+	outstream_init(&p->out[0], fds[0], fds[1] < 0 ? OUT_BOTH :
+	    OUT_STDOUT);
+	outstream_init(&p->out[1], fds[1], OUT_STDERR);
 	watch_output(s, idx);
 	logmsg(PM_LOG_DEBUG, "slot %d: worker pid %ld started from the "
 	    "preload process", p->slot, (long)pid);
@@ -443,9 +502,14 @@ slots_release(struct slots *s, int i)
 int
 slots_find_pid(const struct slots *s, pid_t pid)
 {
-	for (int i = 0; pid > 0 && i < s->ncells; i++)
-		if (s->procs[i].state != PROC_FREE && s->procs[i].pid == pid)
-			return i;
+	unsigned h;
+
+	if (pid <= 0 || s->pidmap == NULL)
+		return -1;
+	for (h = pid_hash(pid); s->pidmap[h] != 0;
+	    h = (h + 1) & (PIDMAP_SIZE - 1))
+		if (s->procs[s->pidmap[h] - 1].pid == pid)
+			return s->pidmap[h] - 1;
 	return -1;
 }
 
@@ -713,6 +777,8 @@ slots_exited(struct slots *s, int idx, int wstatus, int64_t now,
 	    PM_LOG_INFO, "worker %d (pid %ld) exited: %s; %s", p->slot,
 	    (long)p->pid, ex->text, plan);
 	/* A free cell's descriptors are never looked at (its state says). */
+	if (p->pid > 0)
+		pid_del(s, p->pid);
 	memset(p, 0, sizeof(*p));
 	/* Slots beyond a lowered target disappear once their workers have. */
 	while (s->n > s->target && s->v[s->n - 1].state == SLOT_EMPTY &&

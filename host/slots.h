@@ -118,6 +118,7 @@ struct slots {
 	int		 ready_fd;	/* eventfd held workers ring */
 	struct proc	*procs;		/* SB_CELLS of them */
 	int		*free_cells;	/* stack of free proc indexes */
+	int		*pidmap;	/* open addressing: pid -> cell + 1 */
 	int		 nfree;
 	int		 ncells;	/* cells ever used: loops stop here */
 	int		 nlive;		/* procs with a pid */
@@ -127,6 +128,8 @@ struct slots {
 	int		 target;	/* workers wanted */
 	int		 respawn;	/* 0: stopping, or run once */
 	int		 paused;	/* no spawner ready: respawns wait */
+	int		 merged_streams;/* a worker's stdout and stderr share a
+					   pipe: too few descriptors for two */
 	int		 starting;	/* the master's start-up: every worker
 					   says when it is through work_init */
 	int		 stopping;	/* the master is stopping */

@@ -121,6 +121,7 @@ start_preload(struct spawner *sp)
 	pa.out_fd = so[1];
 	pa.err_fd = se[1];
 	pa.ready_fd = sp->ready_fd;
+	pa.load = sp->loads;
 	if ((pid = fork()) < 0) {
 		logmsg(PM_LOG_ERROR, "preload: fork: %s", strerror(errno));
 		close_pipes(so, se);
@@ -142,7 +143,8 @@ start_preload(struct spawner *sp)
 	sp->started_real = real_ns();
 	sp->state = SPAWNER_STARTING;
 	watch_all(sp, EPOLL_CTL_ADD);
-	logmsg(PM_LOG_DEBUG, "preload process pid %ld started", (long)pid);
+	logmsg(PM_LOG_DEBUG, "%s pid %ld started", spawner_what(sp),
+	    (long)pid);
 	return 0;
 later:
 	sp->state = SPAWNER_DOWN;
@@ -151,19 +153,26 @@ later:
 	return -1;
 }
 
+const char *
+spawner_what(const struct spawner *sp)
+{
+	return sp->loads ? "preload process" : "spawner process";
+}
+
 int
 spawner_init_preload(struct spawner *sp, int epfd,
     const struct task_config *cfg, const struct creds *creds,
-    struct scoreboard *sb, int ready_fd)
+    struct scoreboard *sb, int ready_fd, int loads)
 {
 	spawner_init_fork(sp);
+	sp->loads = loads;
 	sp->epfd = epfd;
 	sp->cfg = cfg;
 	sp->creds = creds;
 	sp->sb = sb;
 	sp->ready_fd = ready_fd;
 	title_compose(sp->title, sizeof(sp->title), cfg->title_prefix,
-	    TITLE_PRELOAD, cfg->base_title);
+	    loads ? TITLE_PRELOAD : TITLE_SPAWNER, cfg->base_title);
 	return start_preload(sp);
 }
 
@@ -191,6 +200,7 @@ spawner_spawn(struct spawner *sp, const struct worker_args *a, pid_t *pid,
 		rq.cell = (uint32_t)(a->cell - a->sb->cells);
 		rq.slot = a->slot;
 		rq.hold = a->ready_fd >= 0;
+		rq.merged = a->merged;
 		if (send(sp->sock, &rq, sizeof(rq), MSG_NOSIGNAL |
 		    MSG_DONTWAIT) != (ssize_t)sizeof(rq))
 			return -1;
@@ -198,12 +208,12 @@ spawner_spawn(struct spawner *sp, const struct worker_args *a, pid_t *pid,
 	}
 	if (stream(so) < 0)
 		return -1;
-	if (stream(se) < 0) {
+	if (!a->merged && stream(se) < 0) {
 		close_pipes(so, se);
 		return -1;
 	}
 	wa.out_fd = so[1];
-	wa.err_fd = se[1];
+	wa.err_fd = a->merged ? so[1] : se[1];
 	wa.plugin = NULL;
 	wa.preload_sock = -1;
 	if ((p = fork()) < 0) {
@@ -215,7 +225,8 @@ spawner_spawn(struct spawner *sp, const struct worker_args *a, pid_t *pid,
 	/* Both sides set the group, so neither can act before it exists. */
 	setpgid(p, p);
 	close(so[1]);
-	close(se[1]);
+	if (se[1] >= 0)
+		close(se[1]);
 	*pid = p;
 	out[0] = so[0];
 	out[1] = se[0];
@@ -249,8 +260,10 @@ spawner_reply(struct spawner *sp, struct preload_rep *rep, int fds[2])
 	for (cm = CMSG_FIRSTHDR(&msg); cm != NULL; cm = CMSG_NXTHDR(&msg, cm))
 		if (cm->cmsg_level == SOL_SOCKET &&
 		    cm->cmsg_type == SCM_RIGHTS &&
-		    cm->cmsg_len == CMSG_LEN(2 * sizeof(int)))
-			memcpy(fds, CMSG_DATA(cm), 2 * sizeof(int));
+		    (cm->cmsg_len == CMSG_LEN(2 * sizeof(int)) ||
+		    cm->cmsg_len == CMSG_LEN(sizeof(int))))
+			memcpy(fds, CMSG_DATA(cm), cm->cmsg_len -
+			    CMSG_LEN(0));
 	if ((size_t)n != sizeof(*rep)) {
 		close_pipes(fds, (int[2]){ -1, -1 });
 		fds[0] = fds[1] = -1;
@@ -262,8 +275,8 @@ spawner_reply(struct spawner *sp, struct preload_rep *rep, int fds[2])
 			fcntl(fds[k], F_SETFL, O_NONBLOCK);
 	if (rep->kind == PRELOAD_READY && sp->state == SPAWNER_STARTING) {
 		sp->state = SPAWNER_READY;
-		logmsg(PM_LOG_INFO, "preload process pid %ld is ready",
-		    (long)sp->pid);
+		logmsg(sp->loads ? PM_LOG_INFO : PM_LOG_DEBUG, "%s pid %ld is "
+		    "ready", spawner_what(sp), (long)sp->pid);
 	}
 	return 1;
 }
@@ -305,8 +318,8 @@ spawner_exited(struct spawner *sp, int wstatus, int64_t now, char *text,
 	cls = policy_classify(&f, text, size);
 	copy_str(sp->last_exit, text, sizeof(sp->last_exit));
 	if (was == SPAWNER_STOPPED) {
-		logmsg(PM_LOG_DEBUG, "preload process (pid %ld) exited: %s",
-		    (long)sp->pid, text);
+		logmsg(PM_LOG_DEBUG, "%s (pid %ld) exited: %s",
+		    spawner_what(sp), (long)sp->pid, text);
 		sp->pid = 0;
 		return;
 	}
@@ -315,8 +328,8 @@ spawner_exited(struct spawner *sp, int wstatus, int64_t now, char *text,
 	    was == SPAWNER_READY && f.lived_ns >= HEALTHY_RUN_NS);
 	sp->respawn_at = now + delay;
 	sp->state = SPAWNER_DOWN;
-	logmsg(PM_LOG_WARNING, "preload process (pid %ld) exited: %s; "
-	    "starting it again in %.1f s (workers keep running)",
+	logmsg(PM_LOG_WARNING, "%s (pid %ld) exited: %s; starting it "
+	    "again in %.1f s (workers keep running)", spawner_what(sp),
 	    (long)sp->pid, text, (double)delay / NS_PER_SEC);
 	(void)cls;
 	sp->pid = 0;

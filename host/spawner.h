@@ -1,8 +1,11 @@
 /*
- * spawner.h - how a worker process comes to exist for a slot: a plain
- * fork() of the master, or (config "preload") a request to the task's
- * preload process, which clones the worker from its loaded image and
- * answers with the pid later.  spawner.c owns struct spawner: for a
+ * spawner.h - how a worker process comes to exist for a slot: a request
+ * to the task's spawner process, a small child of the master that clones
+ * workers from its own image (so that a worker's start never copies or
+ * closes the master's descriptors, two per worker) and answers with the
+ * pid later.  With config "preload" it is the preload process, which has
+ * loaded the plugin first.  A plain fork() of the master remains for
+ * when no spawner process is running.  spawner.c owns struct spawner: for a
  * preload it starts, watches and restarts the preload process (with the
  * slots' backoff), and reads its output and replies.  The master routes
  * the preload's exit and messages here, and hands the replies to slots.
@@ -33,7 +36,8 @@ struct spawner {
 	pid_t			 master;
 	int			 epfd;
 	int			 index;		/* its tag in the master's epoll */
-	/* A preload process's. */
+	/* A spawner process's (a preload process, when loads). */
+	int			 loads;		/* it loads the plugin first */
 	const struct task_config *cfg;
 	const struct creds	*creds;
 	struct scoreboard	*sb;
@@ -60,7 +64,10 @@ void	spawner_init_fork(struct spawner *sp);
  */
 int	spawner_init_preload(struct spawner *sp, int epfd,
 	    const struct task_config *cfg, const struct creds *creds,
-	    struct scoreboard *sb, int ready_fd);
+	    struct scoreboard *sb, int ready_fd, int loads);
+
+/* "preload process" or "spawner process", for messages. */
+const char *spawner_what(const struct spawner *sp);
 
 /* Can it start a worker now? */
 int	spawner_ready(const struct spawner *sp);

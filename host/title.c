@@ -29,9 +29,12 @@ int
 title_compose(char *buf, size_t size, const char *prefix,
     enum title_role role, const char *base)
 {
-	return snprintf(buf, size, "%s:%s:%s", prefix,
-	    role == TITLE_MASTER ? "Master" : role == TITLE_PRELOAD ?
-	    "Preload" : "Worker", base);
+	static const char *const roles[] = {
+		[TITLE_MASTER] = "Master", [TITLE_WORKER] = "Worker",
+		[TITLE_PRELOAD] = "Preload", [TITLE_SPAWNER] = "Spawner",
+	};
+
+	return snprintf(buf, size, "%s:%s:%s", prefix, roles[role], base);
 }
 
 void

@@ -10,7 +10,7 @@
 
 #define PROC_TITLE_MAX	160
 
-enum title_role { TITLE_MASTER, TITLE_WORKER, TITLE_PRELOAD };
+enum title_role { TITLE_MASTER, TITLE_WORKER, TITLE_PRELOAD, TITLE_SPAWNER };
 
 /* Writes "<prefix>:<Role>:<base>" into buf; its length, like snprintf. */
 int	title_compose(char *buf, size_t size, const char *prefix,

@@ -200,7 +200,7 @@ setup_fds(const struct worker_args *a, const char *title)
 			close(fd);
 		}
 	}
-	log_to_pipe(2);
+	log_to_pipe(2, 0);
 	/* A plugin's printf lines reach the log as they are written. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 }

@@ -35,6 +35,7 @@ struct worker_args {
 	int			 ready_fd;	/* eventfd to ring once held; -1 */
 	int			 out_fd;	/* its stdout: to the master */
 	int			 err_fd;	/* its stderr and log records */
+	int			 merged;	/* one pipe for both (out_fd) */
 	/* Cloned from a preload process: the plugin is loaded and the
 	 * process has taken on the task's privileges already. */
 	const struct plugin	*plugin;	/* NULL: load it */

@@ -126,12 +126,12 @@ class TestConfigErrors(CliTest):
         line = self.usage_error("run", cfg)
 
         self.assertEqual(line, 'pmhost: %s: maxWorkerNum: must be an integer '
-                         'from 1 to 4096, got "four"' % cfg)
+                         'from 1 to 16384, got "four"' % cfg)
         self.assertFalse(os.path.exists(self.rundir), "run dir created")
 
     def test_out_of_range_values_report_the_range(self):
-        for key, value, allowed in (("maxWorkerNum", 0, "from 1 to 4096"),
-                                    ("maxWorkerNum", 4097, "from 1 to 4096"),
+        for key, value, allowed in (("maxWorkerNum", 0, "from 1 to 16384"),
+                                    ("maxWorkerNum", 16385, "from 1 to 16384"),
                                     ("stopTimeout", -1, "from 0 to 86400")):
             with self.subTest(key=key, value=value):
                 keys = self.good_keys()
@@ -178,7 +178,7 @@ class TestConfigErrors(CliTest):
         for line in lines:
             self.assertTrue(line.startswith("pmhost: %s: " % cfg), line)
         text = r.stderr
-        self.assertIn("maxWorkerNum: must be an integer from 1 to 4096", text)
+        self.assertIn("maxWorkerNum: must be an integer from 1 to 16384", text)
         self.assertIn('exeuteTimes: unknown key (did you mean '
                       '"executeTimes"?)', text)
         self.assertIn("stopTimeout: must be an integer from 0 to 86400", text)

@@ -609,7 +609,7 @@ class ControlTest(harness.PmTest):
         p = self.run_fg(cfg, workers=2)
         self.wait_master(p)
         before = self.slot_pids()
-        for n in ("0", "4097", "-1", "two", "1.5"):
+        for n in ("0", "16385", "-1", "two", "1.5"):
             r = self.pm("scale", "--title", self.title, n)
             self.assertEqual(r.returncode, 2, (n, r.stderr))
             self.assertTrue(r.stderr.startswith("pmhost:"), r.stderr)

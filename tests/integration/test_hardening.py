@@ -230,7 +230,7 @@ class CommandLineTest(HardeningTest):
     def test_unknown_options_and_commands_are_usage_errors(self):
         cfg = self.record_config()
         for args in (["--bogus"], ["run", cfg, "--bogus"],
-                     ["run", cfg, "-x"], ["status", "--all"],
+                     ["run", cfg, "-x"], ["stop", "--json", cfg],
                      ["check", cfg, "-d"], ["frobnicate"],
                      ["run", cfg, "--daemon=yes"]):
             self.refused(*args, must_say=r"unknown|takes no value")

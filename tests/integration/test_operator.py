@@ -587,12 +587,14 @@ class TestHealth(OperatorTest):
         lines = r.stdout.splitlines()
         head = [ln for ln in lines if " work " in ln][0]
         row = [ln for ln in lines if ln.startswith("Worker")][0]
-        self.assertRegex(head, r" calls +recycled +failed +last exit$")
+        self.assertRegex(head, r" calls +calls/s +p50 +p99 +errors +"
+                         r"recycled +failed +last exit$")
         # Columns are aligned on the header's words.
         at = [head.index(" %s " % c) + 1 for c in
-              ("calls", "recycled", "failed", "last")]
-        calls, recycled, failed = (int(row[a:b]) for a, b in
-                                   zip(at, at[1:]))
+              ("calls", "calls/s", "recycled", "failed", "last")]
+        calls, _, recycled, failed = (row[a:b] for a, b in
+                                      zip(at, at[1:]))
+        calls, recycled, failed = int(calls), int(recycled), int(failed)
         self.assertGreaterEqual(recycled, 7)
         self.assertGreaterEqual(calls, 2 * recycled)
         self.assertEqual(failed, 0)

@@ -59,7 +59,7 @@ class PinTest(harness.PmTest):
         return len(self.events("init"))
 
     def test_status_shows_the_pinned_copy_and_its_hash(self):
-        p = self.run_fg(self.task(), workers=2)
+        p = self.run_fg(self.task())
         self.wait_master(p)
         m = self.master_json()
         self.assertEqual(m["plugin"], self.so)
@@ -78,7 +78,7 @@ class PinTest(harness.PmTest):
         self.assertEqual(self.copies(), [])
 
     def test_a_plugin_renamed_over_reaches_workers_only_through_restart(self):
-        p = self.run_fg(self.task(), workers=2)
+        p = self.run_fg(self.task())
         self.wait_master(p)
         old = sha256(self.so)
         # hello.so writes no events: recorder's events keep coming only
@@ -103,7 +103,7 @@ class PinTest(harness.PmTest):
         self.stop_fg(p)
 
     def test_truncating_or_deleting_the_plugin_kills_nothing(self):
-        p = self.run_fg(self.task(), workers=2)
+        p = self.run_fg(self.task())
         self.wait_master(p)
         with open(self.so, "w"):
             pass                    # truncated in place, as cp or ld do
@@ -117,7 +117,7 @@ class PinTest(harness.PmTest):
         self.stop_fg(p)
 
     def test_restart_with_a_broken_file_keeps_the_running_code(self):
-        p = self.run_fg(self.task(), workers=2)
+        p = self.run_fg(self.task())
         self.wait_master(p)
         old = sha256(self.so)
         self.write("task.so.new", b"\x7fELF but not really")
@@ -213,7 +213,7 @@ class JitterTest(harness.PmTest):
     def test_execute_times_jitter_spreads_worker_lives(self):
         cfg = self.record_config(maxWorkerNum=4, executeTimes=3,
                                  executeTimesJitter=12, executeUSleep=1000)
-        p = self.run_fg(cfg, workers=4)
+        p = self.run_fg(cfg)
         finis = self.wait_events("fini", 24, proc=p, timeout=20)
         lives = [e["calls"] for e in finis]
         # Each life drew its own limit from [3, 15].

@@ -481,14 +481,14 @@ END_TEST
 
 START_TEST(scale_bad_n)
 {
-	ERR_IS("scale needs N, an integer from 1 to 4096, got '0'", "scale",
+	ERR_IS("scale needs N, an integer from 1 to 16384, got '0'", "scale",
 	    "t.json", "0");
-	ERR_IS("scale needs N, an integer from 1 to 4096, got '4097'",
-	    "scale", "--title", "web", "4097");
-	ERR_IS("scale needs N, an integer from 1 to 4096, got 'x'", "scale",
+	ERR_IS("scale needs N, an integer from 1 to 16384, got '16385'",
+	    "scale", "--title", "web", "16385");
+	ERR_IS("scale needs N, an integer from 1 to 16384, got 'x'", "scale",
 	    "t.json", "x");
 	/* A negative N is a bad N, not an unknown option. */
-	ERR_IS("scale needs N, an integer from 1 to 4096, got '-2'", "scale",
+	ERR_IS("scale needs N, an integer from 1 to 16384, got '-2'", "scale",
 	    "--title", "web", "-2");
 	ERR_HAS("got '3w'", "scale", "t.json", "3w");
 }

@@ -125,7 +125,7 @@ static const struct int_case {
 	{ "checkWorkerInterval", 31536000 },
 	{ "checkWorkerInterval", 0 },
 	{ "maxWorkerNum", 1 },
-	{ "maxWorkerNum", 4096 },
+	{ "maxWorkerNum", 16384 },
 	{ "executeTimes", 0 },
 	{ "executeTimes", 9223372036854775807LL },
 	{ "executeUSleep", 0 },
@@ -429,15 +429,15 @@ static const struct bad_case {
 } bad_cases[] = {
 	/* integers: wrong types */
 	{ "{\"plugin\": \"x\", \"maxWorkerNum\": \"four\"}",
-	    P ": maxWorkerNum: must be an integer from 1 to 4096, got \"four\"" },
+	    P ": maxWorkerNum: must be an integer from 1 to 16384, got \"four\"" },
 	{ "{\"plugin\": \"x\", \"maxWorkerNum\": 4.0}",
-	    P ": maxWorkerNum: must be an integer from 1 to 4096, got 4.0" },
+	    P ": maxWorkerNum: must be an integer from 1 to 16384, got 4.0" },
 	{ "{\"plugin\": \"x\", \"maxWorkerNum\": true}",
-	    P ": maxWorkerNum: must be an integer from 1 to 4096, got true" },
+	    P ": maxWorkerNum: must be an integer from 1 to 16384, got true" },
 	{ "{\"plugin\": \"x\", \"maxWorkerNum\": null}",
-	    P ": maxWorkerNum: must be an integer from 1 to 4096, got null" },
+	    P ": maxWorkerNum: must be an integer from 1 to 16384, got null" },
 	{ "{\"plugin\": \"x\", \"maxWorkerNum\": [4]}",
-	    P ": maxWorkerNum: must be an integer from 1 to 4096, got [4]" },
+	    P ": maxWorkerNum: must be an integer from 1 to 16384, got [4]" },
 	{ "{\"plugin\": \"x\", \"executeTimes\": 1.5}",
 	    P ": executeTimes: must be an integer >= 0, got 1.5" },
 	{ "{\"plugin\": \"x\", \"stopTimeout\": \"5\"}",
@@ -447,9 +447,9 @@ static const struct bad_case {
 	    "got 1000.0" },
 	/* integers: out of range */
 	{ "{\"plugin\": \"x\", \"maxWorkerNum\": 0}",
-	    P ": maxWorkerNum: must be an integer from 1 to 4096, got 0" },
-	{ "{\"plugin\": \"x\", \"maxWorkerNum\": 4097}",
-	    P ": maxWorkerNum: must be an integer from 1 to 4096, got 4097" },
+	    P ": maxWorkerNum: must be an integer from 1 to 16384, got 0" },
+	{ "{\"plugin\": \"x\", \"maxWorkerNum\": 16385}",
+	    P ": maxWorkerNum: must be an integer from 1 to 16384, got 16385" },
 	{ "{\"plugin\": \"x\", \"checkWorkerInterval\": -31536001}",
 	    P ": checkWorkerInterval: must be an integer from -31536000 to "
 	    "31536000, got -31536001" },
@@ -605,7 +605,7 @@ static const struct bad_case {
 	{ "{\"plugin\": \"x\", \"baseTitle\": \"t\", \"tasks\": [{}, {}]}",
 	    P ": tasks[1].baseTitle: \"t\" is already used by tasks[0]" },
 	{ "{\"plugin\": \"x\", \"tasks\": [{\"maxWorkerNum\": 0}]}",
-	    P ": tasks[0].maxWorkerNum: must be an integer from 1 to 4096, "
+	    P ": tasks[0].maxWorkerNum: must be an integer from 1 to 16384, "
 	    "got 0" },
 	{ "{\"plugin\": \"x\", \"tasks\": [{\"plugin\": \"\"}]}",
 	    P ": tasks[0].plugin: must be a non-empty string, got \"\"" },
@@ -650,7 +650,7 @@ END_TEST
 START_TEST(test_all_errors_reported)
 {
 	static const char *const want[] = {
-		P ": maxWorkerNum: must be an integer from 1 to 4096, got 0",
+		P ": maxWorkerNum: must be an integer from 1 to 16384, got 0",
 		P ": schedule: must be \"delay\" or \"rate\", got \"x\"",
 		P ": foo: unknown key",
 		P ": baseTitle: must match [A-Za-z0-9_.-]{1,64}, got \"a/b\"",
