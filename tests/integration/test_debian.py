@@ -412,7 +412,7 @@ class InstalledPackagesTest(DebianTest):
         self.assertEqual(self.wait_exit(p), 0, self.output(p))
 
     def test_each_plugin_package_checks_its_example_configs(self):
-        for pkg, configs in PLUGIN_EXAMPLES.items():
+        for configs in PLUGIN_EXAMPLES.values():
             for rel in configs:
                 cfg = os.path.join(EXAMPLES, rel)
                 with open(cfg) as f:
