@@ -96,15 +96,32 @@ def alive(pid):
     return st is not None and st[0] != "Z"
 
 
+def is_spawner(pid):
+    """Is pid a master's spawner process (titled ':Spawner:' and leading
+    its own group; a worker it has just cloned shows its title but is in
+    its group until it takes its own)?"""
+    st = proc_stat(pid)
+    return (st is not None and st.pgid == pid and
+            ":Spawner:" in (proc_cmdline(pid) or ""))
+
+
 def children(pid):
-    """Live (not zombie) children of pid: a master's workers from the
-    moment they are forked, before they take their own title."""
+    """Live (not zombie) children of pid but its spawner process: a
+    master's workers from the moment they are cloned, before they take
+    their own title."""
     out = []
     for p in all_pids():
         st = proc_stat(p)
-        if st is not None and st.ppid == pid and st.state != "Z":
+        if st is not None and st.ppid == pid and st.state != "Z" and \
+                not is_spawner(p):
             out.append(p)
     return sorted(out)
+
+
+def children_all(pid):
+    """Every live child of pid, its spawner process included."""
+    return sorted(p for p in all_pids()
+                  if (proc_stat(p) or (0, 0))[1] == pid and alive(p))
 
 
 def all_pids():
@@ -140,7 +157,7 @@ class PmTest(unittest.TestCase):
         environment strings; forks of workers keep the worker's title.
         No other test's title is TITLE followed by a non-digit."""
         tag = ("PMHOST_TEST_ID=%s\0" % self.test_id).encode()
-        mine = re.compile(r":(Master|Worker):%s(?![0-9])" %
+        mine = re.compile(r":(Master|Worker|Preload|Spawner):%s(?![0-9])" %
                           re.escape(self.title))
         out = []
         for p in all_pids():

@@ -152,7 +152,7 @@ class TestConfigErrors(CliTest):
         line = self.usage_error("check", cfg)
 
         self.assertIn("tasks[1].maxWorkerNum: must be an integer from 1 to "
-                      '4096, got "four"', line)
+                      '16384, got "four"', line)
 
     def test_misspelt_key_suggests_the_closest_known_key(self):
         keys = self.good_keys()

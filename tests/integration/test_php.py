@@ -171,8 +171,9 @@ class TestProcessManageScripts(PhpTest):
             self.assertLessEqual(inits[pid][0]["t"], calls[0]["t"])
             self.assertLessEqual(len(calls), 3)
             for a, b in zip(calls, calls[1:]):
-                # Log times have ms resolution.
-                self.assertGreaterEqual(b["t"] - a["t"], 0.199,
+                # Log times have ms resolution, and are taken when the
+                # master reads the line: a few ms of slack under load.
+                self.assertGreaterEqual(b["t"] - a["t"], 0.19,
                                         "calls of %d closer than "
                                         "executeUSleep" % pid)
             for x in calls + inits[pid]:

@@ -429,7 +429,9 @@ class Pid1Test(ReliabilityTest):
         # namespace holds the master and its workers, and no zombie.
         orphans = self.wait_events("orphan", 2, proc=p)
         self.assertEqual(len({e["extra"] for e in orphans}), 2, orphans)
-        expected = sorted([master] + workers)
+        spawner = [q for q in harness.children_all(master)
+                   if harness.is_spawner(q)]
+        expected = sorted([master] + workers + spawner)
         self.wait_for(lambda: sorted(q for q in harness.all_pids()
                                      if pid_ns(q) == ns) == expected,
                       "only the master and its workers in the namespace",
