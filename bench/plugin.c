@@ -10,10 +10,13 @@
  *   FIRST  the first work() call of this worker started (VALUE 0)
  *   RATE   a work() call started, mode "rate" (VALUE: call number)
  *   FINI   work_fini() ran after the last call (VALUE: calls completed)
+ *   FLOOD  a flooding worker saw its stop file (VALUE: lines it wrote)
  *
  * params (compact JSON from the config, or the floor program's own):
- *   {"out": "/abs/path/records", "mode": "sleep" | "block" | "rate",
- *    "block_ms": N}
+ *   {"out": "/abs/path/records",
+ *    "mode": "sleep" | "block" | "rate" | "chat" | "flood",
+ *    "block_ms": N, "spin": N, "say": "none" | "stdout" | "log" | "file",
+ *    "file": "/abs/path", "stop": "/abs/path"}
  *   sleep  first call records FIRST; every call returns at once (the
  *          worker then sleeps executeUSleep between calls)
  *   block  first call records FIRST and returns; each later call sleeps
@@ -23,6 +26,16 @@
  *   rate   every call notes its start time in memory; the RATE records
  *          are written in bulk at fini (or when 4096 are pending), so no
  *          file write runs between two timed calls
+ *   chat   every call does the same fixed work (spin rounds of a
+ *          multiply-add chain), then says one line of about 70 bytes:
+ *          to stdout (line-buffered: one write per line), through
+ *          pm_log at info, with write() to its own "file", or not at
+ *          all ("none"): the cost of captured output, against the same
+ *          call silent
+ *   flood  every call writes 50 lines to stdout in one write() (under
+ *          PIPE_BUF: never split), without pause, until the file "stop"
+ *          exists; it then records FLOOD with the lines written and
+ *          sleeps 10 ms per call
  *
  * Built a second time with -DBENCH_COUNT for the "count" mode: work() is
  * an empty call (return PM_CONTINUE: no syscall, no clock read, no
@@ -41,7 +54,8 @@
 
 PMHOST_PLUGIN;
 
-enum mode { MODE_SLEEP, MODE_BLOCK, MODE_RATE };
+enum mode { MODE_SLEEP, MODE_BLOCK, MODE_RATE, MODE_CHAT, MODE_FLOOD };
+enum say { SAY_NONE, SAY_STDOUT, SAY_LOG, SAY_FILE };
 
 /* One worker process loads the plugin once: file-level state is its own. */
 static int	 out_fd = -1;
@@ -49,6 +63,10 @@ static int	 slot;
 static long	 pid;
 static enum mode mode;
 static long	 block_ms = 1000;
+static enum say	 say;
+static long	 spin_rounds;
+static int	 say_fd = -1;		/* say "file" */
+static char	 stop_path[4096];	/* mode "flood" */
 
 static long long
 now_ns(void)
@@ -100,7 +118,7 @@ work_init(pm_worker *w, void **state)
 {
 	long long t = now_ns();
 	const char *params = pm_worker_params(w), *p;
-	char path[4096], m[32];
+	char path[4096], m[32], how[32];
 
 	*state = NULL;
 	slot = pm_worker_slot(w);
@@ -115,9 +133,30 @@ work_init(pm_worker *w, void **state)
 			mode = MODE_BLOCK;
 		else if (strcmp(m, "rate") == 0)
 			mode = MODE_RATE;
+		else if (strcmp(m, "chat") == 0)
+			mode = MODE_CHAT;
+		else if (strcmp(m, "flood") == 0)
+			mode = MODE_FLOOD;
 	}
 	if ((p = strstr(params, "\"block_ms\":")) != NULL)
 		block_ms = strtol(p + strlen("\"block_ms\":"), NULL, 10);
+	if ((p = strstr(params, "\"spin\":")) != NULL)
+		spin_rounds = strtol(p + strlen("\"spin\":"), NULL, 10);
+	if (param_str(params, "say", how, sizeof(how)) == 0) {
+		if (strcmp(how, "stdout") == 0)
+			say = SAY_STDOUT;
+		else if (strcmp(how, "log") == 0)
+			say = SAY_LOG;
+		else if (strcmp(how, "file") == 0)
+			say = SAY_FILE;
+	}
+	if (say == SAY_FILE && (param_str(params, "file", path,
+	    sizeof(path)) < 0 || (say_fd = open(path, O_WRONLY | O_APPEND |
+	    O_CREAT | O_CLOEXEC, 0644)) < 0))
+		return 1;
+	if (mode == MODE_FLOOD && param_str(params, "stop", stop_path,
+	    sizeof(stop_path)) < 0)
+		return 1;
 	record("INIT", t, 0);
 	return 0;
 }
@@ -164,6 +203,79 @@ rate_flush(void)
 	rate_n = 0;
 }
 
+/* The same CPU work on every call: a chain the compiler cannot fold. */
+static void
+spin(long rounds)
+{
+	static volatile unsigned long long sink;
+	unsigned long long x = sink;
+
+	for (long i = 0; i < rounds; i++)
+		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+	sink = x;
+}
+
+/* One line of about 70 bytes, said the way the params asked. */
+static void
+chat(pm_worker *w)
+{
+	char line[128];
+	int n;
+
+	switch (say) {
+	case SAY_NONE:
+		break;
+	case SAY_STDOUT:
+		printf("benchchat slot %d call %llu: the quick brown fox "
+		    "jumps\n", slot, ncalls);
+		break;
+	case SAY_LOG:
+		pm_log(w, PM_LOG_INFO, "benchchat slot %d call %llu: the "
+		    "quick brown fox jumps", slot, ncalls);
+		break;
+	case SAY_FILE:
+		n = snprintf(line, sizeof(line), "benchchat slot %d call "
+		    "%llu: the quick brown fox jumps\n", slot, ncalls);
+		if (write(say_fd, line, (size_t)n) != n) {
+			/* The harness counts the lines. */
+		}
+		break;
+	}
+}
+
+#define FLOOD_LINES	50
+
+static unsigned long long flood_lines;
+static int	 flood_over;
+
+/* 50 lines in one write() until the stop file exists, then a nap. */
+static void
+flood(pm_worker *w)
+{
+	static char block[FLOOD_LINES * 80];
+	static size_t len;
+	struct timespec nap = { 0, 10 * 1000000L };
+
+	if (flood_over) {
+		while (nanosleep(&nap, &nap) < 0 && errno == EINTR)
+			;
+		return;
+	}
+	if (len == 0)
+		for (int i = 0; i < FLOOD_LINES; i++)
+			len += (size_t)snprintf(block + len, sizeof(block) -
+			    len, "benchflood slot %d line %02d: the quick "
+			    "brown fox jumps over the lazy dog\n", slot, i);
+	if (write(1, block, len) == (ssize_t)len)
+		flood_lines += FLOOD_LINES;
+	/* A look at the stop file every 64 blocks: cheap next to them. */
+	if ((ncalls & 63) == 0 && (access(stop_path, F_OK) == 0 ||
+	    pm_worker_stopping(w))) {
+		flood_over = 1;
+		record("FLOOD", now_ns(), flood_lines);
+	}
+}
+
 /* Sleeps ms inside work(), in short steps so that a stop is honoured. */
 static void
 block(pm_worker *w, long ms)
@@ -190,6 +302,19 @@ work(pm_worker *w, void *state)
 		rate_ts[rate_n++] = t;
 		return PM_CONTINUE;
 	}
+	if (mode == MODE_CHAT) {
+		if (ncalls == 1)
+			record("FIRST", t, 0);
+		spin(spin_rounds);
+		chat(w);
+		return PM_CONTINUE;
+	}
+	if (mode == MODE_FLOOD) {
+		if (ncalls == 1)
+			record("FIRST", t, 0);
+		flood(w);
+		return PM_CONTINUE;
+	}
 	if (ncalls == 1) {
 		record("FIRST", t, 0);
 		return PM_CONTINUE;
@@ -213,4 +338,7 @@ work_fini(pm_worker *w, void *state)
 	record("FINI", t, (unsigned long long)pm_worker_calls(w));
 	close(out_fd);
 	out_fd = -1;
+	if (say_fd >= 0)
+		close(say_fd);
+	say_fd = -1;
 }
