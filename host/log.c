@@ -454,6 +454,11 @@ log_line(const struct log_origin *o, int level, const char *text,
 {
 	if (level < logst.level)
 		return;
+	/* A full buffer drops the line before the work of formatting it. */
+	if (logst.outlen > LOG_BUFFER_MAX - (LOG_LINE_MAX + 512)) {
+		logst.dropped++;
+		return;
+	}
 	emit(o, level, text, len);
 }
 

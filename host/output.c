@@ -88,13 +88,13 @@ flush_part(struct outstream *os, const struct log_origin *o)
 	os->part = NULL;
 }
 
-void
-outstream_read(struct outstream *os, const struct log_origin *o)
+/* Reads up to rounds chunks of what waits in the pipe. */
+static void
+read_some(struct outstream *os, const struct log_origin *o, int rounds)
 {
 	char buf[65536];
 
-	/* Bounded per call: one chatty child cannot starve the loop. */
-	for (int rounds = 0; os->fd >= 0 && rounds < 16; rounds++) {
+	for (int r = 0; os->fd >= 0 && r < rounds; r++) {
 		ssize_t n = read(os->fd, buf, sizeof(buf));
 
 		if (n < 0 && errno == EINTR)
@@ -113,9 +113,17 @@ outstream_read(struct outstream *os, const struct log_origin *o)
 }
 
 void
+outstream_read(struct outstream *os, const struct log_origin *o)
+{
+	/* Two chunks a turn: a flooding child cannot starve the loop. */
+	read_some(os, o, 2);
+}
+
+void
 outstream_close(struct outstream *os, const struct log_origin *o)
 {
-	outstream_read(os, o);
+	/* A dead child's last words, all of them (a pipe holds 1 MiB). */
+	read_some(os, o, 1024);
 	flush_part(os, o);
 	if (os->fd >= 0)
 		close(os->fd);
