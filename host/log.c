@@ -208,12 +208,38 @@ keep(const char *p, size_t n)
 	return 0;
 }
 
+/* Lines of one turn of the master's loop, written together. */
+static int batching;
+
+#define BATCH_FLUSH	65536		/* a batch this large is written */
+
+void
+log_batch_begin(void)
+{
+	batching = 1;
+}
+
+void
+log_batch_end(void)
+{
+	batching = 0;
+	if (logst.outlen > 0)
+		log_flush();
+}
+
 /* Writes one whole line, or keeps it, or drops it. */
 static void
 put(const char *line, size_t n)
 {
 	ssize_t w = 0;
 
+	if (batching) {
+		if (keep(line, n) < 0)
+			logst.dropped++;
+		else if (logst.outlen >= BATCH_FLUSH)
+			log_flush();
+		return;
+	}
 	if (logst.outlen == 0) {
 		w = sink_write(line, n);
 		if (w == (ssize_t)n)
@@ -548,7 +574,7 @@ log_flush(void)
 	if (off > 0 && off < logst.outlen)
 		memmove(logst.out, logst.out + off, logst.outlen - off);
 	logst.outlen -= off;
-	if (logst.outlen == 0 && logst.dropped > 0) {
+	if (logst.outlen == 0 && logst.dropped > 0 && !batching) {
 		int n = snprintf(note, sizeof(note), "%llu log lines dropped: "
 		    "the log's reader was too slow", logst.dropped);
 

@@ -73,6 +73,13 @@ int	log_waiting_fd(void);
 /* Writes what waits, as far as the reader takes it. */
 void	log_flush(void);
 
+/*
+ * The master's loop: the lines of one turn are kept and written together
+ * at its end (or each 64 KiB), one write() for many lines.
+ */
+void	log_batch_begin(void);
+void	log_batch_end(void);
+
 /* At exit: waits for the reader at most timeout_ms to take what waits. */
 void	log_drain(int timeout_ms);
 

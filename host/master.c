@@ -913,8 +913,10 @@ master_run(const struct prepared *p, const struct overrides *ov, int pid_fd,
 			master_stop(&m, "internal error");
 			continue;
 		}
+		log_batch_begin();
 		for (int i = 0; i < n; i++)
 			dispatch(&m, evs[i].data.u64, evs[i].events);
+		log_batch_end();
 	}
 
 	if (m.startup_failed) {
