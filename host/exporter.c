@@ -29,7 +29,7 @@
 #define CONN_MAX	16	/* connections served together */
 #define CONN_TIME_MS	5000	/* a connection's whole life */
 #define GIVE_WAY_MS	1000	/* without a whole request by then, a
-				   connection gives way to a new one */
+				   connection gives way to a newcomer */
 #define LINGER_MS	1000	/* reading what follows our answer */
 #define SCRAPE_TIME_MS	2000	/* masters' time to answer */
 #define ACCEPT_PAUSE_MS	100	/* out of descriptors: try again then */
@@ -50,6 +50,8 @@ struct conn {
 	int64_t		 since;		/* accepted, mono ns */
 	int64_t		 deadline;
 	int		 head;		/* HEAD: the headers only */
+	int		 probation;	/* let in by closing another: gives
+					   way at once while it sends nothing */
 	size_t		 inlen;
 	char		 in[REQUEST_MAX];
 	struct buf	 out;
@@ -286,22 +288,30 @@ conn_step(struct exporter *ex, struct conn *c, int64_t now)
 		conn_write(ex, c, now);
 }
 
-/* The connection that has waited longest without a whole request, if it
- * has waited GIVE_WAY_MS; NULL if none. */
+/*
+ * The connection to close for a newcomer when all are taken: of those
+ * still without a whole request, the one that has waited longest if that
+ * is GIVE_WAY_MS, else one let in on those terms that sent nothing yet
+ * (so that a queue of idle connections passes through one place instead
+ * of holding each for GIVE_WAY_MS).  NULL: none gives way.
+ */
 static struct conn *
-oldest_idle(struct exporter *ex, int64_t now)
+give_way(struct exporter *ex, int64_t now)
 {
-	struct conn *best = NULL;
+	struct conn *old = NULL, *probation = NULL;
 
 	for (int i = 0; i < CONN_MAX; i++) {
 		struct conn *c = &ex->conns[i];
 
-		if (c->phase == CONN_READ &&
-		    c->since + GIVE_WAY_MS * NS_PER_MS <= now &&
-		    (best == NULL || c->since < best->since))
-			best = c;
+		if (c->phase != CONN_READ)
+			continue;
+		if (c->since + GIVE_WAY_MS * NS_PER_MS <= now &&
+		    (old == NULL || c->since < old->since))
+			old = c;
+		else if (c->probation && c->inlen == 0 && probation == NULL)
+			probation = c;
 	}
-	return best;
+	return old != NULL ? old : probation;
 }
 
 /* Takes the connections waiting to be accepted, as long as there is room. */
@@ -309,17 +319,17 @@ static void
 accept_all(struct exporter *ex, int64_t now)
 {
 	for (;;) {
-		struct conn *c = NULL;
+		struct conn *c = NULL, *gone = NULL;
 		int fd;
 
 		if (ex->nconns == CONN_MAX) {
 			struct pollfd p = { .fd = ex->lfd, .events = POLLIN };
-			struct conn *old = oldest_idle(ex, now);
 
 			/* Room is made only for a connection that is there. */
-			if (old == NULL || poll(&p, 1, 0) <= 0)
+			if ((gone = give_way(ex, now)) == NULL ||
+			    poll(&p, 1, 0) <= 0)
 				return;
-			conn_close(ex, old);
+			conn_close(ex, gone);
 		}
 		fd = accept4(ex->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
@@ -341,6 +351,7 @@ accept_all(struct exporter *ex, int64_t now)
 		c->deadline = now + CONN_TIME_MS * NS_PER_MS;
 		c->inlen = 0;
 		c->head = 0;
+		c->probation = gone != NULL;
 		ex->nconns++;
 		/* A request is usually all there by now. */
 		conn_read(ex, c, now);
@@ -595,7 +606,7 @@ exporter_step(struct exporter *ex)
 	if (ex->accept_at != 0 && ex->accept_at <= now)
 		ex->accept_at = 0;
 	accepting = ex->accept_at == 0 && (ex->nconns < CONN_MAX ||
-	    oldest_idle(ex, now) != NULL);
+	    give_way(ex, now) != NULL);
 	pfd[np++] = (struct pollfd){ .fd = ex->sigfd, .events = POLLIN };
 	pfd[np++] = (struct pollfd){ .fd = accepting ? ex->lfd : -1,
 	    .events = POLLIN };
@@ -663,10 +674,10 @@ cmd_exporter(const struct cli *cli)
 		free(ex);
 		return EXIT_USAGE;
 	}
-	if ((ex->lfd = listen_on(cli->listen, where, sizeof(where),
-	    &status)) < 0) {
+	if ((ex->lfd = listen_on(cli->listen, where, sizeof(where), &r)) <
+	    0) {
 		free(ex);
-		return status;
+		return r;
 	}
 	if ((ex->sigfd = signals_open()) < 0) {
 		errmsg("exporter: signalfd: %s", strerror(errno));
