@@ -39,6 +39,8 @@ PROMETHEUS = "/usr/bin/prometheus"
 PROMTOOL = "/usr/bin/promtool"
 TMUX = "/usr/bin/tmux"
 EXEC_SO = os.path.join(harness.BUILD, "plugins", "exec", "exec.so")
+DASHBOARD = os.path.join(harness.SOURCE, "contrib", "grafana",
+                         "pmhost-dashboard.json")
 
 # The exporter's documented bounds.
 CONN_MAX = 16
@@ -664,6 +666,20 @@ class ObservabilityTest(harness.PmTest):
         self.assertLessEqual(m, 0.010)
         up = query('pmhost_up{task="%s"}' % self.title)
         self.assertEqual(up[0]["value"][1], "1")
+        # Every query of the shipped Grafana dashboard is one Prometheus
+        # takes, and those of calls, call times and memory have data.
+        with open(DASHBOARD) as f:
+            panels = json.load(f)["panels"]
+        exprs = [t["expr"] for p in panels for t in p.get("targets", [])]
+        self.assertGreaterEqual(len(exprs), 10)
+        for e in exprs:
+            q = e.replace("$__rate_interval", "5s").replace(
+                "$instance", ".*").replace("$task", self.title)
+            got = query(q)
+            self.assertIsNotNone(got, q)
+            if re.search(r"calls_total|duration|memory", e) and \
+                    "failed" not in e:
+                self.assertTrue(got, "no data: " + q)
         self.stop_fg(run)
 
     # -- (e) top -----------------------------------------------------------
