@@ -73,7 +73,10 @@ rec_set(struct status_rec *r, enum rec_kind rec, const char *key,
 	for (int k = 0; k < SK_COUNT_; k++) {
 		char *end;
 
-		if (fields[k].rec != rec || strcmp(fields[k].key, key) != 0)
+		/* A key is once in a record kind; its first byte rules most
+		 * out (a reply of thousands of records comes through here). */
+		if (fields[k].rec != rec || fields[k].key[0] != key[0] ||
+		    strcmp(fields[k].key, key) != 0)
 			continue;
 		r->text[k] = val;
 		r->has[k] = 1;
@@ -83,6 +86,7 @@ rec_set(struct status_rec *r, enum rec_kind rec, const char *key,
 			if (*val == '\0' || *end != '\0')
 				r->has[k] = 0;
 		}
+		return;
 	}
 }
 
@@ -155,9 +159,12 @@ status_parse(const char *reply, struct status_master *m, char *err,
 			of[m->nexits] = m->nworkers - 1;
 			rec_parse(line, E, &e[m->nexits++]);
 		} else if (strncmp(line, "worker ", 7) == 0) {
-			struct status_rec *w = realloc(m->workers,
-			    (m->nworkers + 1) * sizeof(*w));
+			struct status_rec *w = m->workers;
 
+			/* Doubling: thousands of workers, few copies. */
+			if ((m->nworkers & (m->nworkers - 1)) == 0)
+				w = realloc(m->workers, (m->nworkers == 0 ? 1 :
+				    2 * m->nworkers) * sizeof(*w));
 			if (w == NULL) {
 				snprintf(err, errlen, "out of memory");
 				status_free(m);
