@@ -324,9 +324,9 @@ set_value(struct parser *p, const struct opt_spec *o, const char *value)
 		long port;
 
 		if (cli_listen_split(value, host, sizeof(host), &port) < 0)
-			return fail(p, "--listen must be ADDR:PORT, [ADDR]:PORT "
-			    "(IPv6) or PORT, the port 0 to 65535, got '%s'",
-			    shown);
+			return fail(p, "--listen must be ADDR:PORT, "
+			    "[ADDR]:PORT (IPv6) or PORT, the port 0 to 65535, "
+			    "got '%s'", shown);
 		p->cli.listen = value;
 		return 0;
 	}

@@ -127,7 +127,7 @@ headers_end(const char *in, size_t len)
 static enum route
 route_request(const char *in, size_t len, int *head)
 {
-	char line[REQUEST_MAX], *method, *target, *version, *save = NULL;
+	char line[REQUEST_MAX + 1], *method, *target, *version, *save = NULL;
 	size_t n = 0;
 	int known;
 
@@ -549,7 +549,8 @@ set_run_dir(struct exporter *ex, const char *dir)
 
 	if (dir != NULL) {
 		if (dir[0] != '/' && getcwd(cwd, sizeof(cwd)) == NULL) {
-			errmsg("exporter: --rundir %s: %s", dir, strerror(errno));
+			errmsg("exporter: --rundir %s: %s", dir,
+			    strerror(errno));
 			return -1;
 		}
 		if ((size_t)snprintf(abs, sizeof(abs), "%s%s%s", dir[0] == '/' ?

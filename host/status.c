@@ -73,10 +73,7 @@ rec_set(struct status_rec *r, enum rec_kind rec, const char *key,
 	for (int k = 0; k < SK_COUNT_; k++) {
 		char *end;
 
-		/* A key is once in a record kind; its first byte rules most
-		 * out (a reply of thousands of records comes through here). */
-		if (fields[k].rec != rec || fields[k].key[0] != key[0] ||
-		    strcmp(fields[k].key, key) != 0)
+		if (fields[k].rec != rec || strcmp(fields[k].key, key) != 0)
 			continue;
 		r->text[k] = val;
 		r->has[k] = 1;
@@ -86,7 +83,6 @@ rec_set(struct status_rec *r, enum rec_kind rec, const char *key,
 			if (*val == '\0' || *end != '\0')
 				r->has[k] = 0;
 		}
-		return;
 	}
 }
 

@@ -436,6 +436,20 @@ topview_frame(const struct top_sample *prev, const struct top_sample *cur,
 	put_line(out, line, o->width);
 	used++;
 	for (size_t i = 0; i < cur->n; i++) {
+		/* Room for the selected task's slots: other tasks give way. */
+		if (o->height > 0 && used >= o->height / 2 && i != sel &&
+		    i + 1 < cur->n) {
+			snprintf(line, sizeof(line), "  ... %zu more tasks (t "
+			    "shows the next)", cur->n - i - (i < sel));
+			put_line(out, line, o->width);
+			used++;
+			if (sel < i)
+				break;
+			task_line(prev, cur, &cur->ms[sel], cur->n > 1,
+			    o->width, out);
+			used++;
+			break;
+		}
 		task_line(prev, cur, &cur->ms[i], !o->every_task && i == sel &&
 		    cur->n > 1, o->width, out);
 		used++;
