@@ -18,7 +18,7 @@ enum out_format { OUT_TABLE, OUT_JSON, OUT_PROMETHEUS };
 #define CLI_TIMEOUT_MAX	86400	/* stop --timeout, seconds */
 #define CLI_SCALE_MAX	4096	/* scale N */
 #define CLI_LINES_MAX	1000000	/* logs -n N */
-#define CLI_INTERVAL_MIN_MS 100		/* top --interval, in ms (-n: CLI_LINES_MAX) */
+#define CLI_INTERVAL_MIN_MS 100		/* top --interval, ms */
 #define CLI_INTERVAL_MAX_MS 3600000
 #define CLI_HOST_MAX	256	/* exporter --listen: the address part */
 
