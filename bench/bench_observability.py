@@ -30,6 +30,7 @@ import ctypes
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -120,6 +121,18 @@ def kill_everything():
         reap()
 
 
+def cpu_s(pid):
+    """CPU seconds of a live process so far (its threads' time on a CPU,
+    /proc/PID/schedstat, in ns: finer than stat's clock ticks)."""
+    with open("/proc/%d/schedstat" % pid) as f:
+        return int(f.read().split()[0]) / 1e9
+
+
+def children_cpu_s():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def ctx_switches(pid):
     """(voluntary, nonvoluntary) context switches of pid so far."""
     with open("/proc/%d/status" % pid) as f:
@@ -191,9 +204,11 @@ class Bench:
                        stderr=subprocess.DEVNULL, timeout=120)
 
     def cmd_times(self, n, argv, rundir):
-        """Wall times (ms) of n runs of argv, by cmdtime; all must exit 0."""
+        """Wall times (ms) of n runs of argv, by cmdtime; all must exit 0.
+        self.cmd_cpu: the CPU ms of one run (of the command and cmdtime)."""
         env = dict(self.env, PMHOST_RUNDIR=rundir)
         out = os.path.join(self.out, "cmdtime.out")
+        c0 = children_cpu_s()
         r = subprocess.run([self.cmdtime, "-o", out, str(n)] + argv,
                            env=env, stdout=subprocess.PIPE, text=True,
                            timeout=600)
@@ -203,6 +218,7 @@ class Bench:
             if int(status) != 0:
                 raise RuntimeError("%s exited %s" % (" ".join(argv), status))
             times.append(int(ns) / 1e6)
+        self.cmd_cpu = (children_cpu_s() - c0) * 1e3 / n
         return times
 
     # -- reporting ----------------------------------------------------------
@@ -215,6 +231,9 @@ class Bench:
         self.rows.append((name, med, min(values), max(values), unit, target,
                           verdict, note))
 
+    def note(self, text):
+        self.rows.append((text, None, None, None, "", None, "note", ""))
+
     def skip(self, name, why):
         self.rows.append((name, None, None, None, "", None, "skipped", why))
         self.skipped += 1
@@ -225,6 +244,9 @@ class Bench:
             "figure", "median", "min", "max", "unit", "target", "ratio",
             "verdict"))
         for name, med, lo, hi, unit, target, verdict, note in self.rows:
+            if verdict == "note":
+                print(name)
+                continue
             if med is None:
                 print("%-52s %9s %9s %9s %-5s %8s %7s  %s (%s)" % (
                     name, "-", "-", "-", "", "-", "-", verdict, note))
@@ -245,11 +267,14 @@ class Bench:
         n = 5 if self.quick else 31
         try:
             t0 = time.monotonic()
-            self.start_task(rundir, "obs1000", 1000)
+            master = self.start_task(rundir, "obs1000", 1000)
             started = time.monotonic() - t0
             base = [self.pmhost, "status", "--title", "obs1000"]
+            m0 = cpu_s(master)
             prom = self.cmd_times(n, base + ["--format", "prometheus"],
                                   rundir)
+            master_ms = (cpu_s(master) - m0) * 1e3 / n
+            cmd_ms = self.cmd_cpu
             table = self.cmd_times(n, base, rundir)
             js = self.cmd_times(n, base + ["--json"], rundir)
             with open(os.path.join(self.out, "cmdtime.out")) as f:
@@ -260,6 +285,8 @@ class Bench:
             self.row("  reference: status (table), same master", table,
                      "ms")
             self.row("  reference: status --json, same master", js, "ms")
+            self.note("  CPU of one status --format prometheus: command "
+                      "%.1f ms, master %.1f ms" % (cmd_ms, master_ms))
             self.passed += 1
         finally:
             self.stop_all(rundir)
@@ -270,8 +297,8 @@ class Bench:
         n = 5 if self.quick else 31
         exporter = None
         try:
-            for i in range(10):
-                self.start_task(rundir, "obs64_%d" % i, 64)
+            masters = [self.start_task(rundir, "obs64_%d" % i, 64)
+                       for i in range(10)]
             log = open(os.path.join(self.out, "exporter.log"), "w")
             exporter = subprocess.Popen(
                 [self.pmhost, "exporter", "--listen", "127.0.0.1:0",
@@ -289,7 +316,11 @@ class Bench:
             if port is None:
                 raise RuntimeError("the exporter did not start")
             times, size, series = [], 0, 0
+            e0 = m0 = 0.0
             for i in range(n + 1):
+                if i == 1:
+                    e0 = cpu_s(exporter.pid)
+                    m0 = sum(cpu_s(m) for m in masters)
                 t0 = time.perf_counter()
                 with socket.create_connection(("127.0.0.1", port)) as s:
                     s.sendall(b"GET /metrics HTTP/1.1\r\nHost: b\r\n\r\n")
@@ -308,6 +339,8 @@ class Bench:
                 size = len(body)
                 series = sum(1 for ln in body.split(b"\n")
                              if ln.startswith(b"pmhost_"))
+            exp_ms = (cpu_s(exporter.pid) - e0) * 1e3 / n
+            mast_ms = (sum(cpu_s(m) for m in masters) - m0) * 1e3 / n
             ups = re.findall(rb"^pmhost_up\{[^}]*\} 1$",
                              body, re.M)
             if len(ups) != 10:
@@ -318,6 +351,8 @@ class Bench:
                      20, "(%d series, %d KiB)" % (series, size // 1024))
             self.row("  reference: status --all --format prometheus", ref,
                      "ms")
+            self.note("  CPU of one scrape: exporter %.1f ms, the 10 masters "
+                      "%.1f ms in all" % (exp_ms, mast_ms))
             self.passed += 1
         finally:
             if exporter is not None:
