@@ -59,6 +59,11 @@ static const struct opt_spec opt_specs[] = {
 	{ "--level",	 NULL, OPT_LEVEL,     1, 0 },
 	{ "--format",	 NULL, OPT_FORMAT,    1, 0 },
 	{ "--log-format", NULL, OPT_LOG_FORMAT, 1, 0 },
+	{ "--listen",	 NULL, OPT_LISTEN,    1, 0 },
+	{ "--rundir",	 NULL, OPT_RUNDIR,    1, 0 },
+	{ "--batch",	 "-b", OPT_BATCH,     0, 0 },
+	{ "--iterations", "-n", OPT_ITERATIONS, 1, 1 },
+	{ "--interval",	 NULL, OPT_INTERVAL,  1, 1 },
 };
 
 /* Writes a usage error into p->err; returns -1 for the caller to return. */
@@ -167,6 +172,74 @@ parse_count(const char *s, long min, long max, long *out)
 	return 0;
 }
 
+/*
+ * Seconds with up to three decimals ("1", "0.5", "2.25") as ms, from min
+ * to max ms: digits and one dot only, as parse_count() takes a count.
+ */
+static int
+parse_seconds_ms(const char *s, long min, long max, long *out)
+{
+	long ms = 0, scale = 1000;
+	int digits = 0, frac = 0;
+
+	for (; *s != '\0'; s++) {
+		if (*s == '.' && !frac && digits > 0) {
+			frac = 1;
+			continue;
+		}
+		if (*s < '0' || *s > '9')
+			return -1;
+		digits++;
+		if (!frac) {
+			ms = ms * 10 + (*s - '0') * 1000;
+			if (ms > max)
+				return -1;
+		} else if ((scale /= 10) > 0) {
+			ms += (*s - '0') * scale;
+		} else if (*s != '0') {
+			return -1;	/* finer than a millisecond */
+		}
+	}
+	if (digits == 0 || s[-1] == '.' || ms < min || ms > max)
+		return -1;
+	*out = ms;
+	return 0;
+}
+
+int
+cli_listen_split(const char *value, char *host, size_t hostlen, long *port)
+{
+	const char *colon, *portstr;
+	size_t n;
+
+	if (value[0] == '[') {
+		const char *end = strchr(value, ']');
+
+		if (end == NULL || end[1] != ':' || end == value + 1)
+			return -1;
+		n = (size_t)(end - value - 1);
+		if (n >= hostlen)
+			return -1;
+		memcpy(host, value + 1, n);
+		host[n] = '\0';
+		portstr = end + 2;
+	} else if ((colon = strrchr(value, ':')) != NULL) {
+		n = (size_t)(colon - value);
+		/* An IPv6 address must be in brackets: "::1:80" is not. */
+		if (memchr(value, ':', n) != NULL || n >= hostlen)
+			return -1;
+		memcpy(host, value, n);
+		host[n] = '\0';
+		portstr = colon + 1;
+	} else {
+		host[0] = '\0';
+		portstr = value;
+	}
+	if (host[0] == '\0')
+		copy_str(host, "127.0.0.1", hostlen);
+	return parse_count(portstr, 0, 65535, port);
+}
+
 /* Does a word of argv[2..] before any "--" ask for help? */
 static int
 help_requested(int argc, char **argv)
@@ -246,6 +319,33 @@ set_value(struct parser *p, const struct opt_spec *o, const char *value)
 			    "prometheus, got '%s'", shown);
 		p->cli.json = p->cli.format == OUT_JSON;
 		return 0;
+	case OPT_LISTEN: {
+		char host[CLI_HOST_MAX];
+		long port;
+
+		if (cli_listen_split(value, host, sizeof(host), &port) < 0)
+			return fail(p, "--listen must be ADDR:PORT, "
+			    "[ADDR]:PORT (IPv6) or PORT, the port 0 to 65535, "
+			    "got '%s'", shown);
+		p->cli.listen = value;
+		return 0;
+	}
+	case OPT_RUNDIR:
+		p->cli.run_dir = value;
+		return 0;
+	case OPT_ITERATIONS:
+		if (parse_count(value, 1, CLI_LINES_MAX, &p->cli.iterations) ==
+		    0)
+			return 0;
+		return fail(p, "-n must be an integer from 1 to %d, got '%s'",
+		    CLI_LINES_MAX, shown);
+	case OPT_INTERVAL:
+		if (parse_seconds_ms(value, CLI_INTERVAL_MIN_MS,
+		    CLI_INTERVAL_MAX_MS, &p->cli.interval_ms) == 0)
+			return 0;
+		return fail(p, "--interval must be seconds from %g to %d "
+		    "(e.g. 0.5), got '%s'", CLI_INTERVAL_MIN_MS / 1000.0,
+		    CLI_INTERVAL_MAX_MS / 1000, shown);
 	case OPT_LOG_FORMAT:
 		if (strcmp(value, "text") == 0)
 			p->cli.log_format = LOG_TEXT;
@@ -284,6 +384,9 @@ set_flag(struct parser *p, const struct opt_spec *o)
 		break;
 	case OPT_FOLLOW:
 		p->cli.follow = 1;
+		break;
+	case OPT_BATCH:
+		p->cli.batch = 1;
 		break;
 	default:
 		assert(!"set_flag: option with a value");
@@ -482,6 +585,9 @@ apply_arg_rules(struct parser *p)
 	case ARGS_NONE:
 		if (p->npos > 0)
 			return unexpected(p, p->pos[0]);
+		if ((p->spec->opts & OPT_LISTEN) && !(p->seen & OPT_LISTEN))
+			return fail(p, "%s needs --listen ADDR:PORT",
+			    p->spec->name);
 		return 0;
 	case ARGS_CONFIG:
 		if (p->npos == 0)
@@ -520,6 +626,8 @@ cli_defaults(struct cli *cli)
 	cli->slot = -1;
 	cli->level = -1;
 	cli->log_format = -1;
+	cli->iterations = -1;
+	cli->interval_ms = -1;
 }
 
 /* The first argument: a command, or one of the global options. */

@@ -19,6 +19,9 @@ enum out_format { OUT_TABLE, OUT_JSON, OUT_PROMETHEUS };
 #define CLI_TIMEOUT_MAX	86400	/* stop --timeout, seconds */
 #define CLI_SCALE_MAX	CONFIG_MAX_WORKERS	/* scale N */
 #define CLI_LINES_MAX	1000000	/* logs -n N */
+#define CLI_INTERVAL_MIN_MS 100		/* top --interval, ms */
+#define CLI_INTERVAL_MAX_MS 3600000
+#define CLI_HOST_MAX	256	/* exporter --listen: the address part */
 
 /* Options, as bits so that a command lists the ones it accepts. */
 enum opt_id {
@@ -36,7 +39,12 @@ enum opt_id {
 	OPT_SLOT	= 1 << 11,
 	OPT_LEVEL	= 1 << 12,
 	OPT_FORMAT	= 1 << 13,
-	OPT_LOG_FORMAT	= 1 << 14
+	OPT_LOG_FORMAT	= 1 << 14,
+	OPT_LISTEN	= 1 << 15,
+	OPT_RUNDIR	= 1 << 16,
+	OPT_BATCH	= 1 << 17,
+	OPT_ITERATIONS	= 1 << 18,
+	OPT_INTERVAL	= 1 << 19
 };
 
 struct cli {
@@ -59,6 +67,11 @@ struct cli {
 	long		 lines;		/* logs -n N; -1 if not given */
 	long		 slot;		/* logs --slot S; -1 if not given */
 	int		 level;		/* logs --level L; -1 if not given */
+	const char	*listen;	/* exporter --listen ADDR:PORT */
+	const char	*run_dir;	/* exporter --rundir DIR, or NULL */
+	int		 batch;		/* top -b */
+	long		 iterations;	/* top -n N; -1 if not given */
+	long		 interval_ms;	/* top --interval; -1 if not given */
 };
 
 /*
@@ -67,6 +80,14 @@ struct cli {
  */
 int		 cli_parse(int argc, char **argv, struct cli *cli, char *err,
 		    size_t errlen);
+
+/*
+ * Splits exporter's --listen value: "PORT", ":PORT", "ADDR:PORT" or
+ * "[IPV6]:PORT", the address 127.0.0.1 when none is given.  0, or -1 if
+ * it is none of these or the port is not 0 to 65535.
+ */
+int		 cli_listen_split(const char *value, char *host, size_t hostlen,
+		    long *port);
 
 /* Writes the help of cmd (NULL: the general help) into out. */
 void		 cli_help(const struct command *cmd, struct buf *out);

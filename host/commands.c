@@ -140,6 +140,46 @@ static const char logs_help[] =
 "  --level LEVEL       only lines at LEVEL or above\n"
 "  -h, --help          show this help\n";
 
+static const char exporter_help[] =
+"Serve Prometheus metrics over HTTP: a process of its own (no master serves\n"
+"HTTP) that, on each GET /metrics, asks every master of the run dir for its\n"
+"status at once and answers with what 'status --format prometheus' prints.\n"
+"A master that died shows as pmhost_up 0, and so does one that does not\n"
+"answer within 2 s.  GET / shows a short page; any other path is 404, any\n"
+"other method 405.  A request may have 8 KiB of headers and a connection\n"
+"5 s; 16 connections are served at a time (one that sent no whole request\n"
+"for 1 s gives way to a new one).  One line on stderr says where it\n"
+"listens; errors follow it.  TERM and INT end it (exit 0).\n"
+"\n"
+"options:\n"
+"  --listen ADDR:PORT  where to listen: PORT or :PORT (127.0.0.1),\n"
+"                      ADDR:PORT, [IPV6]:PORT; port 0 picks a free one\n"
+"  --rundir DIR        the run dir whose masters to serve, in place of\n"
+"                      $PMHOST_RUNDIR and the default\n"
+"  -h, --help          show this help\n";
+
+static const char top_help[] =
+"Show the workers of one task or all, live: a line per task with its\n"
+"workers, calls/s, p50 and p99 call time, failed calls and worker exits,\n"
+"then a line per slot of the selected task: pid, state, calls/s, p50, p99,\n"
+"failed calls, memory, restarts and last exit.  Rates are top's own, from\n"
+"the calls counted between two frames; p50 and p99 are of the calls of the\n"
+"last interval (of the whole run when it had none).\n"
+"\n"
+"keys:\n"
+"  q            quit\n"
+"  t            show the next task's slots\n"
+"  s c p m r f  sort slots by slot, calls/s, p99, memory, restarts, failed\n"
+"\n"
+"options:\n"
+"  --title NAME        only the task whose baseTitle is NAME\n"
+"  CONFIG              only the task(s) CONFIG names\n"
+"  -b, --batch         print frames as plain text, every task's slots,\n"
+"                      without reading keys (also without a terminal)\n"
+"  -n, --iterations N  stop after N frames\n"
+"  --interval SECONDS  time between frames, 0.1 to 3600 (default 1)\n"
+"  -h, --help          show this help\n";
+
 static const char check_help[] =
 "Validate CONFIG and load its plugin in a throwaway child to confirm its\n"
 "symbols and ABI, like 'nginx -t', and run the plugin's work_check.  Prints\n"
@@ -216,6 +256,16 @@ static const struct command table[] = {
 	  "pmhost logs    " TARGET " [-f] [-n N] [--slot S] [--level LEVEL]",
 	  "show a task's log, and follow it", logs_help, cmd_logs, NULL,
 	  NULL },
+	{ "top", OPT_TITLE | OPT_BATCH | OPT_ITERATIONS | OPT_INTERVAL,
+	  ARGS_TARGET_OPT,
+	  "pmhost top     [--title NAME | CONFIG] [-b] [-n N] "
+	  "[--interval SECONDS]",
+	  "show tasks and their workers live, like top", top_help, cmd_top,
+	  NULL, NULL },
+	{ "exporter", OPT_LISTEN | OPT_RUNDIR, ARGS_NONE,
+	  "pmhost exporter --listen ADDR:PORT [--rundir DIR]",
+	  "serve every master's metrics to Prometheus over HTTP",
+	  exporter_help, cmd_exporter, NULL, NULL },
 	{ "help", 0, ARGS_HELP,
 	  "pmhost help [COMMAND]", NULL, general_help,
 	  cmd_help, NULL, NULL },

@@ -64,7 +64,7 @@ const char	*command_suggest(const char *name);
 void		 commands_each(void (*fn)(const struct command *, void *),
 		    void *arg);
 
-/* The command-side handlers (run.c, ctl.c). */
+/* The command-side handlers (run.c, ctl.c, logs.c, exporter.c, top.c). */
 int	cmd_run(const struct cli *cli);
 int	cmd_check(const struct cli *cli);
 int	cmd_stop(const struct cli *cli);
@@ -72,6 +72,8 @@ int	cmd_status(const struct cli *cli);
 int	cmd_restart(const struct cli *cli);
 int	cmd_request(const struct cli *cli);
 int	cmd_logs(const struct cli *cli);
+int	cmd_exporter(const struct cli *cli);
+int	cmd_top(const struct cli *cli);
 int	cmd_help(const struct cli *cli);
 int	cmd_version(const struct cli *cli);
 

@@ -256,21 +256,53 @@ put(const char *line, size_t n)
 		logst.dropped++;
 }
 
-/* Appends text to a JSON string under construction in buf. */
+/* Length of the valid UTF-8 sequence at s[0..left) (1 to 4), or 0. */
+static size_t
+utf8_seq(const unsigned char *s, size_t left)
+{
+	size_t n = s[0] < 0x80 ? 1 : s[0] >= 0xc2 && s[0] <= 0xdf ? 2 :
+	    s[0] >= 0xe0 && s[0] <= 0xef ? 3 : s[0] >= 0xf0 && s[0] <= 0xf4 ?
+	    4 : 0;
+
+	if (n == 0 || n > left)
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	/* Overlong forms, surrogates, and beyond U+10FFFF. */
+	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0) ||
+	    (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
+		return 0;
+	return n;
+}
+
+/*
+ * Appends text to a JSON string under construction in buf.  The line
+ * stays valid JSON whatever a plugin wrote: a byte that does not start
+ * valid UTF-8 becomes U+FFFD, and no character is cut in two.
+ */
 static size_t
 json_text(char *buf, size_t n, size_t size, const char *s, size_t len)
 {
-	for (size_t i = 0; i < len && n + 8 < size; i++) {
-		unsigned char c = (unsigned char)s[i];
+	const unsigned char *p = (const unsigned char *)s;
+
+	for (size_t i = 0; i < len && n + 8 < size; ) {
+		unsigned char c = p[i];
+		size_t k = utf8_seq(p + i, len - i);
 
 		if (c == '"' || c == '\\') {
 			buf[n++] = '\\';
 			buf[n++] = (char)c;
 		} else if (c < 0x20 || c == 0x7f) {
 			n += (size_t)snprintf(buf + n, size - n, "\\u%04x", c);
+		} else if (k == 0) {
+			memcpy(buf + n, "\\ufffd", 6);
+			n += 6;
 		} else {
-			buf[n++] = (char)c;
+			memcpy(buf + n, p + i, k);
+			n += k;
 		}
+		i += k == 0 ? 1 : k;
 	}
 	return n;
 }

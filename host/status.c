@@ -163,9 +163,12 @@ status_parse(const char *reply, struct status_master *m, char *err,
 			of[m->nexits] = m->nworkers - 1;
 			rec_parse(line, E, &e[m->nexits++]);
 		} else if (strncmp(line, "worker ", 7) == 0) {
-			struct status_rec *w = realloc(m->workers,
-			    (m->nworkers + 1) * sizeof(*w));
+			struct status_rec *w = m->workers;
 
+			/* Doubling: thousands of workers, few copies. */
+			if ((m->nworkers & (m->nworkers - 1)) == 0)
+				w = realloc(m->workers, (m->nworkers == 0 ? 1 :
+				    2 * m->nworkers) * sizeof(*w));
 			if (w == NULL) {
 				snprintf(err, errlen, "out of memory");
 				status_free(m);
@@ -801,11 +804,16 @@ prom_sample(struct buf *out, const char *name, const struct status_master *m,
 	buf_printf(out, "} %.15g\n", v);
 }
 
-/* Is m's master alive (its status answered), or a dead one's row? */
+/*
+ * Did m's master answer?  Not when its row says it died, or (the
+ * exporter's rows) that it did not answer in time.
+ */
 static int
 prom_up(const struct status_master *m)
 {
-	return strcmp(status_text(&m->m, SK_STATE), "dead") != 0;
+	const char *state = status_text(&m->m, SK_STATE);
+
+	return strcmp(state, "dead") != 0 && strcmp(state, "unreachable") != 0;
 }
 
 /* A per-slot counter or gauge over every live master's workers. */
@@ -841,7 +849,8 @@ status_prometheus(const struct status_master *ms, size_t n, struct buf *out)
 	    "pending", "done" };
 
 	prom_head(out, "pmhost_up", "gauge",
-	    "Whether the task's master answers (1) or died (0).");
+	    "Whether the task's master answered (1), or died or did not "
+	    "answer (0).");
 	for (size_t i = 0; i < n; i++)
 		prom_sample(out, "pmhost_up", &ms[i], -1, NULL, prom_up(&ms[i]));
 	prom_head(out, "pmhost_master_start_time_seconds", "gauge",
