@@ -334,7 +334,10 @@ format_line(const struct log_origin *o, int level, const char *text,
 	if (len > max)
 		len = max;
 	if (logst.format == LOG_JSON) {
-		n = (size_t)snprintf(line, size, "{\"time\":\"%s\","
+		/* The journal reads the priority from its own prefix. */
+		if (logst.journal)
+			n = (size_t)snprintf(line, size, "<%d>", priority(level));
+		n += (size_t)snprintf(line + n, size - n, "{\"time\":\"%s\","
 		    "\"level\":\"%s\",\"task\":\"", when,
 		    log_level_name(level));
 		n = json_text(line, n, size, task, strlen(task));
