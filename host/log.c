@@ -108,10 +108,12 @@ open_stderr(int *is_socket)
 	return fcntl(2, F_DUPFD_CLOEXEC, 3);
 }
 
-/* Makes fd the sink. */
+/* Makes fd the sink, once what waits went to the old one if it could. */
 static void
 install(int fd, int is_socket)
 {
+	if (logst.outlen > 0 && logst.fd >= 0)
+		log_flush();
 	if (logst.fd > 2)
 		close(logst.fd);
 	logst.fd = fd;

@@ -173,8 +173,13 @@ start_canary(struct restart *r, struct slots *s, struct restart_result *res)
 	}
 	r->canary = s->v[0].next;
 	r->phase = RS_CANARY;
-	logmsg(PM_LOG_INFO, "restart: canary worker pid %ld started for "
-	    "slot 0", (long)s->procs[r->canary].pid);
+	/* From a spawner process, its pid comes later (debug level). */
+	if (s->procs[r->canary].pid > 0)
+		logmsg(PM_LOG_INFO, "restart: canary worker pid %ld started "
+		    "for slot 0", (long)s->procs[r->canary].pid);
+	else
+		logmsg(PM_LOG_INFO, "restart: canary worker starting for "
+		    "slot 0");
 }
 
 void

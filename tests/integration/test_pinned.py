@@ -70,10 +70,18 @@ class PinTest(harness.PmTest):
         self.assertEqual(os.path.basename(copy), "%s-%s.so" %
                          (self.title, m["plugin_sha256"][:16]))
         self.assertEqual(sha256(copy), m["plugin_sha256"])
-        # A person reading the maps of a worker sees the copy's path.
-        pid = next(iter(self.slot_pids().values()))
-        with open("/proc/%d/maps" % pid) as f:
-            self.assertIn(copy, f.read())
+        # A person reading the maps of a worker sees the copy's path
+        # (workers live one call here: read one that is still there).
+        def maps_show_copy():
+            for pid in self.slot_pids().values():
+                try:
+                    with open("/proc/%d/maps" % pid) as f:
+                        if copy in f.read():
+                            return True
+                except OSError:
+                    pass
+            return False
+        self.wait_for(maps_show_copy, "a worker mapping %s" % copy)
         self.stop_fg(p)
         self.assertEqual(self.copies(), [])
 
