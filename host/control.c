@@ -279,6 +279,22 @@ static const struct {
 	{ "status", status_arg },
 };
 
+/*
+ * The first 40 bytes of a request line, to quote in an answer: control
+ * characters become '?', so that the answer stays one line that a
+ * terminal shows as it is.
+ */
+static void
+quote_line(const char *line, char out[41])
+{
+	size_t n;
+
+	for (n = 0; n < 40 && line[n] != '\0'; n++)
+		out[n] = (unsigned char)line[n] < 0x20 || line[n] == 0x7f ?
+		    '?' : line[n];
+	out[n] = '\0';
+}
+
 enum request_parse
 control_parse(const char *in, size_t len, int eof, struct request *rq,
     char *err, size_t errlen)
@@ -319,8 +335,11 @@ control_parse(const char *in, size_t len, int eof, struct request *rq,
 	split_request(rq);
 	rq->cmd = command_for_verb(rq->verb);
 	if (rq->cmd == NULL || rq->cmd->serve == NULL) {
-		snprintf(err, errlen, "unknown request \"%.40s\" (expected "
-		    "status, wakeup, scale N, restart or stop)", rq->line);
+		char quoted[41];
+
+		quote_line(rq->line, quoted);
+		snprintf(err, errlen, "unknown request \"%s\" (expected "
+		    "status, wakeup, scale N, restart or stop)", quoted);
 		rq->cmd = NULL;
 		return REQUEST_BAD;
 	}
