@@ -449,6 +449,7 @@ shed(struct control *ctl, int err)
 	}
 	if (ctl->reserve_fd >= 0)
 		close(ctl->reserve_fd);
+	/* cppcheck-suppress nullPointer ; accept4() takes NULL, NULL */
 	fd = accept4(ctl->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd >= 0)
 		refuse(fd, "error the master is out of file descriptors\n");
@@ -492,6 +493,7 @@ control_accept(struct control *ctl)
 		uid_t uid = (uid_t)-1;
 		int fd, i;
 
+		/* cppcheck-suppress nullPointer ; accept4() takes NULL, NULL */
 		fd = accept4(ctl->listen_fd, NULL, NULL, SOCK_NONBLOCK |
 		    SOCK_CLOEXEC);
 		if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
