@@ -182,20 +182,31 @@ target_call(const struct target *t, const char *req, int timeout_ms,
 }
 
 int
-reply_ok(const struct buf *reply, const char **text)
+reply_ok(struct buf *reply, const char **text)
 {
-	const char *last = reply->p, *p;
+	char *last = NULL, *p;
 
 	/* The last non-empty line carries the verdict. */
-	for (p = reply->p; *p; p++)
-		if (*p == '\n' && p[1] != '\0')
-			last = p + 1;
+	for (p = reply->p; p != NULL && *p != '\0'; ) {
+		size_t n = strcspn(p, "\n");
+
+		if (n > 0)
+			last = p;
+		p += n + (p[n] == '\n');
+	}
+	if (last == NULL) {
+		*text = "the master sent no verdict";
+		return 0;
+	}
+	/* The text is that line alone, printed as one. */
+	last[strcspn(last, "\n")] = '\0';
 	if (strncmp(last, "ok", 2) == 0 && (last[2] == ' ' ||
-	    last[2] == '\n' || last[2] == '\0')) {
+	    last[2] == '\0')) {
 		*text = last[2] == ' ' ? last + 3 : "";
 		return 1;
 	}
-	*text = strncmp(last, "error ", 6) == 0 ? last + 6 : last;
+	*text = strncmp(last, "error ", 6) == 0 && last[6] != '\0' ?
+	    last + 6 : last;
 	return 0;
 }
 

@@ -62,8 +62,11 @@ enum proto_result target_try(const struct target *t, const char *req,
 	    int timeout_ms, struct buf *reply, int *pidfd, char *err,
 	    size_t errlen);
 
-/* The verdict on the answer's last line: 1 ok, 0 error; its text. */
-int	reply_ok(const struct buf *reply, const char **text);
+/*
+ * The verdict on the answer's last non-empty line: 1 ok, 0 error; its
+ * text, cut from the reply in place (the line's newline becomes a NUL).
+ */
+int	reply_ok(struct buf *reply, const char **text);
 
 /*
  * Prints that t is not running, where it was looked for, and whether a

@@ -18,6 +18,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "commands.h"
+#include "config.h"
 #include "control.h"
 #include "evtag.h"
 #include "log.h"
@@ -231,13 +233,12 @@ control_waiting(struct control *ctl, struct reply_token tok)
 	return c != NULL && !peer_gone(c->fd);
 }
 
-/* Splits a request line into verb and argument. */
+/* Splits the request's line into verb and argument. */
 static void
-split_request(const char *line, struct request *rq)
+split_request(struct request *rq)
 {
 	size_t n;
 
-	copy_str(rq->line, line, sizeof(rq->line));
 	n = strcspn(rq->line, " ");
 	rq->verb[0] = '\0';
 	if (n < sizeof(rq->verb)) {
@@ -247,60 +248,140 @@ split_request(const char *line, struct request *rq)
 	rq->arg = rq->line[n] == ' ' ? rq->line + n + 1 : rq->line + n;
 }
 
-/* Reads from client i; 1 with *rq once a whole line is in. */
+/* scale's N: 1 to maxWorkerNum's limit. */
+static int
+scale_arg(struct request *rq, char *err, size_t errlen)
+{
+	if (parse_long(rq->arg, 1, CONFIG_MAX_WORKERS, &rq->count) < 0) {
+		snprintf(err, errlen, "scale: N must be an integer from 1 to "
+		    "%d", CONFIG_MAX_WORKERS);
+		return -1;
+	}
+	return 0;
+}
+
+/* status's optional "exits": each slot's last exits too (for --json). */
+static int
+status_arg(struct request *rq, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	rq->exits = strcmp(rq->arg, "exits") == 0;
+	return 0;
+}
+
+/* The verbs whose argument means something; the others ignore theirs. */
+static const struct {
+	const char	*verb;
+	int		(*parse)(struct request *rq, char *err, size_t errlen);
+} verb_args[] = {
+	{ "scale", scale_arg },
+	{ "status", status_arg },
+};
+
+/*
+ * The first 40 bytes of a request line, to quote in an answer: control
+ * characters become '?', so that the answer stays one line that a
+ * terminal shows as it is.
+ */
+static void
+quote_line(const char *line, char out[41])
+{
+	size_t n;
+
+	for (n = 0; n < 40 && line[n] != '\0'; n++)
+		out[n] = (unsigned char)line[n] < 0x20 || line[n] == 0x7f ?
+		    '?' : line[n];
+	out[n] = '\0';
+}
+
+enum request_parse
+control_parse(const char *in, size_t len, int eof, struct request *rq,
+    char *err, size_t errlen)
+{
+	const char *nl = memchr(in, '\n', len);
+	size_t n;
+
+	memset(rq, 0, sizeof(*rq));
+	rq->token = NO_CLIENT;
+	/* The newline counts: a line fills at most PROTO_REQUEST_MAX. */
+	if (nl == NULL ? len >= PROTO_REQUEST_MAX :
+	    (size_t)(nl - in) >= PROTO_REQUEST_MAX) {
+		snprintf(err, errlen, "request longer than %d bytes",
+		    PROTO_REQUEST_MAX);
+		return REQUEST_BAD;
+	}
+	if (nl == NULL && !eof)
+		return REQUEST_MORE;
+	if (nl == NULL) {
+		snprintf(err, errlen, "incomplete request");
+		return REQUEST_BAD;
+	}
+	n = (size_t)(nl - in);
+	if (memchr(in, '\0', n) != NULL) {
+		snprintf(err, errlen, "malformed request");
+		return REQUEST_BAD;
+	}
+	/* One request per connection: more after it is refused whole. */
+	if (n + 1 < len) {
+		snprintf(err, errlen, "one request per connection");
+		return REQUEST_BAD;
+	}
+	/* A line may end in CRLF, as telnet and nc -C send it. */
+	if (n > 0 && in[n - 1] == '\r')
+		n--;
+	memcpy(rq->line, in, n);
+	rq->line[n] = '\0';
+	split_request(rq);
+	rq->cmd = command_for_verb(rq->verb);
+	if (rq->cmd == NULL || rq->cmd->serve == NULL) {
+		char quoted[41];
+
+		quote_line(rq->line, quoted);
+		snprintf(err, errlen, "unknown request \"%s\" (expected "
+		    "status, wakeup, scale N, restart or stop)", quoted);
+		rq->cmd = NULL;
+		return REQUEST_BAD;
+	}
+	for (size_t i = 0; i < nitems(verb_args); i++)
+		if (strcmp(rq->cmd->verb, verb_args[i].verb) == 0 &&
+		    verb_args[i].parse(rq, err, errlen) < 0)
+			return REQUEST_BAD;
+	return REQUEST_READY;
+}
+
+/* Reads from client i; 1 with *rq once a whole request is in. */
 static int
 read_request(struct control *ctl, int i, struct request *rq)
 {
 	struct client *c = &ctl->clients[i];
-	char *nl;
-	size_t len;
+	enum request_parse r = REQUEST_MORE;
+	char err[256];
 
-	for (;;) {
+	while (r == REQUEST_MORE) {
 		ssize_t n;
 
-		if (c->inlen == PROTO_REQUEST_MAX) {
-			char msg[64];
-
-			snprintf(msg, sizeof(msg), "request longer than %d "
-			    "bytes", PROTO_REQUEST_MAX);
-			reply_line(ctl, i, 0, msg);
-			return 0;
-		}
 		n = recv(c->fd, c->in + c->inlen, PROTO_REQUEST_MAX - c->inlen,
 		    MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			return 0;
-		if (n <= 0) {
-			/* Gone, or half-closed without a whole line. */
-			if (n == 0 && c->inlen > 0 && memchr(c->in, '\n',
-			    c->inlen) == NULL)
-				reply_line(ctl, i, 0, "incomplete request");
-			else
-				drop(ctl, i);
+		/* Gone; a half-close after part of a line is answered. */
+		if (n < 0 || (n == 0 && c->inlen == 0)) {
+			drop(ctl, i);
 			return 0;
 		}
 		c->inlen += (size_t)n;
-		c->last_active = mono_ns();
-		if ((nl = memchr(c->in, '\n', c->inlen)) != NULL)
-			break;
+		if (n > 0)
+			c->last_active = mono_ns();
+		r = control_parse(c->in, c->inlen, n == 0, rq, err,
+		    sizeof(err));
 	}
-	len = (size_t)(nl - c->in);
-	if (memchr(c->in, '\0', len) != NULL) {
-		reply_line(ctl, i, 0, "malformed request");
+	if (r == REQUEST_BAD) {
+		reply_line(ctl, i, 0, err);
 		return 0;
 	}
-	/* One request per connection: more after it is refused whole. */
-	if ((size_t)(nl + 1 - c->in) < c->inlen) {
-		reply_line(ctl, i, 0, "one request per connection");
-		return 0;
-	}
-	*nl = '\0';
-	/* A line may end in CRLF, as telnet and nc -C send it. */
-	if (len > 0 && c->in[len - 1] == '\r')
-		c->in[len - 1] = '\0';
-	split_request(c->in, rq);
 	/* Stop reading: one request per connection. */
 	watch(ctl, i, 0);
 	if (c->fd < 0)
@@ -368,6 +449,7 @@ shed(struct control *ctl, int err)
 	}
 	if (ctl->reserve_fd >= 0)
 		close(ctl->reserve_fd);
+	/* cppcheck-suppress nullPointer ; accept4() takes NULL, NULL */
 	fd = accept4(ctl->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd >= 0)
 		refuse(fd, "error the master is out of file descriptors\n");
@@ -411,6 +493,7 @@ control_accept(struct control *ctl)
 		uid_t uid = (uid_t)-1;
 		int fd, i;
 
+		/* cppcheck-suppress nullPointer ; accept4() takes NULL, NULL */
 		fd = accept4(ctl->listen_fd, NULL, NULL, SOCK_NONBLOCK |
 		    SOCK_CLOEXEC);
 		if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {

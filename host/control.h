@@ -1,6 +1,6 @@
 /*
  * control.h - the master's side of NAME.sock: accepting clients, reading
- * one request line from each, and sending each answer.  control.c owns
+ * and parsing one request line from each, and sending each answer.  control.c owns
  * every field here.  It never acts on a request: it hands the master a
  * request value, and the master answers it (now, or later through the
  * request's reply token, as a restart does).
@@ -22,12 +22,27 @@ struct reply_token {
 	uint64_t	 serial;	/* the client's connection number */
 };
 
-/* One request line: its verb (the first word) and argument (the rest). */
+struct command;
+
+/*
+ * One request line: its verb (the first word), the command it names, and
+ * its argument (the rest), checked and parsed for the verbs that take one.
+ */
 struct request {
 	char			 line[PROTO_REQUEST_MAX];
 	char			 verb[16];	/* "": none, or too long */
 	const char		*arg;		/* into line */
+	const struct command	*cmd;		/* never NULL once parsed */
+	long			 count;		/* scale: N */
+	int			 exits;		/* status: with last exits */
 	struct reply_token	 token;
+};
+
+/* What the bytes a client has sent so far amount to. */
+enum request_parse {
+	REQUEST_MORE,		/* no whole line yet */
+	REQUEST_READY,		/* a request to serve */
+	REQUEST_BAD		/* refused: answer with the error text */
 };
 
 /* A control socket connection. */
@@ -53,6 +68,15 @@ struct control {
 	uint64_t	 serials;
 	struct client	 clients[CTL_MAX_CLIENTS];
 };
+
+/*
+ * Parses what a client has sent: in holds its first len bytes, eof says it
+ * will send no more.  REQUEST_READY fills *rq (token aside) for a known
+ * verb with a valid argument; REQUEST_BAD puts the answer's error text,
+ * one line, in err.  Pure: no I/O, no state.
+ */
+enum request_parse control_parse(const char *in, size_t len, int eof,
+	    struct request *rq, char *err, size_t errlen);
 
 /* Binds dir/NAME.sock and watches it in epfd; 0, or -1 (logged). */
 int	control_open(struct control *ctl, int epfd, const char *dir,

@@ -460,19 +460,11 @@ handle_signals(struct master *m)
 static void
 serve(struct master *m, const struct request *rq)
 {
-	const struct command *cmd = command_for_verb(rq->verb);
 	struct reply rp;
 	enum serve_result r;
 
 	memset(&rp, 0, sizeof(rp));
-	if (cmd == NULL || cmd->serve == NULL) {
-		snprintf(rp.text, sizeof(rp.text), "unknown request \"%.40s\" "
-		    "(expected status, wakeup, scale N, restart or stop)",
-		    rq->line);
-		control_answer(&m->ctl, rq->token, NULL, 0, rp.text);
-		return;
-	}
-	r = cmd->serve(m, rq, &rp);
+	r = rq->cmd->serve(m, rq, &rp);
 	if (r != SERVE_LATER)
 		control_answer(&m->ctl, rq->token, &rp.body, r == SERVE_OK,
 		    rp.text);

@@ -38,7 +38,7 @@ check_magic(const char *path, const struct pm_plugin_magic *m, char *err,
 	}
 	if (m->abi_version != PMHOST_ABI_VERSION) {
 		snprintf(err, errlen, "%s: built for pmhost ABI %u, this "
-		    "pmhost speaks ABI %u; rebuild it against this pmhost's "
+		    "pmhost speaks ABI %d; rebuild it against this pmhost's "
 		    "pmhost.h", path, m->abi_version, PMHOST_ABI_VERSION);
 		return -1;
 	}

@@ -24,7 +24,9 @@ scoreboard_create(void)
 	void *p = mmap(NULL, sizeof(struct scoreboard), PROT_READ | PROT_WRITE,
 	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
-	return p == MAP_FAILED ? NULL : p;
+	if (p == MAP_FAILED)
+		return NULL;
+	return p;
 }
 
 void

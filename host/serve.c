@@ -256,8 +256,7 @@ serve_status(struct master *m, const struct request *rq, struct reply *rp)
 	struct buf *b = &rp->body;
 	int history;
 
-	/* "status exits": each slot's last exits too (for --json). */
-	history = strcmp(rq->arg, "exits") == 0;
+	history = rq->exits;
 	title_compose(wtitle, sizeof(wtitle), m->cfg.title_prefix,
 	    TITLE_WORKER, m->cfg.base_title);
 	buf_add(b, "master", 6);
@@ -338,14 +337,8 @@ serve_wakeup(struct master *m, const struct request *rq, struct reply *rp)
 enum serve_result
 serve_scale(struct master *m, const struct request *rq, struct reply *rp)
 {
-	long n;
-
-	if (parse_long(rq->arg, 1, CONFIG_MAX_WORKERS, &n) < 0) {
-		snprintf(rp->text, sizeof(rp->text), "scale: N must be an "
-		    "integer from 1 to %d", CONFIG_MAX_WORKERS);
-		return SERVE_ERROR;
-	}
-	if (master_scale(m, (int)n, "scale command", rp->text,
+	/* N was checked with the request (control_parse). */
+	if (master_scale(m, (int)rq->count, "scale command", rp->text,
 	    sizeof(rp->text)) < 0)
 		return SERVE_ERROR;
 	return SERVE_OK;

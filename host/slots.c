@@ -701,17 +701,17 @@ static void
 remember_exit(struct slot *sl, const struct exit_facts *f,
     const struct worker_exit *ex)
 {
-	struct exit_rec *r;
+	struct exit_rec *r, *hist = sl->hist;
 
 	sl->calls_done += f->calls;
 	if (ex->cls == EXIT_FAILED)
 		sl->failures_total++;
 	else
 		sl->recycles++;
-	if (sl->hist == NULL &&
-	    (sl->hist = calloc(SLOT_HISTORY, sizeof(*sl->hist))) == NULL)
+	if (hist == NULL &&
+	    (hist = sl->hist = calloc(SLOT_HISTORY, sizeof(*hist))) == NULL)
 		return;		/* the counts are kept; the history is not */
-	r = &sl->hist[sl->nhist++ % SLOT_HISTORY];
+	r = &hist[sl->nhist++ % SLOT_HISTORY];
 	r->at_ms = real_ns() / NS_PER_MS;
 	r->lived_ms = f->lived_ns / NS_PER_MS;
 	r->calls = f->calls;

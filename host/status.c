@@ -131,8 +131,8 @@ status_parse(const char *reply, struct status_master *m, char *err,
 	    line = strtok_r(NULL, "\n", &save)) {
 		if (strncmp(line, "error", 5) == 0 &&
 		    (line[5] == ' ' || line[5] == '\0')) {
-			snprintf(err, errlen, "%s", line[5] ? line + 6 :
-			    "the master reported an error");
+			snprintf(err, errlen, "%s", line[5] && line[6] ?
+			    line + 6 : "the master reported an error");
 			status_free(m);
 			return -1;
 		}

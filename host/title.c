@@ -37,6 +37,15 @@ title_compose(char *buf, size_t size, const char *prefix,
 	return snprintf(buf, size, "%s:%s:%s", prefix, roles[role], base);
 }
 
+/*
+ * GCC 12's analyzer forgets the strings stored at env[i] and strs[i]
+ * from one pass of the loop to the next, and reports them leaked: they
+ * are kept (env_strings) or freed on every path.
+ */
+#ifndef __clang__
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wanalyzer-malloc-leak" /* loses env[i] */
+#endif
 void
 title_init(int argc, char **argv)
 {
@@ -61,14 +70,23 @@ title_init(int argc, char **argv)
 	for (size_t i = 0; i < n; i++) {
 		if (environ[i] == end)
 			end += strlen(environ[i]) + 1;
-		if ((env[i] = strs[i] = strdup(environ[i])) == NULL)
-			return;	/* keep the old environment and argv-only area */
+		if ((env[i] = strs[i] = strdup(environ[i])) == NULL) {
+			/* Keep the old environment and the argv-only area. */
+			while (i > 0)
+				free(strs[--i]);
+			free(strs);
+			free(env);
+			return;
+		}
 	}
 	env_strings = strs;
 	environ = env_array = env;
 	area = argv[0];
 	area_len = (size_t)(end - argv[0]);
 }
+#ifndef __clang__
+#pragma GCC diagnostic pop
+#endif
 
 void
 title_set(const char *title)

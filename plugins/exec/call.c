@@ -55,7 +55,7 @@ call_fini(struct exec_state *st)
 
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (*fds[i] >= 0)
-			close(*fds[i]);
+			(void)close(*fds[i]);
 		*fds[i] = -1;
 	}
 }

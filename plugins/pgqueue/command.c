@@ -97,7 +97,7 @@ static void
 describe(int status, int timed_out, int timeout_ms, const struct tail *t,
     char *err, size_t errlen)
 {
-	char said[TAIL_MAX + 1];
+	char said[TAIL_MAX + 1] = "";
 	size_t n = 0;
 	int len;
 

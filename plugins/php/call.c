@@ -249,6 +249,7 @@ call_invoke(pm_worker *w, struct callable *c, zval *ret, uint32_t argc,
 			call_general(c, ret, argc, argv);
 	} zend_catch {
 		end = CALL_FATAL;
+	/* cppcheck-suppress redundantAssignment ; zend_try is a setjmp() */
 	} zend_end_try();
 	EG(current_execute_data) = prev;
 	if (end == CALL_FATAL || EG(exception) == NULL)

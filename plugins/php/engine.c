@@ -142,6 +142,7 @@ promote_libphp(char *err, size_t errlen)
 		snprintf(err, errlen, "cannot find libphp's path (dladdr)");
 		return -1;
 	}
+	/* cppcheck-suppress leakReturnValNotUsed ; kept: libphp stays */
 	if (dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL) ==
 	    NULL) {
 		snprintf(err, errlen, "cannot make %s global: %s",

@@ -190,12 +190,12 @@ static PHP_FUNCTION(pm_php_config_dir)
  */
 static PHP_FUNCTION(pm_php_compat_register)
 {
-	zval *config, *init, *work, entry;
+	zval *config, *init, *work_fn, entry;
 
 	ZEND_PARSE_PARAMETERS_START(3, 3)
 		Z_PARAM_ARRAY(config)
 		Z_PARAM_OBJECT_OF_CLASS_OR_NULL(init, zend_ce_closure)
-		Z_PARAM_OBJECT_OF_CLASS_OR_NULL(work, zend_ce_closure)
+		Z_PARAM_OBJECT_OF_CLASS_OR_NULL(work_fn, zend_ce_closure)
 	ZEND_PARSE_PARAMETERS_END();
 	if (Z_TYPE(registrations) != IS_ARRAY)
 		array_init(&registrations);
@@ -207,9 +207,9 @@ static PHP_FUNCTION(pm_php_compat_register)
 		add_next_index_zval(&entry, init);
 	} else
 		add_next_index_null(&entry);
-	if (work != NULL) {
-		Z_ADDREF_P(work);
-		add_next_index_zval(&entry, work);
+	if (work_fn != NULL) {
+		Z_ADDREF_P(work_fn);
+		add_next_index_zval(&entry, work_fn);
 	} else
 		add_next_index_null(&entry);
 	add_next_index_zval(&registrations, &entry);

@@ -93,6 +93,7 @@ script_lint(pm_worker *w, const char *path)
 	} zend_catch {
 		/* A compile-time fatal error; PHP has logged it. */
 		fatal = 1;
+	/* cppcheck-suppress redundantAssignment ; zend_try is a setjmp() */
 	} zend_end_try();
 	zend_destroy_file_handle(&fh);
 	if (ops != NULL) {
@@ -141,6 +142,7 @@ run_top_level(pm_worker *w, const char *path, zval *ret)
 		}
 	} zend_catch {
 		fatal = 1;
+	/* cppcheck-suppress redundantAssignment ; zend_try is a setjmp() */
 	} zend_end_try();
 	zend_destroy_file_handle(&fh);
 	if (ops != NULL) {

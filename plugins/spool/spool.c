@@ -526,7 +526,7 @@ spool_free(struct spool *sp)
 
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (*fds[i] >= 0)
-			close(*fds[i]);
+			(void)close(*fds[i]);
 	if (sp->incoming != NULL)
 		closedir(sp->incoming);
 	free(sp->p.dir);

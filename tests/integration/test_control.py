@@ -549,6 +549,9 @@ class ControlTest(harness.PmTest):
         inits = len(self.events("init"))
         r = self.pm("wakeup", "--title", self.title)
         self.assertEqual(r.returncode, 0, r.stderr)
+        # One line, the master's text: no blank line after it.
+        self.assertRegex(r.stdout, r"^%s: woke up: respawned \d+ workers?\n$"
+                         % self.title)
         self._assert_respawned_early(p, inits, t0, respawn_in)
         self.wait_text(p, r"wakeup command: checked workers, respawned 1")
 
@@ -578,6 +581,7 @@ class ControlTest(harness.PmTest):
 
         r = self.pm("scale", "--title", self.title, 4)
         self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "%s: scaled 2 -> 4\n" % self.title)
         self.wait_for(lambda: len(self.workers()) == 4, "4 workers", proc=p)
         up = self.wait_for(lambda: len(self.slot_pids()) == 4 and
                            self.slot_pids(), "4 slots in status", proc=p)

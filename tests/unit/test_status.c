@@ -625,6 +625,7 @@ END_TEST
 START_TEST(parse_error_without_text)
 {
 	parse_fails(CANNED_MASTER "error\n", "the master reported an error");
+	parse_fails(CANNED_MASTER "error \n", "the master reported an error");
 }
 END_TEST
 
