@@ -79,18 +79,18 @@ START_TEST(status_exits_only_for_exits)
 }
 END_TEST
 
-START_TEST(scale_takes_1_to_4096)
+START_TEST(scale_takes_1_to_16384)
 {
 	static const char *const bad[] = { "scale\n", "scale \n", "scale 0\n",
-	    "scale 4097\n", "scale -1\n", "scale +1\n", "scale 1e3\n",
+	    "scale 16385\n", "scale -1\n", "scale +1\n", "scale 1e3\n",
 	    "scale 0x10\n", "scale 2 3\n", "scale 99999999999999999999999\n" };
 
 	ck_assert_int_eq(parse("scale 1\n", 0), REQUEST_READY);
 	ck_assert_int_eq(rq.count, 1);
-	ck_assert_int_eq(parse("scale 4096\n", 0), REQUEST_READY);
-	ck_assert_int_eq(rq.count, 4096);
+	ck_assert_int_eq(parse("scale 16384\n", 0), REQUEST_READY);
+	ck_assert_int_eq(rq.count, 16384);
 	for (size_t i = 0; i < nitems(bad); i++)
-		refused(bad[i], "scale: N must be an integer from 1 to 4096");
+		refused(bad[i], "scale: N must be an integer from 1 to 16384");
 }
 END_TEST
 
@@ -226,7 +226,7 @@ main(void)
 	tcase_add_test(tp, whole_requests_name_their_command);
 	tcase_add_test(tp, crlf_ends_a_line_too);
 	tcase_add_test(tp, status_exits_only_for_exits);
-	tcase_add_test(tp, scale_takes_1_to_4096);
+	tcase_add_test(tp, scale_takes_1_to_16384);
 	tcase_add_test(tp, a_line_arrives_in_pieces);
 	tcase_add_test(tp, framing_refusals);
 	tcase_add_test(tp, unknown_verbs_are_quoted_on_one_line);
