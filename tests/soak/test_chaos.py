@@ -376,6 +376,12 @@ class Chaos(harness.PmTest):
     def live(self, m):
         return [w["pid"] for w in m["workers"] if w["pid"]]
 
+    def serving(self, m):
+        """Workers whose slot is respawned when they die: neither surplus
+        after a scale nor on their way out."""
+        return [w["pid"] for w in m["workers"] if w["pid"] and
+                w["slot"] < m["target"] and w["state"] in ("idle", "busy")]
+
     def log_tail(self, n=40):
         lines = [line for line in self.read(self.log).splitlines()
                  if " debug " not in line]
@@ -543,13 +549,16 @@ class Chaos(harness.PmTest):
             self.kill_one(rng, pids)
 
     def kill_one(self, rng, pids):
+        """SIGKILLs one of pids; 1 if it did."""
         if pids:
             pid = rng.choice(pids)
             self.note("  SIGKILL worker %d" % pid)
             try:
                 os.kill(pid, signal.SIGKILL)
+                return 1
             except ProcessLookupError:
                 pass
+        return 0
 
     def fault_stop_worker(self, rng):
         pids = [p for p in self.live(self.master()) if p not in self.stopped]
@@ -587,7 +596,7 @@ class Chaos(harness.PmTest):
 
     def fault_fork_fail(self, rng):
         self.end_holder()
-        # threads of nobody: the task's own processes count against the
+        # Threads of nobody: the task's own processes count against the
         # same limit, so NPROC more always reach it.
         p = self.spawn(["setpriv", "--reuid=%d" % NOBODY,
                         "--regid=%d" % NOBODY, "--clear-groups",
@@ -596,19 +605,19 @@ class Chaos(harness.PmTest):
         self.wait_for(lambda: "ready" in self.output(p) or
                       p.poll() is not None, "the nproc holder ready")
         self.assertIsNone(p.poll(), self.output(p))
-        # A worker to replace now (wakeup skips its slot's backoff): the
+        # A worker to replace now (SIGALRM skips its slot's backoff): the
         # clone must fail, and the master say so.
         offset = self.log_size()
-        self.kill_one(rng, self.live(self.master()))
-        self.pm("wakeup", "--title", self.title)
-        self.wait_logged(offset, r"worker \d+ could not be started: "
-                         r"Resource temporarily unavailable",
-                         "fork failures logged in fork_fail windows")
+        if self.kill_one(rng, self.serving(self.master())):
+            os.kill(self.inc()["pid"], signal.SIGALRM)
+            self.wait_logged(offset, r"worker \d+ could not be started: "
+                             r"Resource temporarily unavailable",
+                             "fork failures logged in fork_fail windows")
 
     def fault_fd_limit(self, rng):
         self.end_fd_window()
         mpid = self.inc()["pid"]
-        pids = self.live(self.master())
+        pids = self.serving(self.master())
         soft, hard = resource.prlimit(mpid, resource.RLIMIT_NOFILE)
         # The limit bounds descriptor numbers: below those of the
         # workers' pipes, a dead worker's give nothing back, so neither a
@@ -626,8 +635,8 @@ class Chaos(harness.PmTest):
                           time.monotonic() + rng.uniform(0.3, 2.5))
         for s in self.open_idle(20):
             s.close()
-        self.kill_one(rng, pids)
-        if not self.inc()["preload"]:
+        if self.kill_one(rng, pids) and not self.inc()["preload"]:
+            os.kill(mpid, signal.SIGALRM)
             self.wait_logged(offset, r"slot \d+: fork: Too many open files",
                              "respawns failed in fd_limit windows")
 
