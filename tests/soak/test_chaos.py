@@ -17,8 +17,10 @@ time, the windowed ones overlapping whatever comes next:
                 task's nproc limit for up to 2.5 s, and a worker is killed
                 so that one must be forked (preload masters only: other
                 workers are forked by root, whom the limit does not stop)
-  fd_limit      the master's soft RLIMIT_NOFILE lowered to what it has
-                open, clients and a respawn forced meanwhile (see SKIPPED)
+  fd_limit      the master's soft RLIMIT_NOFILE lowered below the numbers
+                of its workers' pipes (just above its spare descriptor)
+                for up to 2.5 s, clients and a respawn forced meanwhile
+                (masters without preload: see SKIPPED)
   plugin_swap   the configured .so renamed over with junk or a plugin
                 without work(), truncated in place, or deleted: workers
                 keep running and respawning on the pinned copy, restart
@@ -27,7 +29,10 @@ time, the windowed ones overlapping whatever comes next:
   flood         hundreds of idle connections held open, status asked
                 through them, a burst of status / wakeup / scale commands
   restart       restart or SIGHUP with another config (executeTimes,
-                batch, cadence, log on a file or on /dev/full)
+                batch, cadence, log on a file or on /dev/full; a master
+                may also start on /dev/full).  What pmhost says of a
+                logFile /dev/full is checked first and printed: refused
+                under strictPaths, those configs add strictPaths false
   signals       USR1 (reopen the log), TTIN, TTOU, ALRM to the master
   master_kill   SIGKILL of the master (sometimes with a worker stopped):
                 workers gone, status says dead, run -d again takes the pid
@@ -36,6 +41,13 @@ time, the windowed ones overlapping whatever comes next:
                 its last quarter
 
 Every kind is injected once before any repeats, as soon as it applies.
+Each fault that should leave a mark in the log (a failed fork, a failed
+respawn) is waited for there when the log is a file.  After the fault
+phase the stream stops, the last master restarts onto a log file and
+scales to 6 workers (each slot recovers its own), every job must leave
+incoming/ and work/, and stop must leave no process, pid file, socket or
+plugin copy.  Every job must be in done/ once, intact, with its right
+.sum, none in failed/, and none logged as done twice.
 Each master's life (an "incarnation") is measured twice at a quiet point:
 after its warm-up (a flood and a restart) and before it is killed or at
 the end.  Its own descriptors (all but two pipes per live worker) must be
@@ -417,7 +429,13 @@ class Chaos(harness.PmTest):
         r = self.pm("restart", "--title", self.title, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.settle()
-        self.inc()["fds0"] = self.own_fds(mpid)
+        seen = [None]
+
+        def steady():
+            n, seen[0] = seen[0], self.own_fds(mpid)
+            return n == seen[0]
+        self.wait_for(steady, "a steady fd count", timeout=15)
+        self.inc()["fds0"] = seen[0]
         self.inc()["rss0"] = rss_kb(mpid)
         self.inc()["t_base"] = time.monotonic()
 
@@ -539,8 +557,8 @@ class Chaos(harness.PmTest):
 
     # -- faults -------------------------------------------------------------
 
-    def fault_kill_worker(self, rng, m=None):
-        m = m or self.master()
+    def fault_kill_worker(self, rng):
+        m = self.master()
         pids = self.live(m)
         if m["preload"] and m["preload"]["pid"] and rng.random() < 0.1:
             os.kill(m["preload"]["pid"], signal.SIGKILL)
