@@ -487,6 +487,9 @@ free_slot(struct control *ctl)
 void
 control_accept(struct control *ctl)
 {
+	/* A spare lost to a shortage comes back when it can. */
+	if (ctl->reserve_fd < 0)
+		ctl->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	for (;;) {
 		struct epoll_event ev;
 		struct client *c;

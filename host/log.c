@@ -42,6 +42,7 @@ static struct {
 	size_t		 outlen;
 	size_t		 outcap;
 	unsigned long long dropped;
+	int		 drop_errno;	/* why the last write failed; 0: slow */
 } logst = { .fd = 2, .pipe_fd = -1, .level = PM_LOG_INFO,
 	.task_uid = (uid_t)-1 };
 
@@ -248,6 +249,7 @@ put(const char *line, size_t n)
 			return;
 		if (w < 0 && errno != EAGAIN) {
 			/* The reader is gone or broken: nowhere to write. */
+			logst.drop_errno = errno;
 			logst.dropped++;
 			return;
 		}
@@ -602,6 +604,7 @@ log_flush(void)
 			break;
 		if (w <= 0) {
 			/* Gone: what waits is lost with it. */
+			logst.drop_errno = w < 0 ? errno : EPIPE;
 			logst.dropped++;
 			off = logst.outlen;
 			break;
@@ -613,9 +616,12 @@ log_flush(void)
 	logst.outlen -= off;
 	if (logst.outlen == 0 && logst.dropped > 0 && !batching) {
 		int n = snprintf(note, sizeof(note), "%llu log lines dropped: "
-		    "the log's reader was too slow", logst.dropped);
+		    "%s%s", logst.dropped, logst.drop_errno != 0 ?
+		    "writing the log failed: " : "the log's reader was too slow",
+		    logst.drop_errno != 0 ? strerror(logst.drop_errno) : "");
 
 		logst.dropped = 0;
+		logst.drop_errno = 0;
 		own_origin(&o);
 		emit(&o, PM_LOG_WARNING, note, (size_t)n);
 	}

@@ -336,13 +336,27 @@ slots_spawn(struct slots *s, int i, const struct spawn_ctx *ctx, int hold)
 
 	now = mono_ns();
 	if (spawner_spawn(ctx->spawner, &wa, &pid, fds) < 0) {
-		if (errno != EAGAIN)
-			logmsg(PM_LOG_ERROR, "slot %d: fork: %s", i,
-			    strerror(errno));
+		int e = errno;
+
 		s->free_cells[s->nfree++] = idx;
-		/* Try again later, as after a failed worker. */
-		if (!hold && sl->state == SLOT_WAITING)
-			sl->respawn_at = now + BACKOFF_BASE_NS;
+		if (e == EAGAIN && !spawner_ready(ctx->spawner)) {
+			/* Its spawner is not ready: no failure of the slot's. */
+			if (!hold && sl->state == SLOT_WAITING)
+				sl->respawn_at = now + BACKOFF_BASE_NS;
+			return -1;
+		}
+		/* Try again later, as after a failed worker: backing off. */
+		if (!hold && sl->state == SLOT_WAITING) {
+			sl->respawn_at = now + policy_after_exit(&sl->failures,
+			    EXIT_FAILED, 0);
+			if (sl->respawn_at == now)
+				sl->respawn_at += BACKOFF_BASE_NS;
+		}
+		/* The first of a run of failures, then one in ten. */
+		if (sl->failures <= 1 || sl->failures % 10 == 0)
+			logmsg(PM_LOG_ERROR, "slot %d: cannot start a worker: "
+			    "%s (%u times in a row)", i, strerror(e),
+			    sl->failures);
 		return -1;
 	}
 

@@ -269,6 +269,19 @@ spawner_reply(struct spawner *sp, struct preload_rep *rep, int fds[2])
 		fds[0] = fds[1] = -1;
 		return 0;
 	}
+	/*
+	 * Out of descriptors, the kernel kept some of the worker's pipes:
+	 * a worker whose output nobody reads must not run.  It is reaped as
+	 * a stranger; its slot counts a failed start.
+	 */
+	if (msg.msg_flags & MSG_CTRUNC) {
+		close_pipes(fds, (int[2]){ -1, -1 });
+		fds[0] = fds[1] = -1;
+		if (rep->kind == PRELOAD_SPAWNED && rep->pid > 0) {
+			kill(rep->pid, SIGKILL);
+			rep->pid = -EMFILE;
+		}
+	}
 	/* The master never waits on a worker's pipe. */
 	for (int k = 0; k < 2; k++)
 		if (fds[k] >= 0)

@@ -216,7 +216,10 @@ trust_path(const char *path, uid_t also, char *err, size_t errlen)
 			continue;
 		}
 		if (!S_ISDIR(st.st_mode)) {
-			if (!owned_safely(&st, also))
+			/* A device of root's (/dev/null, /dev/full) is
+			 * writable by all by nature, and replaceable by none. */
+			if (!owned_safely(&st, also) && !(at_end(&w) &&
+			    S_ISCHR(st.st_mode) && st.st_uid == 0))
 				why_unsafe(shown, &st, err, errlen);
 			else if (!at_end(&w))
 				snprintf(err, errlen, "%s: not a directory",

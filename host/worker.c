@@ -67,10 +67,17 @@ on_stop_signal(int sig)
  * now, grandchildren included, so nothing of the task outlives its master.
  */
 static void
-on_orphaned(int sig)
+on_orphaned(int sig, siginfo_t *si, void *uc)
 {
 	(void)sig;
-	if (getppid() != master_pid) {
+	(void)uc;
+	/*
+	 * The parent-death signal comes from the dying master itself (the
+	 * master never sends SIGHUP to a worker); it may arrive before we
+	 * are reparented, when getppid() still names the master.
+	 */
+	if (getppid() != master_pid || (si->si_code == SI_USER &&
+	    si->si_pid == master_pid)) {
 		log_last_word();
 		kill(0, SIGKILL);
 	}
@@ -125,7 +132,9 @@ setup_signals(struct worker *wk)
 	if (sigaction(SIGTERM, &sa, NULL) < 0 ||
 	    sigaction(SIGINT, &sa, NULL) < 0)
 		return -1;
-	sa.sa_handler = on_orphaned;
+	sa.sa_handler = NULL;
+	sa.sa_sigaction = on_orphaned;
+	sa.sa_flags |= SA_SIGINFO;
 	if (sigaction(WORKER_ORPHAN_SIGNAL, &sa, NULL) < 0)
 		return -1;
 	/* The master ignores SIGPIPE for its clients; plugins get the default. */

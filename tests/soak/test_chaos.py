@@ -60,8 +60,6 @@ Environment:
                         30), else 30.  600 makes the long run.
   PMHOST_CHAOS_SEED     the random seed; default a new one (printed).
   PMHOST_CHAOS_RATE     jobs dropped per second (default 150).
-  PMHOST_CHAOS_HOST_BUGS=1  also inject the faults that hit known host
-                        bugs (see SKIPPED), to check a fix.
   PMHOST_CHAOS_KEEP     a directory: the master's log and the journal of
                         faults are kept there under the test's title.
 
@@ -92,7 +90,8 @@ from harness import SLOW, NOBODY, alive  # noqa: E402
 DURATION = float(os.environ.get("PMHOST_CHAOS_SECONDS") or
                  os.environ.get("PMHOST_SOAK_SECONDS") or "30")
 RATE = float(os.environ.get("PMHOST_CHAOS_RATE") or "150")
-HOST_BUGS = os.environ.get("PMHOST_CHAOS_HOST_BUGS") == "1"
+# The combinations that once hit host bugs are injected: those are fixed.
+HOST_BUGS = True
 SPOOL_PLUGIN = os.path.join(harness.BUILD, "plugins", "spool", "spool.so")
 # A Python the unprivileged user can run (the first python3 on PATH may
 # live under /root).
@@ -104,31 +103,8 @@ NPROC = 64
 RSS_SLACK_KB = 1024
 
 # Faults that stay off because they hit a known host bug, with the reason
-# printed at the end (PMHOST_CHAOS_HOST_BUGS=1 injects them).
-SKIPPED = {
-    "fd_limit on preload masters":
-        "host bug: a preload master out of descriptors leaks the worker "
-        "pipe it did receive (MSG_CTRUNC unchecked in spawner_reply) and "
-        "runs that worker with its output unwatched",
-    "fd_limit below the master's spare descriptor":
-        "host bug: the spare descriptor (/dev/null) the master keeps to "
-        "refuse clients with is lost when the limit takes its number too, "
-        "and is not taken back once descriptors are free (control.c): one "
-        "fd fewer, and clients of the next shortage wait unanswered",
-    "short worker lives and scale bursts on preload masters":
-        "host bug: a worker that exits before the master reads the preload "
-        "process's reply naming it (a life shorter than the master takes "
-        "to react: stopped, busy, or a scale down right after a scale up) "
-        "is reaped as 'not a worker', then kept as a phantom: SIGKILLed by "
-        "its old pid at stopTimeout (another process by then) and waited "
-        "for by stop for ever (master.c reap, slots.c slots_spawned); "
-        "preload masters run resident workers (executeTimes 0) and a "
-        "burst holds one scale command",
-    "restart during fork_fail on preload masters":
-        "host bug: a canary the preload process cannot clone leaves the "
-        "master restarting for ever (restart.c RS_CANARY never learns of "
-        "spawn_failed); the fork_fail window is closed before restarts",
-} if not HOST_BUGS else {}
+# printed at the end: none now.
+SKIPPED = {}
 
 WEIGHTS = {
     "kill_worker": 24, "stop_worker": 10, "stop_master": 6, "fork_fail": 6,
@@ -653,10 +629,12 @@ class Chaos(harness.PmTest):
                           time.monotonic() + rng.uniform(0.3, 2.5))
         for s in self.open_idle(20):
             s.close()
-        if self.kill_one(rng, pids) and not self.inc()["preload"]:
+        if self.kill_one(rng, pids):
             os.kill(mpid, signal.SIGALRM)
-            self.wait_logged(offset, r"slot \d+: fork: Too many open files",
-                             "respawns failed in fd_limit windows")
+            self.wait_logged(offset, r"(worker \d+ could not be started|"
+                             r"slot \d+: cannot start a worker): Too many "
+                             r"open files", "respawns failed in fd_limit "
+                             r"windows")
 
     def fault_plugin_swap(self, rng):
         self.settle()
