@@ -291,9 +291,10 @@ request_stop(struct target *t, long *workers)
 			break;
 		case 1:
 			if (r == PROTO_FAILED)
-				errmsg("warning: %s: the control socket did not "
-				    "serve (%s); sent SIGTERM to the master "
-				    "(pid %ld)", t->title, err, (long)t->pid);
+				errmsg("warning: %s: the control socket did "
+				    "not serve (%s); sent SIGTERM to the "
+				    "master (pid %ld)", t->title, err,
+				    (long)t->pid);
 			break;
 		default:
 			if (r == PROTO_FAILED)

@@ -340,7 +340,8 @@ format_line(const struct log_origin *o, int level, const char *text,
 	if (logst.format == LOG_JSON) {
 		/* The journal reads the priority from its own prefix. */
 		if (logst.journal)
-			n = (size_t)snprintf(line, size, "<%d>", priority(level));
+			n = (size_t)snprintf(line, size, "<%d>",
+			    priority(level));
 		n += (size_t)snprintf(line + n, size - n, "{\"time\":\"%s\","
 		    "\"level\":\"%s\",\"task\":\"", when,
 		    log_level_name(level));
@@ -615,10 +616,11 @@ log_flush(void)
 		memmove(logst.out, logst.out + off, logst.outlen - off);
 	logst.outlen -= off;
 	if (logst.outlen == 0 && logst.dropped > 0 && !batching) {
+		int err = logst.drop_errno;
 		int n = snprintf(note, sizeof(note), "%llu log lines dropped: "
-		    "%s%s", logst.dropped, logst.drop_errno != 0 ?
-		    "writing the log failed: " : "the log's reader was too slow",
-		    logst.drop_errno != 0 ? strerror(logst.drop_errno) : "");
+		    "%s%s", logst.dropped, err != 0 ? "writing the log "
+		    "failed: " : "the log's reader was too slow", err != 0 ?
+		    strerror(err) : "");
 
 		logst.dropped = 0;
 		logst.drop_errno = 0;

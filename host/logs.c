@@ -137,7 +137,7 @@ static off_t
 tail_start(int fd, off_t size, const struct filter *f, long want)
 {
 	char *buf;
-	size_t carry = 0;		/* the cut line's bytes at buf + CHUNK */
+	size_t carry = 0;		/* the cut line's, at buf + CHUNK */
 	off_t pos = size, start = size;
 	long found = 0;
 

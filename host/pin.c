@@ -57,8 +57,8 @@ pin_dir(const char *run_dir, char *dir, size_t size, char *err,
 	/* Ours, as the run dir is: nobody else may put a plugin there. */
 	if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) ||
 	    st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
-		snprintf(err, errlen, "%s: not a directory of uid %ld that only "
-		    "it can write", dir, (long)geteuid());
+		snprintf(err, errlen, "%s: not a directory of uid %ld that "
+		    "only it can write", dir, (long)geteuid());
 		return -1;
 	}
 	return 0;

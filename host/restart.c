@@ -315,8 +315,8 @@ restart_step(struct restart *r, struct slots *s, const struct spawn_ctx *ctx,
 		/* It could not even be started: slot 0 let go of its cell. */
 		if (r->canary >= 0 && s->v[0].next != r->canary) {
 			r->canary = -1;
-			conclude(r, res, 0, "the canary worker (slot 0) %s; the "
-			    "old workers keep running", s->v[0].last_exit);
+			conclude(r, res, 0, "the canary worker (slot 0) %s; "
+			    "the old workers keep running", s->v[0].last_exit);
 		} else if (r->canary >= 0 &&
 		    s->procs[r->canary].state == PROC_HELD) {
 			res->what = RR_COMMIT;

@@ -148,7 +148,8 @@ check_tasks(struct config *cfg, const struct overrides *ov,
 		if ((flags & PREP_MAKE_RUNDIR) && (ri = pin_plugin(
 		    &cfg->tasks[i], ps[*nready].run_dir, err,
 		    sizeof(err))) < 0) {
-			errmsg("%s: plugin: %s", cfg->tasks[i].config_path, err);
+			errmsg("%s: plugin: %s", cfg->tasks[i].config_path,
+			    err);
 			prepared_free(&ps[*nready]);
 			ri = ri == PIN_BAD_PLUGIN ? EXIT_USAGE : EXIT_RUNTIME;
 			if (ri > r)
@@ -542,8 +543,8 @@ detach_all(struct prepared *ps, size_t n, const struct overrides *ov,
 			    NS_PER_SEC))
 				kill(pids[k], SIGKILL);
 		errmsg("stopped the %zu task%s of %s already started: a "
-		    "file's tasks run all or none", i - 1, i - 1 == 1 ? "" : "s",
-		    ps[0].task->config_path);
+		    "file's tasks run all or none", i - 1,
+		    i - 1 == 1 ? "" : "s", ps[0].task->config_path);
 	}
 	free(pids);
 	return r;

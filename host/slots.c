@@ -340,7 +340,7 @@ slots_spawn(struct slots *s, int i, const struct spawn_ctx *ctx, int hold)
 
 		s->free_cells[s->nfree++] = idx;
 		if (e == EAGAIN && !spawner_ready(ctx->spawner)) {
-			/* Its spawner is not ready: no failure of the slot's. */
+			/* Its spawner is not ready: not the slot's failure. */
 			if (!hold && sl->state == SLOT_WAITING)
 				sl->respawn_at = now + BACKOFF_BASE_NS;
 			return -1;
@@ -610,7 +610,15 @@ static void
 fold_times(struct slots *s, struct slot *sl, const struct sb_cell *c,
     enum exit_reason why)
 {
+	int64_t now = mono_ns();
+
 	s->exits_by[why]++;
+	if (now - sl->mark_ns[1] >= NS_PER_SEC) {
+		sl->mark_ns[0] = sl->mark_ns[1];
+		sl->mark_calls[0] = sl->mark_calls[1];
+		sl->mark_ns[1] = now;
+		sl->mark_calls[1] = sl->calls_done;
+	}
 	sl->errors_done += atomic_load(&c->w.errors);
 	if (sl->times_done == NULL &&
 	    (sl->times_done = calloc(1, sizeof(*sl->times_done))) == NULL)
@@ -690,13 +698,23 @@ slots_task_stats(const struct slots *s, uint64_t *calls, uint64_t *errors,
 long long
 slots_rate_mcps(const struct slots *s, int i, int64_t now)
 {
-	const struct sb_cell *c;
+	const struct slot *sl = &s->v[i];
+	const struct sb_cell *c = sl->cur >= 0 ? &s->sb->cells[sl->cur] : NULL;
 	uint64_t calls, c0;
 	int64_t t0;
 
-	if (s->v[i].cur < 0)
+	/*
+	 * Workers that live less than a second (executeTimes 1): the pace
+	 * of the slot, from its exits' marks.
+	 */
+	if (sl->mark_ns[0] != 0 && now > sl->mark_ns[0] && (c == NULL ||
+	    atomic_load_explicit(&c->w.mark_ns[0], memory_order_relaxed) ==
+	    0))
+		return (long long)((double)(sl->calls_done + (c == NULL ? 0 :
+		    atomic_load_explicit(&c->w.calls, memory_order_relaxed)) -
+		    sl->mark_calls[0]) * 1e12 / (double)(now - sl->mark_ns[0]));
+	if (c == NULL)
 		return 0;
-	c = &s->sb->cells[s->v[i].cur];
 	calls = atomic_load_explicit(&c->w.calls, memory_order_relaxed);
 	t0 = atomic_load_explicit(&c->w.mark_ns[0], memory_order_relaxed);
 	c0 = atomic_load_explicit(&c->w.mark_calls[0], memory_order_relaxed);

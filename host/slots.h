@@ -46,7 +46,7 @@ struct proc {
 	int64_t		 started;	/* mono ns */
 	int64_t		 started_real;	/* wall ns, for status */
 	int64_t		 deadline;	/* mono ns; its state says what of */
-	int64_t		 lifetime;	/* limitSeconds in ns, as drawn; 0: none */
+	int64_t		 lifetime;	/* limitSeconds (ns) as drawn; 0: none */
 	uint64_t	 max_calls;	/* executeTimes, as drawn; 0: none */
 	int		 hot;		/* executeUSleep 0: calls untimed */
 	int		 timed_out;	/* went through workTimeout */
@@ -95,6 +95,10 @@ struct slot {
 	uint64_t	 errors_done;	/* failed calls of its ended workers */
 	struct hist	*times_done;	/* their call times; NULL: none yet */
 	int64_t		 backoff_ns;	/* time spent waiting out backoffs */
+	/* (time, calls_done) at exits a second or more apart: the pace of
+	 * a slot whose workers live less than a second. */
+	int64_t		 mark_ns[2];
+	uint64_t	 mark_calls[2];
 	int64_t		 backoff_since;	/* mono ns, while in one; 0 */
 };
 
