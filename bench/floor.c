@@ -36,6 +36,14 @@
  *       work_fini records the calls and the CPU time they took.
  *   floor clock N
  *       N CLOCK_MONOTONIC reads back to back.  Prints "NS PER_READ".
+ *   floor spawn SO PARAMS N
+ *       The floor of a task's start and stop at N workers: T0, then N
+ *       fork()s.  Each child loads SO, calls work_init and work once (the
+ *       plugin records FIRST), counts itself in a shared page and sleeps
+ *       on a futex there.  Once all N have counted: T1, one FUTEX_WAKE for
+ *       them all, each child _exits, the parent reaps every one: T2.
+ *       Prints "T0 NS", "T1 NS", "T2 NS": the start is the last FIRST
+ *       less T0, the stop T2 less T1.
  *   floor forkexec N PATH
  *       N times fork + execv(PATH) + waitpid.  Prints "NS" per run.
  *   floor timer PERIOD_US N
@@ -436,6 +444,58 @@ paced(const char *so, long period_us, double seconds)
 }
 
 static int
+spawn_n(const char *so, long n)
+{
+	struct { _Atomic uint32_t ready, go; } *sh;
+	struct timespec ms = { 0, 1000000L };
+	long long t0, t1, t2;
+
+	sh = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED |
+	    MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED) {
+		perror("floor: mmap");
+		return 1;
+	}
+	fflush(stdout);
+	t0 = now_ns();
+	for (long i = 0; i < n; i++) {
+		pid_t pid = fork();
+
+		if (pid < 0) {
+			perror("floor: fork");
+			atomic_store(&sh->go, 1);
+			syscall(SYS_futex, &sh->go, FUTEX_WAKE, INT32_MAX, NULL,
+			    NULL, 0);
+			return 1;
+		}
+		if (pid == 0) {
+			struct loaded l;
+			void *state = NULL;
+
+			load(so, &l);
+			if (l.init != NULL && l.init(&floor_worker, &state) != 0)
+				_exit(1);
+			l.work(&floor_worker, state);
+			atomic_fetch_add(&sh->ready, 1);
+			while (atomic_load(&sh->go) == 0)
+				syscall(SYS_futex, &sh->go, FUTEX_WAIT, 0, NULL,
+				    NULL, 0);
+			_exit(0);
+		}
+	}
+	while (atomic_load(&sh->ready) < (uint32_t)n)
+		nanosleep(&ms, NULL);
+	t1 = now_ns();
+	atomic_store(&sh->go, 1);
+	syscall(SYS_futex, &sh->go, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+	while (wait(NULL) > 0 || errno == EINTR)
+		;
+	t2 = now_ns();
+	printf("T0 %lld\nT1 %lld\nT2 %lld\n", t0, t1, t2);
+	return 0;
+}
+
+static int
 clock_reads(long n)
 {
 	long long t0 = now_ns(), t = 0;
@@ -521,6 +581,10 @@ main(int argc, char **argv)
 		return paced(argv[2], strtol(argv[4], NULL, 10),
 		    strtod(argv[5], NULL));
 	}
+	if (argc == 5 && strcmp(argv[1], "spawn") == 0) {
+		params_text = argv[3];
+		return spawn_n(argv[2], strtol(argv[4], NULL, 10));
+	}
 	if (argc == 3 && strcmp(argv[1], "clock") == 0)
 		return clock_reads(strtol(argv[2], NULL, 10));
 	if (argc == 4 && strcmp(argv[1], "forkexec") == 0)
@@ -529,6 +593,6 @@ main(int argc, char **argv)
 		return timer(strtol(argv[2], NULL, 10), strtol(argv[3], NULL, 10));
 	fprintf(stderr, "usage: floor forkdl SO PARAMS N [GAP_MS] | floor loop SO PARAMS "
 	    "SECONDS [bare|count|flags|host] | floor paced SO PARAMS PERIOD_US "
-	    "SECONDS | floor clock N | floor forkexec N PATH | floor timer PERIOD_US N\n");
+	    "SECONDS | floor spawn SO PARAMS N | floor clock N | floor forkexec N PATH | floor timer PERIOD_US N\n");
 	return 2;
 }
