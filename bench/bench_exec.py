@@ -264,7 +264,10 @@ class Bench:
         STARTED.append(master)
         try:
             time.sleep(0.1)
-            worker = children_of(master)[0]
+            # The worker, not the master's spawner (also its child).
+            doc = json.loads(self.pm("status", "--title", title,
+                                     "--json").stdout)
+            worker = doc["masters"][0]["workers"][0]["pid"]
             co = children_of(worker) if params.get("mode") else []
 
             def cpu_now():

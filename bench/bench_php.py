@@ -452,7 +452,17 @@ def start_task(label, name, kind, rec, workers, keys, log):
 
 
 def workers_of(master):
-    return [p for p in children_of(master)]
+    """The master's workers: its children but its spawner process."""
+    out = []
+    for p in children_of(master):
+        try:
+            with open("/proc/%d/cmdline" % p, "rb") as f:
+                title = f.read()
+        except OSError:
+            continue
+        if b":Spawner:" not in title:
+            out.append(p)
+    return out
 
 
 def stop_task(label, name, master):
@@ -586,7 +596,7 @@ def m_c64():
                        env=pm_env())
         try:
             deadline = time.monotonic() + 30
-            while len(children_of(master)) < 64:
+            while len(workers_of(master)) < 64:
                 if time.monotonic() > deadline:
                     raise RuntimeError("64 C workers did not start")
                 time.sleep(0.01)

@@ -1,11 +1,13 @@
 /*
  * cmdtime.c - runs a command N times, one after the other, and prints the
  * wall time of each run (CLOCK_MONOTONIC around spawn and wait) in ns with
- * its exit status:
+ * its exit status and its start:
  *
  *     cmdtime [-o OUTFILE] N COMMAND [ARG...]
  *
- * prints N lines "NS STATUS" (STATUS: the exit code, or 128+signal).
+ * prints N lines "NS STATUS T0" (STATUS: the exit code, or 128+signal; T0:
+ * the CLOCK_MONOTONIC reading right before the spawn, for figures that
+ * end at a timestamp a worker writes).
  * The command's stdout goes to OUTFILE (the last run's output stays
  * there), else to /dev/null; its stderr is inherited.  posix_spawnp (a
  * vfork) keeps the timer's own share of each figure as small as it gets.
@@ -67,8 +69,8 @@ main(int argc, char **argv)
 			;
 		t1 = now_ns();
 		posix_spawn_file_actions_destroy(&fa);
-		printf("%lld %d\n", t1 - t0, WIFEXITED(st) ? WEXITSTATUS(st) :
-		    128 + WTERMSIG(st));
+		printf("%lld %d %lld\n", t1 - t0, WIFEXITED(st) ?
+		    WEXITSTATUS(st) : 128 + WTERMSIG(st), t0);
 		fflush(stdout);
 	}
 	return 0;

@@ -11,11 +11,39 @@
  *       FIRST with its own timestamp) and _exits; the parent waits.
  *       Prints "T0 CHILDPID NS" per run; the harness pairs it with the
  *       child's FIRST record: fork + dlopen + first call.
- *   floor loop SO PARAMS SECONDS
- *       Calls SO's work() through a function pointer for SECONDS, reading
- *       the clock once per 4096 calls.  Prints "CALLS N NS ELAPSED".
- *       The pointer comes from dlsym(): the compiler cannot see, inline
- *       or drop the call.
+ *   floor loop SO PARAMS SECONDS [VARIANT]
+ *       Calls SO's work() through a function pointer for SECONDS.
+ *       Prints "CALLS N NS ELAPSED RC R".  The pointer comes from
+ *       dlsym(): the compiler cannot see, inline or drop the call.
+ *       VARIANT adds to the bare loop, one step at a time, what pmhost's
+ *       hot loop does per call, to tell what each costs:
+ *         bare   the call alone; the clock is read once per 4096 calls
+ *         count  and the count stored into a cell of a shared mapping
+ *                after each call (a relaxed atomic store, as the host
+ *                publishes it)
+ *         flags  and, before each call, the two stop flags loaded: a
+ *                volatile sig_atomic_t and the cell's command word
+ *         host   the host's loop as written: stop flags, a countdown to
+ *                the next timed call (two clock reads and a histogram
+ *                update per stride, the stride doubling up to about one
+ *                timed call per ms), the count, the return code, the
+ *                call limit and the memory verdict, each call
+ *   floor paced SO PARAMS PERIOD_US SECONDS
+ *       A paced worker's loop without the host: read the clock, call
+ *       work(), read the clock, sleep until PERIOD_US after the end of the
+ *       call (a futex wait with a CLOCK_MONOTONIC deadline, as pmhost's
+ *       executeUSleep "delay" cadence does), for SECONDS.  The plugin's
+ *       work_fini records the calls and the CPU time they took.
+ *   floor clock N
+ *       N CLOCK_MONOTONIC reads back to back.  Prints "NS PER_READ".
+ *   floor spawn SO PARAMS N
+ *       The floor of a task's start and stop at N workers: T0, then N
+ *       fork()s.  Each child loads SO, calls work_init and work once (the
+ *       plugin records FIRST), counts itself in a shared page and sleeps
+ *       on a futex there.  Once all N have counted: T1, one FUTEX_WAKE for
+ *       them all, each child _exits, the parent reaps every one: T2.
+ *       Prints "T0 NS", "T1 NS", "T2 NS": the start is the last FIRST
+ *       less T0, the stop T2 less T1.
  *   floor forkexec N PATH
  *       N times fork + execv(PATH) + waitpid.  Prints "NS" per run.
  *   floor timer PERIOD_US N
@@ -25,6 +53,8 @@
  *       schedule "rate" on this machine.
  */
 #include <dlfcn.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <linux/futex.h>
 #include <stdarg.h>
@@ -32,6 +62,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -179,30 +210,300 @@ forkdl(const char *so, long n, long gap_ms)
 	return 0;
 }
 
+/*
+ * The part of a scoreboard cell the host's hot loop touches: its command
+ * word and, 24 bytes on, the published count; in a MAP_SHARED mapping,
+ * as the scoreboard is.
+ */
+struct cell {
+	_Atomic uint32_t cmd;
+	_Atomic uint32_t doorbell;
+	uint32_t	 pad[4];
+	_Atomic uint64_t calls;
+	_Atomic uint64_t hist[18];
+	_Atomic uint64_t sum_ns;
+};
+
+static volatile sig_atomic_t stop_noted;
+
+/* The bare loop: the call, and the clock once per 4096 calls. */
+static __attribute__((noinline)) uint64_t
+loop_bare(struct loaded *l, void *state, long long end, int *rc)
+{
+	uint64_t calls = 0;
+	int acc = 0;
+
+	do {
+		for (int i = 0; i < 4096; i++)
+			acc |= l->work(&floor_worker, state);
+		calls += 4096;
+	} while (now_ns() < end);
+	*rc = acc;
+	return calls;
+}
+
+/* The bare loop, and the count published after each call. */
+static __attribute__((noinline)) uint64_t
+loop_count(struct loaded *l, struct cell *c, void *state, long long end,
+    int *rc)
+{
+	uint64_t calls = 0;
+	int acc = 0;
+
+	do {
+		for (int i = 0; i < 4096; i++) {
+			acc |= l->work(&floor_worker, state);
+			atomic_store_explicit(&c->calls, ++calls,
+			    memory_order_relaxed);
+		}
+	} while (now_ns() < end);
+	*rc = acc;
+	return calls;
+}
+
+/* The same, and the two stop flags loaded before each call. */
+static __attribute__((noinline)) uint64_t
+loop_flags(struct loaded *l, struct cell *c, void *state, long long end,
+    int *rc)
+{
+	const volatile sig_atomic_t *noted = &stop_noted;
+	uint64_t calls = 0;
+	int acc = 0;
+
+	do {
+		for (int i = 0; i < 4096; i++) {
+			if (__builtin_expect(*noted ||
+			    atomic_load_explicit(&c->cmd,
+			    memory_order_relaxed) >= 2, 0))
+				goto out;
+			acc |= l->work(&floor_worker, state);
+			atomic_store_explicit(&c->calls, ++calls,
+			    memory_order_relaxed);
+		}
+	} while (now_ns() < end);
+out:
+	*rc = acc;
+	return calls;
+}
+
+/* A timed call's weight in the histogram, as the host keeps it. */
+static void
+note_time(struct cell *c, long long ns, uint64_t weight)
+{
+	static const long long le[17] = { 1000, 3000, 10000, 30000, 100000,
+	    300000, 1000000, 3000000, 10000000, 30000000, 100000000,
+	    300000000, 1000000000, 3000000000, 10000000000, 30000000000,
+	    60000000000 };
+	int b = 0;
+
+	while (b < 17 && ns > le[b])
+		b++;
+	atomic_store_explicit(&c->hist[b], atomic_load_explicit(&c->hist[b],
+	    memory_order_relaxed) + weight, memory_order_relaxed);
+	atomic_store_explicit(&c->sum_ns, atomic_load_explicit(&c->sum_ns,
+	    memory_order_relaxed) + (uint64_t)ns * weight,
+	    memory_order_relaxed);
+}
+
+/*
+ * The host's hot loop, its shape kept: what it checks on every call and
+ * what once per stride.  The end of the run is the master's lifetime
+ * stop here: the timed call that finds the time up sets the command.
+ */
+static __attribute__((noinline)) uint64_t
+loop_host(struct loaded *l, struct cell *c, void *state, long long end,
+    uint64_t times, int *rc_out)
+{
+	int (*work_fn)(pm_worker *, void *) = l->work;
+	const volatile sig_atomic_t *noted = &stop_noted;
+	pm_worker *pw = &floor_worker;
+	long long now, t0, last_check = now_ns();
+	uint64_t calls = 0;
+	uint32_t countdown = 1, stride = 1;
+	int rc, over = 0;
+
+	for (;;) {
+		if (__builtin_expect(*noted || atomic_load_explicit(&c->cmd,
+		    memory_order_relaxed) >= 2, 0))
+			break;
+		if (__builtin_expect(--countdown != 0, 1)) {
+			rc = work_fn(pw, state);
+			atomic_store_explicit(&c->calls, ++calls,
+			    memory_order_relaxed);
+		} else {
+			t0 = now_ns();
+			rc = work_fn(pw, state);
+			now = now_ns();
+			atomic_store_explicit(&c->calls, ++calls,
+			    memory_order_relaxed);
+			note_time(c, now - t0, stride);
+			if (now >= end)
+				atomic_store(&c->cmd, 2);
+			if (now - last_check < 1000000 && stride < (1 << 20))
+				stride *= 2;
+			else if (now - last_check > 2000000)
+				stride = stride > 1 ? stride / 2 : 1;
+			last_check = now;
+			countdown = stride;
+		}
+		if (__builtin_expect(rc != 0, 0)) {
+			*rc_out = rc;
+			if (rc > 0)
+				break;
+		}
+		if (__builtin_expect(calls == times, 0))
+			break;
+		if (__builtin_expect(over, 0))
+			break;
+	}
+	return calls;
+}
+
 static int
-loop(const char *so, double seconds)
+loop(const char *so, double seconds, const char *variant)
+{
+	struct loaded l;
+	struct cell *c;
+	void *state = NULL;
+	long long t0, end, now;
+	uint64_t calls;
+	int acc = 0;
+
+	c = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+	    -1, 0);
+	if (c == MAP_FAILED) {
+		perror("floor: mmap");
+		return 1;
+	}
+	load(so, &l);
+	if (l.init != NULL && l.init(&floor_worker, &state) != 0)
+		return 1;
+	t0 = now_ns();
+	end = t0 + (long long)(seconds * 1e9);
+	if (strcmp(variant, "bare") == 0)
+		calls = loop_bare(&l, state, end, &acc);
+	else if (strcmp(variant, "count") == 0)
+		calls = loop_count(&l, c, state, end, &acc);
+	else if (strcmp(variant, "flags") == 0)
+		calls = loop_flags(&l, c, state, end, &acc);
+	else if (strcmp(variant, "host") == 0)
+		calls = loop_host(&l, c, state, end, 0, &acc);
+	else {
+		fprintf(stderr, "floor: no loop variant %s\n", variant);
+		return 2;
+	}
+	now = now_ns();
+	floor_calls = calls;
+	if (l.fini != NULL)
+		l.fini(&floor_worker, state);
+	printf("CALLS %llu NS %lld RC %d\n", (unsigned long long)calls,
+	    now - t0, acc);
+	return 0;
+}
+
+/* Sleeps until the CLOCK_MONOTONIC deadline due (ns), as a worker does. */
+static void
+sleep_until(long long due)
+{
+	static uint32_t word;
+	long long t;
+
+	while ((t = now_ns()) < due) {
+		struct timespec ts = { due / 1000000000LL, due % 1000000000LL };
+
+		syscall(SYS_futex, &word, FUTEX_WAIT_BITSET, 0, &ts, NULL,
+		    FUTEX_BITSET_MATCH_ANY);
+	}
+}
+
+static int
+paced(const char *so, long period_us, double seconds)
 {
 	struct loaded l;
 	void *state = NULL;
-	long long t0, end, now;
+	long long end, t0, t1;
 	uint64_t calls = 0;
 	int acc = 0;
 
 	load(so, &l);
 	if (l.init != NULL && l.init(&floor_worker, &state) != 0)
 		return 1;
-	t0 = now_ns();
-	end = t0 + (long long)(seconds * 1e9);
+	end = now_ns() + (long long)(seconds * 1e9);
 	do {
-		for (int i = 0; i < 4096; i++)
-			acc |= l.work(&floor_worker, state);
-		calls += 4096;
-	} while ((now = now_ns()) < end);
+		t0 = now_ns();
+		acc |= l.work(&floor_worker, state);
+		t1 = now_ns();
+		calls++;
+		sleep_until(t1 + period_us * 1000LL);
+	} while (t0 < end);
 	floor_calls = calls;
 	if (l.fini != NULL)
 		l.fini(&floor_worker, state);
-	printf("CALLS %llu NS %lld RC %d\n", (unsigned long long)calls,
-	    now - t0, acc);
+	printf("CALLS %llu RC %d\n", (unsigned long long)calls, acc);
+	return 0;
+}
+
+static int
+spawn_n(const char *so, long n)
+{
+	struct { _Atomic uint32_t ready, go; } *sh;
+	struct timespec ms = { 0, 1000000L };
+	long long t0, t1, t2;
+
+	sh = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED |
+	    MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED) {
+		perror("floor: mmap");
+		return 1;
+	}
+	fflush(stdout);
+	t0 = now_ns();
+	for (long i = 0; i < n; i++) {
+		pid_t pid = fork();
+
+		if (pid < 0) {
+			perror("floor: fork");
+			atomic_store(&sh->go, 1);
+			syscall(SYS_futex, &sh->go, FUTEX_WAKE, INT32_MAX, NULL,
+			    NULL, 0);
+			return 1;
+		}
+		if (pid == 0) {
+			struct loaded l;
+			void *state = NULL;
+
+			load(so, &l);
+			if (l.init != NULL && l.init(&floor_worker, &state) != 0)
+				_exit(1);
+			l.work(&floor_worker, state);
+			atomic_fetch_add(&sh->ready, 1);
+			while (atomic_load(&sh->go) == 0)
+				syscall(SYS_futex, &sh->go, FUTEX_WAIT, 0, NULL,
+				    NULL, 0);
+			_exit(0);
+		}
+	}
+	while (atomic_load(&sh->ready) < (uint32_t)n)
+		nanosleep(&ms, NULL);
+	t1 = now_ns();
+	atomic_store(&sh->go, 1);
+	syscall(SYS_futex, &sh->go, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+	while (wait(NULL) > 0 || errno == EINTR)
+		;
+	t2 = now_ns();
+	printf("T0 %lld\nT1 %lld\nT2 %lld\n", t0, t1, t2);
+	return 0;
+}
+
+static int
+clock_reads(long n)
+{
+	long long t0 = now_ns(), t = 0;
+
+	for (long i = 0; i < n; i++)
+		t ^= now_ns();
+	printf("NS %.2f %lld\n", (double)(now_ns() - t0) / (double)n,
+	    t & 1);
 	return 0;
 }
 
@@ -270,15 +571,28 @@ main(int argc, char **argv)
 		return forkdl(argv[2], strtol(argv[4], NULL, 10),
 		    argc == 6 ? strtol(argv[5], NULL, 10) : 0);
 	}
-	if (argc == 5 && strcmp(argv[1], "loop") == 0) {
+	if ((argc == 5 || argc == 6) && strcmp(argv[1], "loop") == 0) {
 		params_text = argv[3];
-		return loop(argv[2], strtod(argv[4], NULL));
+		return loop(argv[2], strtod(argv[4], NULL),
+		    argc == 6 ? argv[5] : "bare");
 	}
+	if (argc == 6 && strcmp(argv[1], "paced") == 0) {
+		params_text = argv[3];
+		return paced(argv[2], strtol(argv[4], NULL, 10),
+		    strtod(argv[5], NULL));
+	}
+	if (argc == 5 && strcmp(argv[1], "spawn") == 0) {
+		params_text = argv[3];
+		return spawn_n(argv[2], strtol(argv[4], NULL, 10));
+	}
+	if (argc == 3 && strcmp(argv[1], "clock") == 0)
+		return clock_reads(strtol(argv[2], NULL, 10));
 	if (argc == 4 && strcmp(argv[1], "forkexec") == 0)
 		return forkexec(strtol(argv[2], NULL, 10), argv[3]);
 	if (argc == 4 && strcmp(argv[1], "timer") == 0)
 		return timer(strtol(argv[2], NULL, 10), strtol(argv[3], NULL, 10));
 	fprintf(stderr, "usage: floor forkdl SO PARAMS N [GAP_MS] | floor loop SO PARAMS "
-	    "SECONDS | floor forkexec N PATH | floor timer PERIOD_US N\n");
+	    "SECONDS [bare|count|flags|host] | floor paced SO PARAMS PERIOD_US "
+	    "SECONDS | floor spawn SO PARAMS N | floor clock N | floor forkexec N PATH | floor timer PERIOD_US N\n");
 	return 2;
 }

@@ -11,18 +11,25 @@
  *   RATE   a work() call started, mode "rate" (VALUE: call number)
  *   FINI   work_fini() ran after the last call (VALUE: calls completed)
  *   FLOOD  a flooding worker saw its stop file (VALUE: lines it wrote)
+ *   CPU    count builds: CPU ns from work_init to work_fini (VALUE)
+ *   INC    -DBENCH_INC: the counter work() incremented (VALUE)
  *
  * params (compact JSON from the config, or the floor program's own):
  *   {"out": "/abs/path/records",
- *    "mode": "sleep" | "block" | "rate" | "chat" | "flood",
+ *    "mode": "sleep" | "block" | "park" | "rate" | "chat" | "flood",
  *    "block_ms": N, "spin": N, "say": "none" | "stdout" | "log" | "file",
- *    "file": "/abs/path", "stop": "/abs/path"}
+ *    "file": "/abs/path", "stop": "/abs/path", "fini": 0}
  *   sleep  first call records FIRST; every call returns at once (the
  *          worker then sleeps executeUSleep between calls)
  *   block  first call records FIRST and returns; each later call sleeps
  *          block_ms inside work() (so a worker with executeUSleep 0 is
  *          idle, its slot's next_due stays in the past, and a SIGKILL
  *          lands in a call, as a hung task's would)
+ *   park   first call records FIRST and returns; each later call waits
+ *          in poll() on pm_worker_stop_fd() for block_ms: with
+ *          executeUSleep 0 the slot's next_due stays in the past, so a
+ *          killed worker's replacement calls at once, and the worker
+ *          sleeps without waking until then
  *   rate   every call notes its start time in memory; the RATE records
  *          are written in bulk at fini (or when 4096 are pending), so no
  *          file write runs between two timed calls
@@ -37,13 +44,23 @@
  *          exists; it then records FLOOD with the lines written and
  *          sleeps 10 ms per call
  *
+ * "fini": 0 leaves the FINI record out: thousands of workers stopping at
+ * once would otherwise queue on the records file's inode lock, a cost of
+ * this plugin, not of the host that stops them.
+ *
  * Built a second time with -DBENCH_COUNT for the "count" mode: work() is
  * an empty call (return PM_CONTINUE: no syscall, no clock read, no
  * branch); work_init records INIT and work_fini records FINI with the call
- * count, from which the harness computes calls/s.
+ * count, from which the harness computes calls/s, and CPU with the CPU
+ * time (ns) the thread used from work_init to work_fini, for calls per
+ * CPU second.  Built a third time with -DBENCH_INC as well: work()
+ * increments a counter in memory and returns; FINI is followed by INC
+ * with the counter, which must equal the calls.
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +71,8 @@
 
 PMHOST_PLUGIN;
 
-enum mode { MODE_SLEEP, MODE_BLOCK, MODE_RATE, MODE_CHAT, MODE_FLOOD };
+enum mode { MODE_SLEEP, MODE_BLOCK, MODE_PARK, MODE_RATE, MODE_CHAT,
+    MODE_FLOOD };
 enum say { SAY_NONE, SAY_STDOUT, SAY_LOG, SAY_FILE };
 
 /* One worker process loads the plugin once: file-level state is its own. */
@@ -67,6 +85,7 @@ static enum say	 say;
 static long	 spin_rounds;
 static int	 say_fd = -1;		/* say "file" */
 static char	 stop_path[4096];	/* mode "flood" */
+static int	 no_fini;		/* "fini": 0 */
 
 static long long
 now_ns(void)
@@ -76,6 +95,20 @@ now_ns(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
+
+#ifdef BENCH_COUNT
+static long long cpu_at_init;
+
+/* CPU time this thread has used, in ns. */
+static long long
+cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+#endif
 
 /* Appends one record in one write(): lines never interleave. */
 static void
@@ -131,6 +164,8 @@ work_init(pm_worker *w, void **state)
 	if (param_str(params, "mode", m, sizeof(m)) == 0) {
 		if (strcmp(m, "block") == 0)
 			mode = MODE_BLOCK;
+		else if (strcmp(m, "park") == 0)
+			mode = MODE_PARK;
 		else if (strcmp(m, "rate") == 0)
 			mode = MODE_RATE;
 		else if (strcmp(m, "chat") == 0)
@@ -140,6 +175,7 @@ work_init(pm_worker *w, void **state)
 	}
 	if ((p = strstr(params, "\"block_ms\":")) != NULL)
 		block_ms = strtol(p + strlen("\"block_ms\":"), NULL, 10);
+	no_fini = strstr(params, "\"fini\":0") != NULL;
 	if ((p = strstr(params, "\"spin\":")) != NULL)
 		spin_rounds = strtol(p + strlen("\"spin\":"), NULL, 10);
 	if (param_str(params, "say", how, sizeof(how)) == 0) {
@@ -158,16 +194,26 @@ work_init(pm_worker *w, void **state)
 	    sizeof(stop_path)) < 0)
 		return 1;
 	record("INIT", t, 0);
+#ifdef BENCH_COUNT
+	cpu_at_init = cpu_ns();
+#endif
 	return 0;
 }
 
 #ifdef BENCH_COUNT
+
+#ifdef BENCH_INC
+static unsigned long long counted;
+#endif
 
 int
 work(pm_worker *w, void *state)
 {
 	(void)w;
 	(void)state;
+#ifdef BENCH_INC
+	counted++;
+#endif
 	return PM_CONTINUE;
 }
 
@@ -287,6 +333,16 @@ block(pm_worker *w, long ms)
 			;
 }
 
+/* Waits up to ms for a stop in one poll(): no wakeup until then. */
+static void
+park(pm_worker *w, long ms)
+{
+	struct pollfd p = { .fd = pm_worker_stop_fd(w), .events = POLLIN };
+
+	if (p.fd >= 0)
+		(void)poll(&p, 1, ms > INT_MAX ? INT_MAX : (int)ms);
+}
+
 int
 work(pm_worker *w, void *state)
 {
@@ -321,6 +377,8 @@ work(pm_worker *w, void *state)
 	}
 	if (mode == MODE_BLOCK)
 		block(w, block_ms);
+	else if (mode == MODE_PARK)
+		park(w, block_ms);
 	return PM_CONTINUE;
 }
 
@@ -335,7 +393,14 @@ work_fini(pm_worker *w, void *state)
 #ifndef BENCH_COUNT
 	rate_flush();
 #endif
-	record("FINI", t, (unsigned long long)pm_worker_calls(w));
+	if (!no_fini)
+		record("FINI", t, (unsigned long long)pm_worker_calls(w));
+#ifdef BENCH_COUNT
+	record("CPU", t, (unsigned long long)(cpu_ns() - cpu_at_init));
+#ifdef BENCH_INC
+	record("INC", t, counted);
+#endif
+#endif
 	close(out_fd);
 	out_fd = -1;
 	if (say_fd >= 0)
