@@ -430,8 +430,14 @@ stderr_logfile=NONE
                                        max(xs))
 
         def row(name, unit, ours, ref_name, ref, ratio, verdict):
-            print("%-34s %-18s %-26s %-22s %-26s %6.2f  %s" % (
-                name, unit, fig(ours), ref_name, fig(ref), ratio, verdict))
+            print("%-34s %-18s %-26s %-22s %-26s %6s  %s" % (
+                name, unit, fig(ours), ref_name, fig(ref),
+                "-" if ratio is None else "%.2f" % ratio, verdict))
+
+        def over(a, b):
+            # A CPU time below the clock's tick reads 0: no ratio then.
+            a, b = statistics.median(a), statistics.median(b)
+            return a / b if b > 0 else None
 
         print()
         print("exec.so on %s, %d CPUs; %d runs per figure, median (min-max);"
@@ -447,20 +453,21 @@ stderr_logfile=NONE
                 continue
             o_rate, o_cpu = [x[0] for x in ours], [x[1] for x in ours]
             r_rate, r_cpu = [x[0] for x in ref], [x[1] for x in ref]
-            ratio = statistics.median(o_rate) / statistics.median(r_rate)
+            ratio = over(o_rate, r_rate)
             row(name, unit, o_rate, ref_name, r_rate, ratio,
-                "met" if ratio >= TARGET else "NOT MET")
+                "met" if ratio is not None and ratio >= TARGET
+                else "NOT MET")
             row("", "CPU us per op", o_cpu, "", r_cpu,
-                statistics.median(r_cpu) / statistics.median(o_cpu),
+                over(r_cpu, o_cpu),
                 "(CPU)")
             if extra is not None:
                 e_rate = [x[0] for x in extra[1]]
                 e_cpu = [x[1] for x in extra[1]]
                 row("", unit, o_rate, extra[0], e_rate,
-                    statistics.median(o_rate) / statistics.median(e_rate),
+                    over(o_rate, e_rate),
                     "(information)")
                 row("", "CPU us per op", o_cpu, "", e_cpu,
-                    statistics.median(e_cpu) / statistics.median(o_cpu),
+                    over(e_cpu, o_cpu),
                     "(information, CPU)")
         for name, pct in self.others:
             print("other processes took %3.0f%% of the CPUs during: %s" %

@@ -345,6 +345,10 @@ accept_all(struct exporter *ex, int64_t now)
 		for (int i = 0; i < CONN_MAX && c == NULL; i++)
 			if (ex->conns[i].phase == CONN_FREE)
 				c = &ex->conns[i];
+		if (c == NULL) {	/* cannot be: nconns < CONN_MAX */
+			close(fd);
+			return;
+		}
 		c->fd = fd;
 		c->phase = CONN_READ;
 		c->since = now;

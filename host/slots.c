@@ -606,6 +606,8 @@ drain_output(struct slots *s, int idx)
  * Folds a dead worker's call counts and times into its slot's, and its
  * exit into the task's exits by reason.
  */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wanalyzer-malloc-leak" /* loses sl->hist */
 static void
 fold_times(struct slots *s, struct slot *sl, const struct sb_cell *c,
     enum exit_reason why)
@@ -620,16 +622,23 @@ fold_times(struct slots *s, struct slot *sl, const struct sb_cell *c,
 		sl->mark_calls[1] = sl->calls_done;
 	}
 	sl->errors_done += atomic_load(&c->w.errors);
-	if (sl->times_done == NULL &&
-	    (sl->times_done = calloc(1, sizeof(*sl->times_done))) == NULL)
-		return;
+	if (sl->times_done == NULL) {
+		struct hist *h = calloc(1, sizeof(*h));
+
+		if (h == NULL)
+			return;
+		sl->times_done = h;
+	}
 	hist_add_cell(sl->times_done, c);
 }
+#pragma GCC diagnostic pop
 
 /*
  * A slot a scale-down removed: its counts go to the task's retired ones
  * (so its totals never go backwards) and it is left empty and clean.
  */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wanalyzer-malloc-leak" /* frees both */
 static void
 retire(struct slots *s, int i)
 {
@@ -645,6 +654,7 @@ retire(struct slots *s, int i)
 	sl->state = SLOT_EMPTY;
 	sl->cur = sl->next = -1;
 }
+#pragma GCC diagnostic pop
 
 void
 slots_slot_stats(const struct slots *s, int i, uint64_t *calls,

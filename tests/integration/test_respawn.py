@@ -229,8 +229,10 @@ class RespawnTest(harness.PmTest):
     def test_worker_count_returns_to_max_worker_num_under_churn(self):
         # Each worker makes 2 calls and is replaced: the count never goes
         # above maxWorkerNum and comes back to it after every wait.
+        # Each lives about 0.2 s, so that a busy machine's /proc scan
+        # still sees all three between two exits.
         cfg = self.record_config(maxWorkerNum=3, executeTimes=2,
-                                 executeUSleep=30000)
+                                 executeUSleep=100000)
         p = self.run_fg(cfg, workers=3)
         most = [0]
 
