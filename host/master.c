@@ -514,9 +514,14 @@ start_workers(struct master *m)
 {
 	struct spawn_ctx ctx = spawn_ctx(m);
 
+	/* As far as the spawner's window goes; its answers resume it. */
+	for (; m->start_next < m->slots.target; m->start_next++) {
+		if (!spawner_can_take(ctx.spawner))
+			return;
+		if (m->slots.v[m->start_next].state == SLOT_WAITING)
+			slots_spawn(&m->slots, m->start_next, &ctx, 0);
+	}
 	m->spawned = 1;
-	for (int i = 0; i < m->slots.target; i++)
-		slots_spawn(&m->slots, i, &ctx, 0);
 }
 
 /* Acts on every deadline that has passed. */
@@ -528,7 +533,7 @@ run_timers(struct master *m, int64_t now)
 
 	control_expire(&m->ctl, now);
 	spawner_tick(&m->spawners[m->cur], now);
-	m->slots.paused = !spawner_ready(&m->spawners[m->cur]);
+	m->slots.paused = !spawner_can_take(&m->spawners[m->cur]);
 	if (!m->spawned && !m->slots.paused && m->state != MASTER_STOPPING)
 		start_workers(m);
 	check_started(m);
@@ -547,6 +552,8 @@ run_timers(struct master *m, int64_t now)
 		}
 		slots_respawn_due(&m->slots, &ctx, now, 0);
 	}
+	/* A full window: due slots wait for an answer, not a timer. */
+	m->slots.paused = !spawner_can_take(&m->spawners[m->cur]);
 	arm_tick(m, now);
 }
 

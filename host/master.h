@@ -70,6 +70,7 @@ struct master {
 	struct spawner		 spawners[2];	/* the workers', a restart's */
 	int			 cur;		/* which is the workers' */
 	int			 spawned;	/* first workers asked for */
+	int			 start_next;	/* the next of them to ask for */
 	struct slots		 slots;
 	struct control		 ctl;
 	struct restart		 rs;

@@ -271,6 +271,9 @@ replace_step(struct restart *r, struct slots *s, const struct spawn_ctx *ctx,
 		} else if (cur_old && sl->next < 0 &&
 		    proc_serving(s->procs[sl->cur].state)) {
 			if (sl->tried_gen != ctx->gen) {
+				/* A full window: the next answer resumes. */
+				if (!spawner_can_take(ctx->spawner))
+					continue;
 				sl->tried_gen = ctx->gen;
 				slots_spawn(s, i, ctx, 1);
 			} else {
@@ -308,7 +311,7 @@ restart_step(struct restart *r, struct slots *s, const struct spawn_ctx *ctx,
 		}
 		break;
 	case RS_PRELOAD:
-		if (spawner_ready(r->spawner))
+		if (spawner_can_take(r->spawner))
 			start_canary(r, s, res);
 		break;
 	case RS_CANARY:

@@ -339,9 +339,14 @@ slots_spawn(struct slots *s, int i, const struct spawn_ctx *ctx, int hold)
 		int e = errno;
 
 		s->free_cells[s->nfree++] = idx;
-		if (e == EAGAIN && !spawner_ready(ctx->spawner)) {
-			/* Its spawner is not ready: not the slot's failure. */
-			if (!hold && sl->state == SLOT_WAITING)
+		if (e == EAGAIN && !spawner_can_take(ctx->spawner)) {
+			/*
+			 * Its spawner is not ready, or has its hands full:
+			 * not the slot's failure.  A full window opens with
+			 * the next answer, and the slot stays due.
+			 */
+			if (!hold && sl->state == SLOT_WAITING &&
+			    !spawner_ready(ctx->spawner))
 				sl->respawn_at = now + BACKOFF_BASE_NS;
 			return -1;
 		}
@@ -487,6 +492,8 @@ slots_respawn_due(struct slots *s, const struct spawn_ctx *ctx, int64_t now,
 		if (sl->state != SLOT_WAITING ||
 		    (!force && sl->respawn_at > now))
 			continue;
+		if (!spawner_can_take(ctx->spawner))
+			break;
 		if (slots_spawn(s, i, ctx, 0) == 0)
 			started++;
 	}

@@ -137,6 +137,7 @@ start_preload(struct spawner *sp)
 	fcntl(sv[0], F_SETFL, O_NONBLOCK);
 	sp->pid = pid;
 	sp->sock = sv[0];
+	sp->inflight = 0;
 	outstream_init(&sp->out[0], so[0], 0);
 	outstream_init(&sp->out[1], se[0], 1);
 	sp->started = mono_ns();
@@ -183,6 +184,13 @@ spawner_ready(const struct spawner *sp)
 }
 
 int
+spawner_can_take(const struct spawner *sp)
+{
+	return sp->state == SPAWNER_FORK || (sp->state == SPAWNER_READY &&
+	    sp->inflight < SPAWN_WINDOW);
+}
+
+int
 spawner_spawn(struct spawner *sp, const struct worker_args *a, pid_t *pid,
     int out[2])
 {
@@ -193,7 +201,8 @@ spawner_spawn(struct spawner *sp, const struct worker_args *a, pid_t *pid,
 
 	*pid = 0;
 	if (sp->state != SPAWNER_FORK) {
-		if (sp->state != SPAWNER_READY) {
+		if (sp->state != SPAWNER_READY ||
+		    sp->inflight >= SPAWN_WINDOW) {
 			errno = EAGAIN;
 			return -1;
 		}
@@ -204,6 +213,7 @@ spawner_spawn(struct spawner *sp, const struct worker_args *a, pid_t *pid,
 		if (send(sp->sock, &rq, sizeof(rq), MSG_NOSIGNAL |
 		    MSG_DONTWAIT) != (ssize_t)sizeof(rq))
 			return -1;
+		sp->inflight++;
 		return 0;
 	}
 	if (stream(so) < 0)
@@ -257,6 +267,10 @@ spawner_reply(struct spawner *sp, struct preload_rep *rep, int fds[2])
 		return 0;
 	if (n <= 0)
 		return -1;
+	/* Anything but its "ready" answers a request (even cut short). */
+	if (((size_t)n != sizeof(*rep) || rep->kind != PRELOAD_READY) &&
+	    sp->inflight > 0)
+		sp->inflight--;
 	for (cm = CMSG_FIRSTHDR(&msg); cm != NULL; cm = CMSG_NXTHDR(&msg, cm))
 		if (cm->cmsg_level == SOL_SOCKET &&
 		    cm->cmsg_type == SCM_RIGHTS &&
@@ -324,6 +338,7 @@ spawner_exited(struct spawner *sp, int wstatus, int64_t now, char *text,
 	if (sp->sock >= 0)
 		close(sp->sock);
 	sp->sock = -1;
+	sp->inflight = 0;
 	memset(&f, 0, sizeof(f));
 	f.wstatus = wstatus;
 	f.lived_ns = now - sp->started;

@@ -45,6 +45,7 @@ struct spawner {
 	char			 title[PROC_TITLE_MAX];
 	pid_t			 pid;
 	int			 sock;		/* -1: none */
+	int			 inflight;	/* requests not answered yet */
 	struct outstream	 out[2];
 	int64_t			 started;	/* mono ns */
 	int64_t			 started_real;	/* wall ns */
@@ -71,6 +72,18 @@ const char *spawner_what(const struct spawner *sp);
 
 /* Can it start a worker now? */
 int	spawner_ready(const struct spawner *sp);
+
+/*
+ * The requests a spawner process may have unanswered: beyond them the
+ * master waits for answers instead of filling the socket (about 290
+ * requests fit) and failing, so that 10 000 starts asked for at once go
+ * through in order.  Both directions stay bounded, and a window this
+ * wide keeps the spawner forking without a pause.
+ */
+#define SPAWN_WINDOW	64
+
+/* Will it take a spawn request now (ready, and its window not full)? */
+int	spawner_can_take(const struct spawner *sp);
 
 /*
  * Starts a worker for a->slot in cell a->cell.  0 with *pid and out[0],

@@ -608,6 +608,43 @@ class ControlTest(harness.PmTest):
         self.assertEqual(m["workers"][0]["pid"], up[0])
         self.assertEqual(m["workers"][0]["slot"], 0)
 
+    def test_a_thousand_workers_asked_for_at_once_all_start(self):
+        # Far more starts than the spawner's socket holds requests: each
+        # is asked for in turn, none fails, and a scale-up by 600 at once
+        # goes the same way.
+        cfg = self.resident(maxWorkerNum=1000, executeUSleep=10000000)
+        p = self.run_fg(cfg)
+        self.wait_for(lambda: len(self.workers()) == 1000,
+                      "1000 workers running", timeout=60, proc=p)
+        self.wait_events("init", 1000, timeout=30, proc=p)
+        m = self.wait_for(lambda: (lambda m: m["count"] == 1000 and m)(
+            self.master_json()), "1000 workers in status", proc=p)
+        self.assertEqual(len({w["pid"] for w in m["workers"]}), 1000)
+        self.assertEqual(sorted(w["slot"] for w in m["workers"]),
+                         list(range(1000)))
+        r = self.pm("scale", "--title", self.title, 1600)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.wait_for(lambda: len(self.workers()) == 1600,
+                      "1600 workers running", timeout=60, proc=p)
+        self.stop_fg(p)
+        failed = [ln for ln in self.output(p).splitlines()
+                  if "cannot start" in ln or "could not be started" in ln]
+        self.assertEqual(failed[:3], [])
+        self.assertEqual(len({e["slot"] for e in self.events("init")}),
+                         1600)
+
+    def test_run_once_starts_every_worker_of_a_large_task(self):
+        # Run once (checkWorkerInterval 0): nothing respawns, so each of
+        # the 400 first workers must be started by the master as the
+        # spawner takes them, and the master ends when all 400 are done.
+        cfg = self.record_config(maxWorkerNum=400, executeTimes=1,
+                                 executeUSleep=0, checkWorkerInterval=0)
+        p = self.start("run", cfg)
+        self.assertEqual(self.wait_exit(p, timeout=60), 0, self.output(p))
+        fini = self.events("fini")
+        self.assertEqual(sorted(e["slot"] for e in fini), list(range(400)))
+        self.assertTrue(all(e["calls"] == 1 for e in fini))
+
     def test_scale_out_of_range_is_a_usage_error(self):
         cfg = self.resident(maxWorkerNum=2)
         p = self.run_fg(cfg, workers=2)
