@@ -23,11 +23,11 @@
  *                publishes it)
  *         flags  and, before each call, the two stop flags loaded: a
  *                volatile sig_atomic_t and the cell's command word
- *         host   the host's loop as written: stop flags, a countdown to
- *                the next timed call (two clock reads and a histogram
- *                update per stride, the stride doubling up to about one
- *                timed call per ms), the count, the return code, the
- *                call limit and the memory verdict, each call
+ *         host   the host's loop as written: calls in chunks of about
+ *                50 us, only the call and its return code within one;
+ *                per chunk the stop flags, the count, the first call
+ *                timed (two clock reads and a histogram update), the
+ *                call limit
  *   floor paced SO PARAMS PERIOD_US SECONDS
  *       A paced worker's loop without the host: read the clock, call
  *       work(), read the clock, sleep until PERIOD_US after the end of the
@@ -306,9 +306,11 @@ note_time(struct cell *c, long long ns, uint64_t weight)
 }
 
 /*
- * The host's hot loop, its shape kept: what it checks on every call and
- * what once per stride.  The end of the run is the master's lifetime
- * stop here: the timed call that finds the time up sets the command.
+ * The host's hot loop, its shape kept: calls in chunks of about 50 us,
+ * only the call and its return code within one; between chunks the stop
+ * flags, the count published and the chunk's first call timed.  The end
+ * of the run is the master's lifetime stop here: the chunk that finds
+ * the time up sets the command.
  */
 static __attribute__((noinline)) uint64_t
 loop_host(struct loaded *l, struct cell *c, void *state, long long end,
@@ -317,35 +319,27 @@ loop_host(struct loaded *l, struct cell *c, void *state, long long end,
 	int (*work_fn)(pm_worker *, void *) = l->work;
 	const volatile sig_atomic_t *noted = &stop_noted;
 	pm_worker *pw = &floor_worker;
-	long long now, t0, last_check = now_ns();
-	uint64_t calls = 0;
-	uint32_t countdown = 1, stride = 1;
-	int rc, over = 0;
+	long long now, t0, t1;
+	uint64_t calls = 0, chunk = 1, n;
+	int rc;
 
 	for (;;) {
 		if (__builtin_expect(*noted || atomic_load_explicit(&c->cmd,
 		    memory_order_relaxed) >= 2, 0))
 			break;
-		if (__builtin_expect(--countdown != 0, 1)) {
+		if (times != 0 && chunk > times - calls)
+			chunk = times - calls;
+		t0 = now_ns();
+		rc = work_fn(pw, state);
+		t1 = now_ns();
+		for (n = 1; __builtin_expect(rc == 0, 1) && n < chunk; n++)
 			rc = work_fn(pw, state);
-			atomic_store_explicit(&c->calls, ++calls,
-			    memory_order_relaxed);
-		} else {
-			t0 = now_ns();
-			rc = work_fn(pw, state);
-			now = now_ns();
-			atomic_store_explicit(&c->calls, ++calls,
-			    memory_order_relaxed);
-			note_time(c, now - t0, stride);
-			if (now >= end)
-				atomic_store(&c->cmd, 2);
-			if (now - last_check < 1000000 && stride < (1 << 20))
-				stride *= 2;
-			else if (now - last_check > 2000000)
-				stride = stride > 1 ? stride / 2 : 1;
-			last_check = now;
-			countdown = stride;
-		}
+		now = n == 1 ? t1 : now_ns();
+		calls += n;
+		atomic_store_explicit(&c->calls, calls, memory_order_relaxed);
+		note_time(c, t1 - t0, n);
+		if (now >= end)
+			atomic_store(&c->cmd, 2);
 		if (__builtin_expect(rc != 0, 0)) {
 			*rc_out = rc;
 			if (rc > 0)
@@ -353,8 +347,10 @@ loop_host(struct loaded *l, struct cell *c, void *state, long long end,
 		}
 		if (__builtin_expect(calls == times, 0))
 			break;
-		if (__builtin_expect(over, 0))
-			break;
+		if (n == chunk && now - t0 < 25000 && chunk < (1 << 16))
+			chunk *= 2;
+		else if (now - t0 > 100000 && chunk > 1)
+			chunk /= 2;
 	}
 	return calls;
 }

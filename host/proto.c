@@ -19,7 +19,7 @@
 #include "util.h"
 
 /* Makes room for n more bytes (and a NUL); 0 or -1. */
-static int
+int
 buf_reserve(struct buf *b, size_t n)
 {
 	size_t cap;
@@ -97,9 +97,15 @@ needs_escape(unsigned char c)
 static void
 put_key(struct buf *b, const char *key)
 {
-	buf_add(b, " ", 1);
-	buf_add(b, key, strlen(key));
-	buf_add(b, "=", 1);
+	size_t n = strlen(key);
+
+	if (buf_reserve(b, n + 2) < 0)
+		return;
+	b->p[b->len] = ' ';
+	memcpy(b->p + b->len + 1, key, n);
+	b->p[b->len + n + 1] = '=';
+	b->len += n + 2;
+	b->p[b->len] = '\0';
 }
 
 void

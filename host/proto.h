@@ -25,6 +25,8 @@ struct buf {
 	int	 oom;
 };
 
+/* Room for n more bytes and a NUL: 0, or -1 (b->oom set). */
+int	buf_reserve(struct buf *b, size_t n);
 void	buf_add(struct buf *b, const char *s, size_t n);
 void	buf_printf(struct buf *b, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));

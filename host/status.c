@@ -66,51 +66,117 @@ status_text(const struct status_rec *r, enum status_key k)
 }
 
 /*
- * Stores one decoded key=value of a record of kind rec.  A master sends
- * keys in the schema's order: the search starts after the last key found
- * (*hint), so a record of n keys costs about n comparisons, not n * 80.
+ * The schema's keys by (record kind, key), in an open-addressed table
+ * built on first use: a 10 000-worker reply holds 300 000 keys.
  */
+#define KEY_SLOTS	256	/* a power of two, > 2 * SK_COUNT_ */
+
+static unsigned
+key_hash(enum rec_kind rec, const char *key, size_t len)
+{
+	unsigned h = 2166136261u ^ (unsigned)rec;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)key[i]) * 16777619u;
+	return h & (KEY_SLOTS - 1);
+}
+
+/* The field of key (len bytes) in a record of kind rec, or -1. */
+static int
+key_field(enum rec_kind rec, const char *key, size_t len)
+{
+	static signed char table[KEY_SLOTS];
+	static int built;
+	unsigned h;
+
+	if (!built) {
+		memset(table, -1, sizeof(table));
+		for (int k = 0; k < SK_COUNT_; k++) {
+			h = key_hash(fields[k].rec, fields[k].key,
+			    strlen(fields[k].key));
+			while (table[h] >= 0)
+				h = (h + 1) & (KEY_SLOTS - 1);
+			table[h] = (signed char)k;
+		}
+		built = 1;
+	}
+	for (h = key_hash(rec, key, len); table[h] >= 0;
+	    h = (h + 1) & (KEY_SLOTS - 1)) {
+		int k = table[h];
+
+		if (fields[k].rec == rec && strncmp(fields[k].key, key,
+		    len) == 0 && fields[k].key[len] == '\0')
+			return k;
+	}
+	return -1;
+}
+
+/* A decimal integer, all of val (as strtoll reads it); -1 if not. */
+static int
+parse_int(const char *val, long long *out)
+{
+	const char *p = val + (*val == '-');
+	unsigned long long u = 0;
+	char *end;
+	int n = 0;
+
+	/* Plain digits, too few to overflow: what a master sends. */
+	for (; *p >= '0' && *p <= '9' && n < 18; p++, n++)
+		u = u * 10 + (unsigned)(*p - '0');
+	if (n > 0 && *p == '\0') {
+		*out = *val == '-' ? -(long long)u : (long long)u;
+		return 0;
+	}
+	if (*val == '\0')
+		return -1;
+	*out = strtoll(val, &end, 10);
+	return *end == '\0' ? 0 : -1;
+}
+
+/* Stores one decoded key=value of a record of kind rec. */
 static void
 rec_set(struct status_rec *r, enum rec_kind rec, const char *key,
-    const char *val, int *hint)
+    size_t keylen, const char *val)
 {
-	for (int i = 0; i < SK_COUNT_; i++) {
-		int k = (*hint + i) % SK_COUNT_;
-		char *end;
+	int k = key_field(rec, key, keylen);
 
-		if (fields[k].rec != rec || strcmp(fields[k].key, key) != 0)
-			continue;
-		*hint = k + 1;
-		r->text[k] = val;
-		r->has[k] = 1;
-		if (fields[k].type == I) {
-			r->num[k] = strtoll(val, &end, 10);
-			/* Not a number: as if absent. */
-			if (*val == '\0' || *end != '\0')
-				r->has[k] = 0;
-		}
+	if (k < 0)
 		return;
-	}
+	r->text[k] = val;
+	r->has[k] = 1;
+	/* Not a number: as if absent. */
+	if (fields[k].type == I && parse_int(val, &r->num[k]) < 0)
+		r->has[k] = 0;
 }
 
 /* Splits "TYPE k=v k=v" in place into r; -1 if it is not such a line. */
 static int
 rec_parse(char *line, enum rec_kind rec, struct status_rec *r)
 {
-	char *save = NULL, *tok;
-	int hint = 0;
+	char *p = line;
 
 	memset(r, 0, sizeof(*r));
-	if (strtok_r(line, " ", &save) == NULL)
+	while (*p == ' ')
+		p++;
+	if (*p == '\0')
 		return -1;
-	while ((tok = strtok_r(NULL, " ", &save)) != NULL) {
-		char *eq = strchr(tok, '=');
+	while (*p != '\0' && *p != ' ')
+		p++;
+	while (*p != '\0') {
+		char *tok, *eq = NULL;
 
+		while (*p == ' ')
+			p++;
+		for (tok = p; *p != '\0' && *p != ' '; p++)
+			if (*p == '=' && eq == NULL)
+				eq = p;
+		if (*p == ' ')
+			*p++ = '\0';
 		if (eq == NULL)
 			continue;
 		*eq = '\0';
 		proto_decode(eq + 1);
-		rec_set(r, rec, tok, eq + 1, &hint);
+		rec_set(r, rec, tok, (size_t)(eq - tok), eq + 1);
 	}
 	return 0;
 }
@@ -206,13 +272,42 @@ status_free(struct status_master *m)
 static void
 fmt_time(long long ms, char *buf, size_t size)
 {
+	/* Workers started together share their second: the last one. */
+	static time_t last_t = -1;
+	static char last[32];
 	time_t t = (time_t)(ms / 1000);
 	struct tm tm;
 
-	if (ms <= 0 || localtime_r(&t, &tm) == NULL)
+	if (ms <= 0) {
 		copy_str(buf, "-", size);
-	else
-		strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm);
+		return;
+	}
+	if (t != last_t) {
+		if (localtime_r(&t, &tm) == NULL) {
+			copy_str(buf, "-", size);
+			return;
+		}
+		strftime(last, sizeof(last), "%Y-%m-%d %H:%M:%S", &tm);
+		last_t = t;
+	}
+	copy_str(buf, last, size);
+}
+
+/* n in decimal, without printf (a table has a dozen per row). */
+static void
+fmt_int(long long n, char *buf, size_t size)
+{
+	char digits[24], *p = digits + sizeof(digits);
+	unsigned long long u = n < 0 ? -(unsigned long long)n :
+	    (unsigned long long)n;
+
+	*--p = '\0';
+	do
+		*--p = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (n < 0)
+		*--p = '-';
+	copy_str(buf, p, size);
 }
 
 /* The table cell of field k in record r. */
@@ -230,7 +325,7 @@ cell_text(const struct status_rec *r, int k, char *buf, size_t size)
 		if (!r->has[k] && fields[k].json != J_INT)
 			copy_str(buf, "-", size);
 		else
-			snprintf(buf, size, "%lld", r->has[k] ? n : 0);
+			fmt_int(r->has[k] ? n : 0, buf, size);
 		break;
 	case C_MEM:
 		if (n < 0)
@@ -245,7 +340,7 @@ cell_text(const struct status_rec *r, int k, char *buf, size_t size)
 		if (n < 0)
 			copy_str(buf, "-", size);
 		else
-			snprintf(buf, size, "%lld", n / 1000);
+			fmt_int(n / 1000, buf, size);
 		break;
 	case C_RATE:
 		if (!r->has[k])
@@ -385,60 +480,98 @@ column_field(enum rec_kind rec, int col)
 	return -1;
 }
 
-/* A table row: its cells, in column order. */
+/* A record kind's columns: the field of each, and how many it fills. */
+struct columns {
+	int	 field[NCOLS];
+	int	 last;
+};
+
+static void
+columns_of(enum rec_kind rec, struct columns *cols)
+{
+	cols->last = 0;
+	for (int c = 1; c <= NCOLS; c++)
+		if ((cols->field[c - 1] = column_field(rec, c)) >= 0)
+			cols->last = c;
+}
+
+/*
+ * A table row: its cells, in column order, as offsets into the table's
+ * text (each cell ends with a NUL), and the columns each takes on a
+ * terminal.  Thousands of workers make thousands of rows: a row holds
+ * no text of its own.
+ */
 struct row {
 	const char	*type;
 	int		 ncols;
-	char		 cell[NCOLS][STATUS_CELL_MAX];
+	size_t		 off[NCOLS];
+	int		 width[NCOLS];
 };
 
-/* The last column a record kind fills. */
+/*
+ * Appends a cell, cleaned for a terminal, to text, and returns the
+ * columns it takes.  Printable ASCII, what nearly every cell is, is
+ * copied as it is.
+ */
 static int
-last_column(enum rec_kind rec)
+cell_put(struct buf *text, const char *raw)
 {
-	int last = 0;
+	char clean[STATUS_CELL_MAX];
+	const unsigned char *p = (const unsigned char *)raw;
+	size_t n;
 
-	for (int k = 0; k < SK_COUNT_; k++)
-		if (fields[k].rec == rec && fields[k].colno > last)
-			last = fields[k].colno;
-	return last;
+	while (*p >= 0x20 && *p < 0x7f)
+		p++;
+	if (*p == '\0') {
+		n = (size_t)(p - (const unsigned char *)raw);
+		buf_add(text, raw, n + 1);
+		return (int)n;
+	}
+	cell_clean(raw, clean, sizeof(clean));
+	buf_add(text, clean, strlen(clean) + 1);
+	return display_width(clean);
 }
 
 static void
-make_row(const struct status_rec *r, enum rec_kind rec, struct row *row)
+make_row(const struct status_rec *r, enum rec_kind rec,
+    const struct columns *cols, struct row *row, struct buf *text)
 {
-	int last = last_column(rec);
-
 	row->type = rec == M ? "Master" : rec == P ? "Preload" : "Worker";
-	row->ncols = 0;
-	for (int c = 1; c <= last; c++) {
+	row->ncols = cols->last;
+	for (int c = 0; c < cols->last; c++) {
 		char raw[STATUS_CELL_MAX];
-		int k = column_field(rec, c);
+		int k = cols->field[c];
 
 		/* A column this kind does not fill: a dash. */
 		if (k < 0)
 			copy_str(raw, "-", sizeof(raw));
 		else
 			cell_text(r, k, raw, sizeof(raw));
-		cell_clean(raw, row->cell[c - 1], sizeof(row->cell[c - 1]));
-		row->ncols = c;
+		row->off[c] = text->len;
+		row->width[c] = cell_put(text, raw);
 	}
 }
 
 /* Appends one line: a type column, then cells padded to widths. */
 static void
 put_line(struct buf *out, const char *type, const char *const *cells,
-    int ncells, const int *width)
+    const int *cellw, int ncells, const int *width)
 {
 	buf_printf(out, "%-8s", type);
 	for (int c = 0; c < ncells; c++) {
-		buf_printf(out, "%s", cells[c]);
-		if (c == ncells - 1 && ncells == NCOLS)
-			break;
 		/* Padded by what a terminal shows, not by bytes. */
-		for (int pad = width[c] + 2 - display_width(cells[c]); pad > 0;
-		    pad--)
-			buf_add(out, " ", 1);
+		int pad = c == ncells - 1 ? 0 : width[c] + 2 - cellw[c];
+		size_t n = strlen(cells[c]);
+
+		if (buf_reserve(out, n + (size_t)(pad > 0 ? pad : 0)) < 0)
+			return;
+		memcpy(out->p + out->len, cells[c], n);
+		out->len += n;
+		if (pad > 0) {
+			memset(out->p + out->len, ' ', (size_t)pad);
+			out->len += (size_t)pad;
+		}
+		out->p[out->len] = '\0';
 	}
 	/* No trailing blanks. */
 	while (out->len > 0 && out->p[out->len - 1] == ' ')
@@ -446,9 +579,21 @@ put_line(struct buf *out, const char *type, const char *const *cells,
 	buf_add(out, "\n", 1);
 }
 
-/* The headings of a record kind's columns. */
+/* A row's line. */
+static void
+put_row(struct buf *out, const struct row *row, const struct buf *text,
+    const int *width)
+{
+	const char *cells[NCOLS];
+
+	for (int c = 0; c < row->ncols; c++)
+		cells[c] = text->p + row->off[c];
+	put_line(out, row->type, cells, row->width, row->ncols, width);
+}
+
+/* The headings of a record kind's columns, and the columns each takes. */
 static int
-headings(enum rec_kind rec, const char **h)
+headings(enum rec_kind rec, const char **h, int *w)
 {
 	int n = 0;
 
@@ -457,60 +602,66 @@ headings(enum rec_kind rec, const char **h)
 
 		if (k < 0)
 			break;
-		h[n++] = fields[k].column;
+		h[n] = fields[k].column;
+		w[n] = display_width(h[n]);
+		n++;
 	}
 	return n;
 }
 
 static void
+widen(int *width, const int *w, int n)
+{
+	for (int c = 0; c < n; c++)
+		if (w[c] > width[c])
+			width[c] = w[c];
+}
+
+static void
 table_one(const struct status_master *m, struct buf *out)
 {
-	const char *mhead[NCOLS], *whead[NCOLS], *cells[NCOLS];
-	int width[NCOLS] = { 0 }, nm, nw;
+	const char *mhead[NCOLS], *whead[NCOLS];
+	int width[NCOLS] = { 0 }, mw[NCOLS], ww[NCOLS], nm, nw;
+	struct columns mc, pc, wc;
 	struct row mr, pr, *wr;
+	struct buf text = { 0 };
 
 	if ((wr = calloc(m->nworkers + 1, sizeof(*wr))) == NULL) {
 		out->oom = 1;
 		return;
 	}
-	nm = headings(M, mhead);
-	nw = headings(W, whead);
-	make_row(&m->m, M, &mr);
-	make_row(&m->preload, P, &pr);
+	columns_of(M, &mc);
+	columns_of(P, &pc);
+	columns_of(W, &wc);
+	nm = headings(M, mhead, mw);
+	nw = headings(W, whead, ww);
+	make_row(&m->m, M, &mc, &mr, &text);
+	make_row(&m->preload, P, &pc, &pr, &text);
 	for (size_t i = 0; i < m->nworkers; i++)
-		make_row(&m->workers[i], W, &wr[i]);
+		make_row(&m->workers[i], W, &wc, &wr[i], &text);
+	if (text.oom) {
+		out->oom = 1;
+		goto done;
+	}
 	/* One set of widths, so master and worker columns line up. */
-	for (int c = 0; c < NCOLS; c++) {
-		if (c < nw && display_width(whead[c]) > width[c])
-			width[c] = display_width(whead[c]);
-		if (c < nm && display_width(mhead[c]) > width[c])
-			width[c] = display_width(mhead[c]);
-		if (c < mr.ncols && display_width(mr.cell[c]) > width[c])
-			width[c] = display_width(mr.cell[c]);
-		if (m->has_preload && c < pr.ncols &&
-		    display_width(pr.cell[c]) > width[c])
-			width[c] = display_width(pr.cell[c]);
-		for (size_t i = 0; i < m->nworkers; i++)
-			if (c < wr[i].ncols &&
-			    display_width(wr[i].cell[c]) > width[c])
-				width[c] = display_width(wr[i].cell[c]);
-	}
-	put_line(out, "", mhead, nm, width);
-	for (int c = 0; c < mr.ncols; c++)
-		cells[c] = mr.cell[c];
-	put_line(out, mr.type, cells, mr.ncols, width);
-	if (m->has_preload) {
-		for (int c = 0; c < pr.ncols; c++)
-			cells[c] = pr.cell[c];
-		put_line(out, pr.type, cells, pr.ncols, width);
-	}
+	widen(width, ww, nw);
+	widen(width, mw, nm);
+	widen(width, mr.width, mr.ncols);
+	if (m->has_preload)
+		widen(width, pr.width, pr.ncols);
+	for (size_t i = 0; i < m->nworkers; i++)
+		widen(width, wr[i].width, wr[i].ncols);
+	/* A heading is padded like a cell: the last column has no width. */
+	put_line(out, "", mhead, mw, nm, width);
+	put_row(out, &mr, &text, width);
+	if (m->has_preload)
+		put_row(out, &pr, &text, width);
 	if (m->nworkers > 0)
-		put_line(out, "", whead, nw, width);
-	for (size_t i = 0; i < m->nworkers; i++) {
-		for (int c = 0; c < wr[i].ncols; c++)
-			cells[c] = wr[i].cell[c];
-		put_line(out, wr[i].type, cells, wr[i].ncols, width);
-	}
+		put_line(out, "", whead, ww, nw, width);
+	for (size_t i = 0; i < m->nworkers; i++)
+		put_row(out, &wr[i], &text, width);
+done:
+	free(text.p);
 	free(wr);
 }
 

@@ -29,7 +29,8 @@
 #include "worker.h"
 
 #define CHECK_EVERY_NS	NS_PER_MS	/* memory checks in the hot loop */
-#define STRIDE_MAX	(1 << 20)	/* calls between two timed ones */
+#define CHUNK_NS	(50 * NS_PER_US) /* the hot loop's checks, about */
+#define CHUNK_MAX	(1 << 16)	/* calls between two checks, at most */
 #define MARK_NS		NS_PER_SEC	/* calls/s and RSS marks, at most */
 #define ERROR_LOG_NS	NS_PER_SEC	/* at most one error line per second */
 #define RATE_EARLY_MAX_NS (200 * NS_PER_US) /* rate: longest early wakeup */
@@ -493,12 +494,15 @@ run_paced(struct worker *wk)
 }
 
 /*
- * executeUSleep 0: calls back to back.  Per call, only what must be: the
- * stop flags (loaded inline), the call, the count published (a plain
- * store into the worker's own cell line).  Every `stride` calls one call
- * is timed, standing for the stride in the histogram, and the marks and
- * memory are checked; the stride adapts to about one timed call per
- * CHECK_EVERY_NS.  The master times the lifetime and watches the count.
+ * executeUSleep 0: calls back to back, in chunks.  Within a chunk, only
+ * the call and its return code: the loop a bare function-pointer loop
+ * is.  Between chunks, the stop flags, the count published (a plain
+ * store into the worker's own cell line), the chunk's first call timed
+ * (standing for the chunk in the histogram), and once a CHECK_EVERY_NS
+ * the marks and memory.  A chunk adapts to about CHUNK_NS, and to one
+ * call when a call takes longer: so a stop is seen, and the count the
+ * master watches moves, within about CHUNK_NS or one call, whichever is
+ * longer.  The master times the lifetime.
  */
 static enum exit_why
 run_hot(struct worker *wk)
@@ -509,11 +513,10 @@ run_hot(struct worker *wk)
 	pm_worker *pw = &wk->api.pub;
 	void *state = wk->state;
 	struct sb_cell *c = wk->cell;
-	int64_t now, t0, last_check;
-	uint64_t calls = 0;
-	uint32_t countdown = 1, stride = 1;
+	int64_t now, t0, t1, last_check;
+	uint64_t calls = 0, chunk = 1, n;
 	enum exit_why why;
-	int rc, over = 0;
+	int rc;
 
 	/* A previous paced config may have left a due time: honour it. */
 	if ((why = wait_due(wk, atomic_load(&c->w.next_due), &now)) !=
@@ -527,27 +530,20 @@ run_hot(struct worker *wk)
 			why = stop_reason(wk);
 			break;
 		}
-		if (__builtin_expect(--countdown != 0, 1)) {
+		/* times 0 (unlimited) is never reached: calls grows first. */
+		if (times != 0 && chunk > times - calls)
+			chunk = times - calls;
+		t0 = mono_ns();
+		rc = work_fn(pw, state);
+		t1 = mono_ns();
+		for (n = 1; __builtin_expect(rc == PM_CONTINUE, 1) &&
+		    n < chunk; n++)
 			rc = work_fn(pw, state);
-			atomic_store_explicit(&c->w.calls, ++calls,
-			    memory_order_relaxed);
-		} else {
-			t0 = mono_ns();
-			rc = work_fn(pw, state);
-			now = mono_ns();
-			atomic_store_explicit(&c->w.calls, ++calls,
-			    memory_order_relaxed);
-			note_time(c, now - t0, stride);
-			mark(wk, now, calls);
-			over = over_memory_limit(wk);
-			if (now - last_check < CHECK_EVERY_NS &&
-			    stride < STRIDE_MAX)
-				stride *= 2;
-			else if (now - last_check > 2 * CHECK_EVERY_NS)
-				stride = stride > 1 ? stride / 2 : 1;
-			last_check = now;
-			countdown = stride;
-		}
+		now = n == 1 ? t1 : mono_ns();
+		calls += n;
+		atomic_store_explicit(&c->w.calls, calls,
+		    memory_order_relaxed);
+		note_time(c, t1 - t0, n);
 		if (__builtin_expect(rc != PM_CONTINUE, 0)) {
 			if (rc > 0) {
 				why = rc == PM_FAIL ? WHY_FAIL : WHY_DONE;
@@ -555,15 +551,23 @@ run_hot(struct worker *wk)
 			}
 			note_error(wk, rc);
 		}
-		/* times 0 (unlimited) is never reached: calls starts at 1. */
 		if (__builtin_expect(calls == times, 0)) {
 			why = WHY_CALLS;
 			break;
 		}
-		if (__builtin_expect(over, 0)) {
-			why = WHY_RSS;
-			break;
+		if (now - last_check >= CHECK_EVERY_NS) {
+			mark(wk, now, calls);
+			if (over_memory_limit(wk)) {
+				why = WHY_RSS;
+				break;
+			}
+			last_check = now;
 		}
+		if (n == chunk && now - t0 < CHUNK_NS / 2 &&
+		    chunk < CHUNK_MAX)
+			chunk *= 2;
+		else if (now - t0 > 2 * CHUNK_NS && chunk > 1)
+			chunk /= 2;
 	}
 	atomic_store_explicit(&c->w.calls, calls, memory_order_release);
 	return why;
