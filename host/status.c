@@ -155,7 +155,8 @@ rec_parse(char *line, enum rec_kind rec, struct status_rec *r)
 {
 	char *p = line;
 
-	memset(r, 0, sizeof(*r));
+	/* A field's text and number are read only where it has one. */
+	memset(r->has, 0, sizeof(r->has));
 	while (*p == ' ')
 		p++;
 	if (*p == '\0')
