@@ -33,6 +33,8 @@
 #include "util.h"
 
 #define LOG_DRAIN_MS	1000	/* at exit, for lines a slow reader lags */
+#define SCAN_WINDOW_NS	NS_PER_MS	/* slot scans: at most SCAN_BURST */
+#define SCAN_BURST	2		/* per window (see scan_turn) */
 
 /* The signals the loop reads from its signalfd. */
 static const int master_signals[] = {
@@ -471,11 +473,26 @@ serve(struct master *m, const struct request *rq)
 	buf_free(&rp.body);
 }
 
+/*
+ * The slots' deadline.  A turn that scanned them computes it; a turn
+ * that did not takes the last one seen if it is still ahead, and in any
+ * case the end of the scans' window, when they run again.
+ */
+static int64_t
+slots_deadline(struct master *m, int64_t now)
+{
+	int64_t t = m->slots_next, end = m->scan_window + SCAN_WINDOW_NS;
+
+	if (m->scanned)
+		return m->slots_next = slots_next_deadline(&m->slots, &m->cfg);
+	return t > now && t < end ? t : end;
+}
+
 /* The epoll timeout for the nearest deadline: -1 (none) or ms, rounded up. */
 static int
 wait_ms(struct master *m, int64_t now)
 {
-	int64_t d[] = { slots_next_deadline(&m->slots, &m->cfg), m->tick_at,
+	int64_t d[] = { slots_deadline(m, now), m->tick_at,
 	    control_next_deadline(&m->ctl), restart_next_deadline(&m->rs),
 	    m->notify_at, spawner_next_deadline(&m->spawners[m->cur]) };
 	int64_t next = 0, left;
@@ -524,6 +541,23 @@ start_workers(struct master *m)
 	m->spawned = 1;
 }
 
+/*
+ * May this turn scan every slot?  Each scan is O(workers); a burst of
+ * events (10 000 workers starting or ending, a flood of output, a large
+ * status reply going out) would make them O(workers) per event.  So at
+ * most SCAN_BURST turns per SCAN_WINDOW_NS scan: a quiet master scans
+ * on every event, a busy one acts on its deadlines at most that late.
+ */
+static int
+scan_turn(struct master *m, int64_t now)
+{
+	if (now - m->scan_window >= SCAN_WINDOW_NS) {
+		m->scan_window = now;
+		m->scans = 0;
+	}
+	return m->scans++ < SCAN_BURST;
+}
+
 /* Acts on every deadline that has passed. */
 static void
 run_timers(struct master *m, int64_t now)
@@ -536,14 +570,19 @@ run_timers(struct master *m, int64_t now)
 	m->slots.paused = !spawner_can_take(&m->spawners[m->cur]);
 	if (!m->spawned && !m->slots.paused && m->state != MASTER_STOPPING)
 		start_workers(m);
-	check_started(m);
+	m->scanned = scan_turn(m, now);
+	if (m->scanned)
+		check_started(m);
 	if (m->notify_at != 0 && m->notify_at <= now) {
 		notify_status(m, "WATCHDOG=1");
 		m->notify_at = now + notify_watchdog_ns();
 	}
-	slots_run_deadlines(&m->slots, &m->cfg, now);
+	if (m->scanned)
+		slots_run_deadlines(&m->slots, &m->cfg, now);
 	restart_step(&m->rs, &m->slots, &ctx, now, &res);
 	handle_restart(m, &res);
+	if (!m->scanned)
+		return;
 	ctx = spawn_ctx(m);
 	if (m->mode == MODE_RESIDENT && m->state != MASTER_STOPPING) {
 		if (m->tick_at != 0 && m->tick_at <= now) {

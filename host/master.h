@@ -71,6 +71,11 @@ struct master {
 	int			 cur;		/* which is the workers' */
 	int			 spawned;	/* first workers asked for */
 	int			 start_next;	/* the next of them to ask for */
+	/* The scans of every slot: at most SCAN_BURST per SCAN_WINDOW_NS. */
+	int64_t			 scan_window;	/* mono ns it began */
+	int			 scans;		/* in it */
+	int			 scanned;	/* this turn did them */
+	int64_t			 slots_next;	/* their deadline, as last seen */
 	struct slots		 slots;
 	struct control		 ctl;
 	struct restart		 rs;

@@ -229,10 +229,10 @@ class RespawnTest(harness.PmTest):
     def test_worker_count_returns_to_max_worker_num_under_churn(self):
         # Each worker makes 2 calls and is replaced: the count never goes
         # above maxWorkerNum and comes back to it after every wait.
-        # Each lives about 0.2 s, so that a busy machine's /proc scan
-        # still sees all three between two exits.
+        # Each lives about 0.6 s: a /proc scan on a machine busy with
+        # thousands of other processes still sees all three at once.
         cfg = self.record_config(maxWorkerNum=3, executeTimes=2,
-                                 executeUSleep=100000)
+                                 executeUSleep=300000)
         p = self.run_fg(cfg, workers=3)
         most = [0]
 
