@@ -226,13 +226,20 @@ class PmTest(unittest.TestCase):
         has the same title and parent, but a session of its own).  Only
         while their master lives: after it, see pids_titled()."""
         masters = set(self.masters(title))
+        want = ":Worker:%s" % (title or self.title)
         out = []
-        for pid in self.pids_titled("Worker", title):
+        # One read per process, the title only of a master's children: a
+        # scan must be quicker than a short-lived worker's life even when
+        # other suites have thousands of processes.
+        for pid in all_pids():
             st = proc_stat(pid)
-            if st is not None and st.ppid in masters and st.pgid == pid \
-                    and st.sid != pid:
+            if st is None or st.ppid not in masters or st.pgid != pid or \
+                    st.sid == pid or st.state == "Z":
+                continue
+            c = proc_cmdline(pid)
+            if c is not None and c.endswith(want):
                 out.append(pid)
-        return out
+        return sorted(out)
 
     # -- config and commands --------------------------------------------
 

@@ -26,7 +26,7 @@ class PreloadTest(harness.PmTest):
         return self.pids_titled("Preload")
 
     def test_workers_are_cloned_from_one_preload_and_stay_the_masters(self):
-        cfg = self.task(executeTimes=2, executeUSleep=20000)
+        cfg = self.task(executeTimes=2, executeUSleep=100000)
         p = self.run_fg(cfg, workers=2)
         self.wait_events("init", 6, proc=p)
         pre = self.events("preload")

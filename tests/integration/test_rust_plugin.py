@@ -30,7 +30,7 @@ class RustPluginTest(harness.PmTest):
     def test_rust_plugin_runs_and_logs_through_the_host(self):
         so = self.build()
         cfg = self.config(plugin_name=so, maxWorkerNum=2, executeTimes=2,
-                          executeUSleep=20000, params={"greeting": "hi"})
+                          executeUSleep=100000, params={"greeting": "hi"})
         self.pm("check", cfg, check=0)
         p = self.run_fg(cfg, workers=2)
         for slot in (0, 1):
