@@ -320,6 +320,8 @@ accept_all(struct exporter *ex, int64_t now)
 {
 	for (;;) {
 		struct conn *c = NULL, *gone = NULL;
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof(peer);
 		int fd;
 
 		if (ex->nconns == CONN_MAX) {
@@ -331,7 +333,8 @@ accept_all(struct exporter *ex, int64_t now)
 				return;
 			conn_close(ex, gone);
 		}
-		fd = accept4(ex->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		fd = accept4(ex->lfd, (struct sockaddr *)&peer, &plen,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE ||
 			    errno == ENOBUFS || errno == ENOMEM) {

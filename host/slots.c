@@ -613,8 +613,10 @@ drain_output(struct slots *s, int idx)
  * Folds a dead worker's call counts and times into its slot's, and its
  * exit into the task's exits by reason.
  */
+#ifndef __clang__
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wanalyzer-malloc-leak" /* loses sl->hist */
+#endif
 static void
 fold_times(struct slots *s, struct slot *sl, const struct sb_cell *c,
     enum exit_reason why)
@@ -638,14 +640,18 @@ fold_times(struct slots *s, struct slot *sl, const struct sb_cell *c,
 	}
 	hist_add_cell(sl->times_done, c);
 }
+#ifndef __clang__
 #pragma GCC diagnostic pop
+#endif
 
 /*
  * A slot a scale-down removed: its counts go to the task's retired ones
  * (so its totals never go backwards) and it is left empty and clean.
  */
+#ifndef __clang__
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wanalyzer-malloc-leak" /* frees both */
+#endif
 static void
 retire(struct slots *s, int i)
 {
@@ -661,7 +667,9 @@ retire(struct slots *s, int i)
 	sl->state = SLOT_EMPTY;
 	sl->cur = sl->next = -1;
 }
+#ifndef __clang__
 #pragma GCC diagnostic pop
+#endif
 
 void
 slots_slot_stats(const struct slots *s, int i, uint64_t *calls,
