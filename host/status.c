@@ -53,16 +53,44 @@ status_put_text(struct buf *b, enum status_key k, const char *v)
 	proto_put(b, fields[k].key, v);
 }
 
+/* A decimal integer, all of val (as strtoll reads it); -1 if not. */
+static int
+parse_int(const char *val, long long *out)
+{
+	const char *p = val + (*val == '-');
+	unsigned long long u = 0;
+	char *end;
+	int n = 0;
+
+	/* Plain digits, too few to overflow: what a master sends. */
+	for (; *p >= '0' && *p <= '9' && n < 18; p++, n++)
+		u = u * 10 + (unsigned)(*p - '0');
+	if (n > 0 && *p == '\0') {
+		*out = *val == '-' ? -(long long)u : (long long)u;
+		return 0;
+	}
+	if (*val == '\0')
+		return -1;
+	*out = strtoll(val, &end, 10);
+	return *end == '\0' ? 0 : -1;
+}
+
 long long
 status_num(const struct status_rec *r, enum status_key k, long long def)
 {
-	return r->has[k] ? r->num[k] : def;
+	long long v;
+
+	/* Checked when parsed: a field it has is a number. */
+	if (!r->has[k] || fields[k].type != I ||
+	    parse_int(r->base + r->off[k], &v) < 0)
+		return def;
+	return v;
 }
 
 const char *
 status_text(const struct status_rec *r, enum status_key k)
 {
-	return r->has[k] && r->text[k] != NULL ? r->text[k] : "";
+	return r->has[k] ? r->base + r->off[k] : "";
 }
 
 /*
@@ -111,52 +139,31 @@ key_field(enum rec_kind rec, const char *key, size_t len)
 	return -1;
 }
 
-/* A decimal integer, all of val (as strtoll reads it); -1 if not. */
-static int
-parse_int(const char *val, long long *out)
-{
-	const char *p = val + (*val == '-');
-	unsigned long long u = 0;
-	char *end;
-	int n = 0;
-
-	/* Plain digits, too few to overflow: what a master sends. */
-	for (; *p >= '0' && *p <= '9' && n < 18; p++, n++)
-		u = u * 10 + (unsigned)(*p - '0');
-	if (n > 0 && *p == '\0') {
-		*out = *val == '-' ? -(long long)u : (long long)u;
-		return 0;
-	}
-	if (*val == '\0')
-		return -1;
-	*out = strtoll(val, &end, 10);
-	return *end == '\0' ? 0 : -1;
-}
-
 /* Stores one decoded key=value of a record of kind rec. */
 static void
 rec_set(struct status_rec *r, enum rec_kind rec, const char *key,
     size_t keylen, const char *val)
 {
 	int k = key_field(rec, key, keylen);
+	long long v;
 
 	if (k < 0)
 		return;
-	r->text[k] = val;
-	r->has[k] = 1;
+	r->off[k] = (uint32_t)(val - r->base);
 	/* Not a number: as if absent. */
-	if (fields[k].type == I && parse_int(val, &r->num[k]) < 0)
-		r->has[k] = 0;
+	r->has[k] = fields[k].type != I || parse_int(val, &v) == 0;
 }
 
 /* Splits "TYPE k=v k=v" in place into r; -1 if it is not such a line. */
 static int
-rec_parse(char *line, enum rec_kind rec, struct status_rec *r)
+rec_parse(char *line, enum rec_kind rec, const char *base,
+    struct status_rec *r)
 {
 	char *p = line;
 
-	/* A field's text and number are read only where it has one. */
+	/* A field's place is read only where it has one. */
 	memset(r->has, 0, sizeof(r->has));
+	r->base = base;
 	while (*p == ' ')
 		p++;
 	if (*p == '\0')
@@ -186,10 +193,15 @@ int
 status_parse(const char *reply, struct status_master *m, char *err,
     size_t errlen)
 {
+	size_t end = strlen(reply);
 	char *line, *save = NULL;
 	int have_master = 0, done = 0;
 
 	memset(m, 0, sizeof(*m));
+	if (end > UINT32_MAX) {
+		snprintf(err, errlen, "status reply too large");
+		return -1;
+	}
 	if ((m->mem = strdup(reply)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -208,10 +220,10 @@ status_parse(const char *reply, struct status_master *m, char *err,
 			break;
 		}
 		if (strncmp(line, "master ", 7) == 0) {
-			rec_parse(line, M, &m->m);
+			rec_parse(line, M, m->mem, &m->m);
 			have_master = 1;
 		} else if (strncmp(line, "preload ", 8) == 0) {
-			rec_parse(line, P, &m->preload);
+			rec_parse(line, P, m->mem, &m->preload);
 			m->has_preload = 1;
 		} else if (strncmp(line, "exit ", 5) == 0 && m->nworkers > 0) {
 			struct status_rec *e = realloc(m->exits,
@@ -228,7 +240,7 @@ status_parse(const char *reply, struct status_master *m, char *err,
 			}
 			m->exit_of = of;
 			of[m->nexits] = m->nworkers - 1;
-			rec_parse(line, E, &e[m->nexits++]);
+			rec_parse(line, E, m->mem, &e[m->nexits++]);
 		} else if (strncmp(line, "worker ", 7) == 0) {
 			struct status_rec *w = m->workers;
 
@@ -242,7 +254,7 @@ status_parse(const char *reply, struct status_master *m, char *err,
 				return -1;
 			}
 			m->workers = w;
-			rec_parse(line, W, &w[m->nworkers++]);
+			rec_parse(line, W, m->mem, &w[m->nworkers++]);
 		}
 	}
 	if (!have_master || !done) {
@@ -250,10 +262,13 @@ status_parse(const char *reply, struct status_master *m, char *err,
 		status_free(m);
 		return -1;
 	}
+	/* A worker without a title of its own shows its master's: its
+	 * text, or the empty one at the end of the copy. */
 	for (size_t i = 0; i < m->nworkers; i++)
 		if (!m->workers[i].has[SK_W_TITLE]) {
-			m->workers[i].text[SK_W_TITLE] =
-			    status_text(&m->m, SK_WORKER_TITLE);
+			m->workers[i].off[SK_W_TITLE] =
+			    m->m.has[SK_WORKER_TITLE] ?
+			    m->m.off[SK_WORKER_TITLE] : (uint32_t)end;
 			m->workers[i].has[SK_W_TITLE] = 1;
 		}
 	return 0;
@@ -315,8 +330,8 @@ fmt_int(long long n, char *buf, size_t size)
 static void
 cell_text(const struct status_rec *r, int k, char *buf, size_t size)
 {
-	long long n = status_num(r, (enum status_key)k, -1);
-	long long respawn = status_num(r, SK_W_RESPAWN_IN_MS, -1);
+	long long n = fields[k].type == I ? status_num(r, (enum status_key)k,
+	    -1) : -1, respawn;
 	const char *t = status_text(r, (enum status_key)k);
 
 	switch (fields[k].cell) {
@@ -361,6 +376,7 @@ cell_text(const struct status_rec *r, int k, char *buf, size_t size)
 			snprintf(buf, size, "%.1fs", (double)n / 1000000);
 		break;
 	case C_LAST:
+		respawn = status_num(r, SK_W_RESPAWN_IN_MS, -1);
 		if (t[0] == '\0' && respawn >= 0)
 			snprintf(buf, size, "respawn in %.1f s",
 			    (double)respawn / 1000);
@@ -710,8 +726,17 @@ json_str(struct buf *out, const char *s)
 {
 	buf_add(out, "\"", 1);
 	for (const unsigned char *p = (const unsigned char *)s; *p; ) {
-		size_t n = utf8_len(p);
+		const unsigned char *run = p;
+		size_t n;
 
+		/* Printable ASCII but the two escaped: as it is, in one go. */
+		while (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\')
+			p++;
+		if (p > run)
+			buf_add(out, (const char *)run, (size_t)(p - run));
+		if (*p == '\0')
+			break;
+		n = utf8_len(p);
 		if (*p == '"' || *p == '\\')
 			buf_printf(out, "\\%c", *p);
 		else if (*p < 0x20 || *p == 0x7f)
@@ -787,20 +812,29 @@ json_field(const struct status_rec *r, int k, struct buf *out, int first)
 	const char *key = f->json_key != NULL ? f->json_key : f->key;
 	long long n = status_num(r, (enum status_key)k, -1);
 	const char *t = status_text(r, (enum status_key)k);
-	char when[32];
+	char when[32], num[24];
 
-	buf_printf(out, "%s\"%s%s\":", first ? "" : ",", key,
-	    f->json == J_MEM ? "_mb" : "");
+	/* Without printf where it can: 10 000 workers, 40 fields each. */
+	if (!first)
+		buf_add(out, ",", 1);
+	buf_add(out, "\"", 1);
+	buf_add(out, key, strlen(key));
+	if (f->json == J_MEM)
+		buf_add(out, "_mb", 3);
+	buf_add(out, "\":", 2);
 	switch (f->json) {
 	case J_INT:
-		buf_printf(out, "%lld", status_num(r, (enum status_key)k, 0));
+		fmt_int(status_num(r, (enum status_key)k, 0), num, sizeof(num));
+		buf_add(out, num, strlen(num));
 		break;
 	case J_INTN:
 	case J_LIVE:
-		if (!r->has[k] || (f->json == J_INTN && n < 0))
+		if (!r->has[k] || (f->json == J_INTN && n < 0)) {
 			buf_add(out, "null", 4);
-		else
-			buf_printf(out, "%lld", n);
+		} else {
+			fmt_int(n, num, sizeof(num));
+			buf_add(out, num, strlen(num));
+		}
 		break;
 	case J_SECS:
 		if (n < 0)

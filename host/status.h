@@ -10,6 +10,7 @@
 #define PMHOST_STATUS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "proto.h"
 
@@ -115,11 +116,15 @@ enum status_key {
 };
 #undef STATUS_ENUM
 
-/* One parsed record: each field's value, if the master sent it. */
+/*
+ * One parsed record: each field's value, if the master sent it, as the
+ * place of its text in the reply's copy (numbers are read from it when
+ * asked for).  10 000 workers make 10 000 records: each is small.
+ */
 struct status_rec {
+	const char	*base;		/* the reply's copy */
 	unsigned char	 has[SK_COUNT_];
-	long long	 num[SK_COUNT_];
-	const char	*text[SK_COUNT_];	/* into the reply's copy */
+	uint32_t	 off[SK_COUNT_];	/* a text's place in base */
 };
 
 struct status_master {
