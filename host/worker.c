@@ -11,12 +11,14 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -52,6 +54,7 @@ struct worker {
 /* Read by signal handlers. */
 static struct sb_cell		*signal_cell;
 static pid_t			 master_pid;
+static ino_t			 pipe_ino[2];	/* stdout's and stderr's */
 
 /* TERM/INT: finish the current call and leave; wake the sleep at once. */
 static void
@@ -82,6 +85,35 @@ on_orphaned(int sig, siginfo_t *si, void *uc)
 		log_last_word();
 		kill(0, SIGKILL);
 	}
+}
+
+/*
+ * SIGPIPE keeps its default (a plugin's own broken connection ends it),
+ * unless the pipe that broke is the one to the master: the master is
+ * dying (its descriptors close before the kernel sends the parent-death
+ * signal), and the worker ends as on_orphaned does, with its last word,
+ * instead of silently.
+ */
+static void
+on_broken_pipe(int sig)
+{
+	struct pollfd p[2] = { { .fd = STDOUT_FILENO, .events = POLLOUT },
+	    { .fd = STDERR_FILENO, .events = POLLOUT } };
+	struct sigaction dfl;
+	struct stat st;
+
+	if (poll(p, 2, 0) > 0)
+		for (int k = 0; k < 2; k++)
+			/* Still the pipe the master gave, and broken? */
+			if ((p[k].revents & POLLERR) && fstat(p[k].fd,
+			    &st) == 0 && st.st_ino == pipe_ino[k]) {
+				log_last_word();
+				kill(0, SIGKILL);
+			}
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigaction(sig, &dfl, NULL);
+	raise(sig);
 }
 
 /* Has anyone asked this worker to end (CELL_EXIT, CELL_EXPIRE, TERM)? */
@@ -138,8 +170,15 @@ setup_signals(struct worker *wk)
 	sa.sa_flags |= SA_SIGINFO;
 	if (sigaction(WORKER_ORPHAN_SIGNAL, &sa, NULL) < 0)
 		return -1;
-	/* The master ignores SIGPIPE for its clients; plugins get the default. */
-	signal(SIGPIPE, SIG_DFL);
+	/*
+	 * The master ignores SIGPIPE for its clients; plugins get the
+	 * default, but for the pipes to a dying master (on_broken_pipe).
+	 */
+	sa.sa_sigaction = NULL;
+	sa.sa_handler = on_broken_pipe;
+	sa.sa_flags = SA_RESTART;
+	if (sigaction(SIGPIPE, &sa, NULL) < 0)
+		return -1;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	return 0;
@@ -171,6 +210,7 @@ setup_fds(const struct worker_args *a, const char *title)
 {
 	int fd, keep[2] = { a->ready_fd, -1 };
 	size_t nkeep = 1;
+	struct stat st;
 
 	/*
 	 * A worker that runs as the master's own user keeps the log, to
@@ -190,6 +230,9 @@ setup_fds(const struct worker_args *a, const char *title)
 	}
 	if (dup2(a->out_fd, 1) < 0 || dup2(a->err_fd, 2) < 0)
 		_exit(WORKER_EXIT_FAILED);
+	for (int k = 0; k < 2; k++)
+		if (fstat(k + 1, &st) == 0 && S_ISFIFO(st.st_mode))
+			pipe_ino[k] = st.st_ino;
 	if (a->plugin != NULL) {
 		/*
 		 * Cloned from the preload process: what the plugin opened

@@ -314,6 +314,24 @@ class TestDeadMaster(OperatorTest):
                          % (re.escape(self.title), self.master_pid(), mpid))
         self.stop()
 
+    def test_a_worker_writing_when_its_master_dies_still_says_its_last_word(
+            self):
+        # The master's end of a worker's pipes closes before the kernel
+        # sends the worker its parent-death signal: a worker writing
+        # without pause hits the broken pipe first, and must not die of
+        # it silently.
+        cfg = self.resident(maxWorkerNum=2, executeUSleep=0,
+                            params={"log": 1})
+        self.daemon(cfg)
+        for slot in (0, 1):
+            self.wait_text(self.log_path(), r"recorder call \d+ in slot %d"
+                           % slot)
+        mpid, workers = self.kill_master()
+        log = self.log()
+        for wpid in workers:
+            self.assertIn("[%d]: its master (pid %d) is gone" % (wpid, mpid),
+                          log)
+
     def test_a_worker_of_another_user_holds_nothing_of_the_masters(self):
         # Workers as nobody must not keep the root master's log open; a
         # worker of the master's own user keeps it to say its last word.
