@@ -91,7 +91,8 @@ class TestStalledLog(RobustnessTest):
         cfg = self.chatty()
         self.pipeline(cfg, "head -2")
         self.wait_master()
-        pids = sorted(self.workers())
+        pids = self.wait_for(lambda: (lambda w: len(w) == 3 and w)(
+            sorted(self.workers())), "3 workers")
         # Long after head has gone, the same workers are still calling.
         self.wait_for(lambda: self.calls() > 3000, "3000 calls", timeout=30)
         self.assertEqual(sorted(self.workers()), pids)
