@@ -417,6 +417,12 @@ handle_signals(struct master *m)
 	struct signalfd_siginfo si;
 	char name[32], msg[128], err[PATH_MAX + 256];
 
+	/*
+	 * Workers already dead are seen first: signalfd hands out SIGALRM
+	 * (or TTIN, TERM, ...) before a SIGCHLD pending with it, and a
+	 * wakeup must find the slot of a worker killed just before it.
+	 */
+	reap(m);
 	while (read(m->sigfd, &si, sizeof(si)) == sizeof(si)) {
 		switch (si.ssi_signo) {
 		case SIGCHLD:

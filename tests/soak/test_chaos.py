@@ -543,15 +543,18 @@ class Chaos(harness.PmTest):
             self.kill_one(rng, pids)
 
     def kill_one(self, rng, pids):
-        """SIGKILLs one of pids; 1 if it did."""
+        """SIGKILLs one of pids and waits until it is dead (a zombie for
+        its master to reap, or gone); 1 if it did."""
         if pids:
             pid = rng.choice(pids)
             self.note("  SIGKILL worker %d" % pid)
             try:
                 os.kill(pid, signal.SIGKILL)
-                return 1
             except ProcessLookupError:
-                pass
+                return 0
+            self.wait_for(lambda: not alive(pid), "worker %d dead" % pid,
+                          timeout=5)
+            return 1
         return 0
 
     def fault_stop_worker(self, rng):
