@@ -542,6 +542,24 @@ class Chaos(harness.PmTest):
         else:
             self.kill_one(rng, pids)
 
+    def master_fds_of(self, mpid, wpid):
+        """The master's descriptors of worker wpid's stdout and stderr
+        pipes."""
+        ends = set()
+        for fd in ("1", "2"):
+            try:
+                ends.add(os.readlink("/proc/%d/fd/%s" % (wpid, fd)))
+            except OSError:
+                pass
+        out = []
+        for fd in os.listdir("/proc/%d/fd" % mpid):
+            try:
+                if os.readlink("/proc/%d/fd/%s" % (mpid, fd)) in ends:
+                    out.append(int(fd))
+            except OSError:
+                pass
+        return out
+
     def kill_one(self, rng, pids):
         """SIGKILLs one of pids and waits until it is dead (a zombie for
         its master to reap, or gone); 1 if it did."""
@@ -632,6 +650,10 @@ class Chaos(harness.PmTest):
                           time.monotonic() + rng.uniform(0.3, 2.5))
         for s in self.open_idle(20):
             s.close()
+        # Only a worker whose pipes are above the limit: a dead worker's
+        # lower ones would be free numbers for its replacement's.
+        pids = [p for p in pids if min(self.master_fds_of(mpid, p) or
+                                       [0]) >= low]
         if self.kill_one(rng, pids):
             os.kill(mpid, signal.SIGALRM)
             self.wait_logged(offset, r"(worker \d+ could not be started|"
