@@ -651,7 +651,11 @@ class Chaos(harness.PmTest):
         for s in self.open_idle(20):
             s.close()
         # Only a worker whose pipes are above the limit: a dead worker's
-        # lower ones would be free numbers for its replacement's.
+        # lower ones would be free numbers for its replacement's; and
+        # only when no number below the limit is free already.
+        used = {int(fd) for fd in os.listdir("/proc/%d/fd" % mpid)}
+        if any(fd not in used for fd in range(low)):
+            pids = []
         pids = [p for p in pids if min(self.master_fds_of(mpid, p) or
                                        [0]) >= low]
         if self.kill_one(rng, pids):
